@@ -1,0 +1,374 @@
+//! The services file: parsing and validation, with errors that name the line and column.
+//!
+//! ```toml
+//! [[Services]]
+//!   Name = "bar"
+//!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }]
+//! ```
+//!
+//! [`parse`] is pure; [`load`] reads a file and parses it.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::ranking::{BuildReport, NodeSpec, ServiceSpec, Table};
+
+/// One problem in a services file, at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Why a services file could not be turned into a table.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file name (or a description of the input) the errors refer to.
+    pub origin: String,
+    pub kind: ConfigErrorKind,
+}
+
+#[derive(Debug)]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// The file was read but is not a valid services file: at least one diagnostic.
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ConfigError {
+    /// The diagnostics, if the file was read (empty for a read error).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match &self.kind {
+            ConfigErrorKind::Invalid(d) => d,
+            ConfigErrorKind::Read(_) => &[],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ConfigErrorKind::Read(e) => {
+                write!(f, "{}: cannot read services file: {e}", self.origin)
+            }
+            ConfigErrorKind::Invalid(diags) => {
+                for (i, d) in diags.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{}:{}:{}: {}", self.origin, d.line, d.column, d.message)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ConfigErrorKind::Read(e) => Some(e),
+            ConfigErrorKind::Invalid(_) => None,
+        }
+    }
+}
+
+/// A parsed and built services file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub table: Table,
+    pub report: BuildReport,
+}
+
+/// Reads and parses the services file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let origin = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        kind: ConfigErrorKind::Read(e),
+    })?;
+    parse(&src, &origin)
+}
+
+/// Parses a services file. `origin` names it in error messages.
+pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
+    let invalid = |diags| ConfigError {
+        origin: origin.to_string(),
+        kind: ConfigErrorKind::Invalid(diags),
+    };
+    let doc: Doc = toml::from_str(src).map_err(|e| {
+        let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
+        invalid(vec![Diagnostic {
+            line,
+            column,
+            message: e.message().trim_end().to_string(),
+        }])
+    })?;
+
+    let mut diags = Vec::new();
+    let mut at = |span: std::ops::Range<usize>, message: String| {
+        let (line, column) = line_col(src, span.start);
+        diags.push(Diagnostic {
+            line,
+            column,
+            message,
+        });
+    };
+    let mut specs = Vec::with_capacity(doc.services.len());
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for service in &doc.services {
+        let service = service.get_ref();
+        let name = service.name.get_ref();
+        if name.is_empty() {
+            at(service.name.span(), "service Name is empty".to_string());
+        } else if let Some(first) = seen.insert(name, service.name.span().start) {
+            seen.insert(name, first);
+            let (line, _) = line_col(src, first);
+            at(
+                service.name.span(),
+                format!("service {name:?} is already defined at line {line}"),
+            );
+        }
+        let mut nodes = Vec::with_capacity(service.nodes.len());
+        for node in &service.nodes {
+            let (node, weight) = match node.get_ref() {
+                NodeDoc::Plain(n) => (n.clone(), None),
+                NodeDoc::Weighted { node, weight } => (node.clone(), weight.as_ref()),
+            };
+            let weight = match weight {
+                None => 1.0,
+                Some(w) => {
+                    let value = *w.get_ref();
+                    if !(value.is_finite() && value > 0.0) {
+                        at(w.span(), format!("node {node:?}: Weight must be a finite number greater than 0, got {value}"));
+                    }
+                    value
+                }
+            };
+            nodes.push(NodeSpec { node, weight });
+        }
+        specs.push(ServiceSpec {
+            name: name.clone(),
+            nodes,
+        });
+    }
+    if !diags.is_empty() {
+        return Err(invalid(diags));
+    }
+    let (table, report) = Table::build(specs).map_err(|e| {
+        invalid(vec![Diagnostic {
+            line: 1,
+            column: 1,
+            message: e.to_string(),
+        }])
+    })?;
+    Ok(Loaded { table, report })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = src.get(..offset).unwrap_or(src);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    #[serde(rename = "Services", default)]
+    services: Vec<Spanned<ServiceDoc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceDoc {
+    #[serde(rename = "Name")]
+    name: Spanned<String>,
+    #[serde(rename = "Nodes", default)]
+    nodes: Vec<Spanned<NodeDoc>>,
+}
+
+/// A node: `"host:port"` or `{ Node = "host:port", Weight = 2.5 }`.
+enum NodeDoc {
+    Plain(String),
+    Weighted {
+        node: String,
+        weight: Option<Spanned<f64>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightedDoc {
+    #[serde(rename = "Node")]
+    node: String,
+    #[serde(rename = "Weight", default)]
+    weight: Option<Spanned<f64>>,
+}
+
+impl<'de> Deserialize<'de> for NodeDoc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NodeDoc;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a node: a string such as "host:port", or { Node = "host:port", Weight = 2.5 }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeDoc, E> {
+                Ok(NodeDoc::Plain(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<NodeDoc, E> {
+                Ok(NodeDoc::Plain(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NodeDoc, A::Error> {
+                let w = WeightedDoc::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(NodeDoc::Weighted {
+                    node: w.node,
+                    weight: w.weight,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> Vec<Diagnostic> {
+        match parse(src, "t.toml") {
+            Ok(_) => panic!("expected an error for {src:?}"),
+            Err(e) => e.diagnostics().to_vec(),
+        }
+    }
+
+    fn one(src: &str) -> (usize, usize, String) {
+        let d = err(src);
+        assert_eq!(d.len(), 1, "{d:?}");
+        (d[0].line, d[0].column, d[0].message.clone())
+    }
+
+    #[test]
+    fn parses_the_documented_format() {
+        let l = parse(
+            "[[Services]]\n  Name = \"bar\"\n  Nodes = [\"bar1:8080\", \"bar2:8080\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.table.names(), ["bar"]);
+        assert_eq!(
+            l.table.get("bar").unwrap().nodes(),
+            ["bar1:8080", "bar2:8080"]
+        );
+    }
+
+    #[test]
+    fn empty_file_and_empty_service_are_valid() {
+        assert!(parse("", "t").unwrap().table.is_empty());
+        let l = parse("[[Services]]\nName = \"e\"\nNodes = []\n", "t").unwrap();
+        assert!(l.table.get("e").unwrap().is_empty());
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let (line, col, msg) = one("[[Services]]\nName = \"bar\nNodes = []\n");
+        assert_eq!((line, col), (2, 12), "{msg}");
+    }
+
+    #[test]
+    fn nodes_not_a_list_of_strings() {
+        let (line, col, msg) = one("[[Services]]\nName = \"bar\"\nNodes = [\"a\", 5]\n");
+        assert_eq!((line, col), (3, 15), "{msg}");
+        assert!(msg.contains("a node"), "{msg}");
+        let (line, _, msg) = one("[[Services]]\nName = \"bar\"\nNodes = \"a\"\n");
+        assert_eq!(line, 3, "{msg}");
+    }
+
+    #[test]
+    fn missing_and_empty_name() {
+        let (line, _, msg) = one("[[Services]]\nNodes = [\"a\"]\n");
+        assert!(msg.contains("missing field `Name`"), "{msg}");
+        assert!(line <= 2, "{line}");
+        let (line, col, msg) = one("[[Services]]\nName = \"\"\nNodes = [\"a\"]\n");
+        assert_eq!((line, col), (2, 8));
+        assert!(msg.contains("empty"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_not_an_empty_service() {
+        let (line, col, msg) = one("[[Services]]\nName = \"bar\"\nNode = [\"a\"]\n");
+        assert_eq!((line, col), (3, 1), "{msg}");
+        assert!(msg.contains("unknown field `Node`"), "{msg}");
+        let (line, _, msg) = one("[[Service]]\nName = \"bar\"\n");
+        assert_eq!(line, 1, "{msg}");
+    }
+
+    #[test]
+    fn duplicate_service_names() {
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\n[[Services]]\nName = \"a\"\n");
+        assert_eq!((line, col), (4, 8));
+        assert!(msg.contains("already defined at line 2"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_nodes_are_removed_and_reported() {
+        let l = parse(
+            "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\", \"x\", \"x\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.table.get("a").unwrap().nodes(), ["x", "y"]);
+        assert_eq!(l.report.duplicates_removed, vec![("a".to_string(), 2)]);
+    }
+
+    #[test]
+    fn weights() {
+        let l = parse("[[Services]]\nName = \"a\"\nNodes = [\"x\", { Node = \"y\", Weight = 2.5 }, { Node = \"z\", Weight = 3 }]\n", "t")
+            .unwrap();
+        assert_eq!(l.table.get("a").unwrap().weights(), [1.0, 2.5, 3.0]);
+        for bad in ["0", "-1", "nan", "inf"] {
+            let (line, col, msg) = one(&format!(
+                "[[Services]]\nName = \"a\"\nNodes = [\n  {{ Node = \"y\", Weight = {bad} }},\n]\n"
+            ));
+            assert_eq!((line, col), (4, 26), "{bad}: {msg}");
+            assert!(msg.contains("greater than 0"), "{msg}");
+        }
+        let (line, _, msg) =
+            one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"y\", Wieght = 2 }]\n");
+        assert_eq!(line, 3);
+        assert!(msg.contains("unknown field `Wieght`"), "{msg}");
+    }
+
+    #[test]
+    fn several_errors_are_all_reported() {
+        let d = err("[[Services]]\nName = \"\"\n[[Services]]\nName = \"a\"\nNodes = [{ Node = \"y\", Weight = 0 }]\n");
+        assert_eq!(d.len(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn display_names_file_line_and_column() {
+        let e = parse("[[Services]]\nName = \"\"\n", "svc.toml").unwrap_err();
+        assert_eq!(e.to_string(), "svc.toml:2:8: service Name is empty");
+        let e = load(Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/x.toml: cannot read services file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
+        assert_eq!(line_col("", 0), (1, 1));
+    }
+}

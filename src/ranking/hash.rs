@@ -1,0 +1,99 @@
+//! The hash behind every ranking decision.
+//!
+//! A node's score for a key is `mix(key_hash ^ node_hash)`: `key_hash` is computed once per
+//! request, `node_hash` once per node when the table is built, and [`mix`] is murmur3's 64-bit
+//! finalizer, a full-avalanche permutation, so the per-node work is one XOR, two multiplications
+//! and three shifts, and every output bit depends on every bit of both hashes.
+//!
+//! The string hashes come from ahash with fixed seeds. ahash does not promise a stable output
+//! across versions or CPU features, so the version is pinned exactly in `Cargo.toml`, and
+//! [`super::self_check`] recomputes known answers at startup.
+
+use std::hash::{BuildHasher, Hasher};
+
+/// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
+/// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
+pub const ALGORITHM_VERSION: u32 = 1;
+
+/// Fixed seeds: the digits are arbitrary but may never change without bumping
+/// [`ALGORITHM_VERSION`], since every key would move.
+const SEEDS: ahash::RandomState = ahash::RandomState::with_seeds(
+    0x6b65_7972_6f75_7465, // "keyroute"
+    0x7220_7265_6e64_657a, // "r rendez"
+    0x766f_7573_2068_7277, // "vous hrw"
+    0x0000_0000_0000_0001,
+);
+
+/// Hashes a string's bytes with the pinned, seeded ahash.
+#[inline]
+pub fn hash_str(s: &str) -> u64 {
+    let mut h = SEEDS.build_hasher();
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+/// murmur3's fmix64: a bijective mixer with full avalanche.
+#[inline(always)]
+pub fn mix(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
+}
+
+/// The score of a node for a key, from their precomputed hashes.
+#[inline(always)]
+pub fn score(key_hash: u64, node_hash: u64) -> u64 {
+    mix(key_hash ^ node_hash)
+}
+
+/// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by
+/// half a step. `v + 0.5` with `v < 2^52` is exact in an f64, so neither 0 nor 1 can come out
+/// (with 53 bits the top value would round to exactly 1, and `ln(1) = 0`).
+#[inline(always)]
+pub fn unit_interval(score: u64) -> f64 {
+    const STEP: f64 = 1.0 / (1u64 << 52) as f64;
+    ((score >> 12) as f64 + 0.5) * STEP
+}
+
+/// Weighted rendezvous score: `-weight / ln(u)`. It is positive and finite for a finite
+/// positive weight, and strictly increasing in `u`, so equal weights keep the unweighted order.
+#[inline(always)]
+pub fn weighted_score(score: u64, weight: f64) -> f64 {
+    -weight / unit_interval(score).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_interval_is_open() {
+        assert!(unit_interval(0) > 0.0);
+        assert!(unit_interval(u64::MAX) < 1.0);
+        assert!(unit_interval(u64::MAX) > unit_interval(u64::MAX - (1 << 12)));
+    }
+
+    #[test]
+    fn weighted_score_is_monotonic_in_the_hash() {
+        let mut last = 0.0;
+        for s in [0u64, 1 << 12, 1 << 40, 1 << 63, u64::MAX] {
+            let w = weighted_score(s, 1.0);
+            assert!(w.is_finite() && w > last, "{s}: {w} after {last}");
+            last = w;
+        }
+    }
+
+    #[test]
+    fn mix_is_not_the_identity_and_spreads_bits() {
+        // One flipped input bit flips about half of the output bits.
+        let mut total = 0;
+        for bit in 0..64 {
+            total += (mix(12345) ^ mix(12345 ^ (1 << bit))).count_ones();
+        }
+        let mean = total as f64 / 64.0;
+        assert!((28.0..36.0).contains(&mean), "mean flipped bits {mean}");
+    }
+}

@@ -1,0 +1,133 @@
+//! The ranking core: rendezvous (highest-random-weight) hashing over an immutable table.
+//!
+//! Pure code: no I/O, no logging, no async. It could be published as its own crate.
+//!
+//! Every node gets a score from a seeded hash of the key and the node ([`hash`]); the answer is
+//! the nodes with the highest scores, best first ([`topk`]). Removing a node moves only the keys
+//! it owned, adding one takes a fair share from every other node, and the answer does not depend
+//! on the order of the nodes in the file.
+//!
+//! ```
+//! use keyrouter::ranking::{ServiceSpec, Table};
+//! let (table, _) = Table::build([ServiceSpec::new("bar", ["bar1:8080", "bar2:8080"])]).unwrap();
+//! let answer = table.get("bar").unwrap().lookup("ryans", 1, 3).unwrap();
+//! assert_eq!(answer.len(), 2);
+//! ```
+
+pub mod hash;
+mod table;
+pub mod topk;
+
+pub use hash::ALGORITHM_VERSION;
+pub use table::{
+    fingerprint_hex, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table, TableError,
+};
+
+/// Known answers, copied from `tests/golden.jsonl`: `(nodes, key, k, expected)`.
+const SELF_CHECK: &[(&[&str], &str, usize, &[&str])] = &[
+    (
+        &["bar1:8080", "bar2:8080", "bar3:8080"],
+        "ryans",
+        3,
+        &["bar2:8080", "bar1:8080", "bar3:8080"],
+    ),
+    (
+        &["bar1:8080", "bar2:8080", "bar3:8080"],
+        "ryans",
+        1,
+        &["bar2:8080"],
+    ),
+    (
+        &[
+            "узел-0.example:80",
+            "узел-1.example:80",
+            "узел-2.example:80",
+        ],
+        "user:406766",
+        3,
+        &[
+            "узел-2.example:80",
+            "узел-0.example:80",
+            "узел-1.example:80",
+        ],
+    ),
+    (
+        &[
+            "10.218.76.205:8152",
+            "10.121.25.33:8906",
+            "10.117.3.69:8404",
+            "10.165.4.196:8207",
+        ],
+        "user:349759",
+        4,
+        &[
+            "10.121.25.33:8906",
+            "10.218.76.205:8152",
+            "10.117.3.69:8404",
+            "10.165.4.196:8207",
+        ],
+    ),
+    (
+        &[
+            "node 0 \"quoted\"\t127",
+            "node 1 \"quoted\"\t699",
+            "node 2 \"quoted\"\t409",
+            "node 3 \"quoted\"\t156",
+            "node 4 \"quoted\"\t729",
+        ],
+        "ryans",
+        2,
+        &["node 0 \"quoted\"\t127", "node 4 \"quoted\"\t729"],
+    ),
+    (
+        &["[fd00::9f44]:443", "[fd00::850]:443", "[fd00::83f0]:443"],
+        "session 13 🚀",
+        3,
+        &["[fd00::83f0]:443", "[fd00::9f44]:443", "[fd00::850]:443"],
+    ),
+    (
+        &["bar0:8080", "bar1:8080", "bar2:8080", "bar3:8080"],
+        "ключ-25",
+        3,
+        &["bar3:8080", "bar0:8080", "bar2:8080"],
+    ),
+];
+
+/// The ranking of this build differs from the pinned one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "hash self-check failed: key {key:?} ranks {got:?}, expected {expected:?}. This build hashes \
+     differently from every other keyrouter (another ahash version, or CPU-specific code such as \
+     AES enabled by target-cpu flags); it would send keys to the wrong nodes, so it must not serve"
+)]
+pub struct SelfCheckError {
+    pub key: String,
+    pub got: Vec<String>,
+    pub expected: Vec<String>,
+}
+
+/// Recomputes known answers; an error means this build would disagree with other replicas.
+pub fn self_check() -> Result<(), SelfCheckError> {
+    for (nodes, key, k, expected) in SELF_CHECK {
+        let (service, _) = Service::build(ServiceSpec::new("self-check", nodes.iter().copied()))
+            .expect("self-check nodes are valid");
+        let mut got = Vec::new();
+        service.rank_into(key, *k, &mut got);
+        if got != *expected {
+            return Err(SelfCheckError {
+                key: key.to_string(),
+                got: got.iter().map(|s| s.to_string()).collect(),
+                expected: expected.iter().map(|s| s.to_string()).collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[doc(hidden)]
+pub fn self_check_vectors(
+) -> impl Iterator<Item = (Vec<&'static str>, &'static str, usize, Vec<&'static str>)> {
+    SELF_CHECK
+        .iter()
+        .map(|(n, key, k, e)| (n.to_vec(), *key, *k, e.to_vec()))
+}

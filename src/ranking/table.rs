@@ -1,0 +1,321 @@
+//! The immutable service table: everything a lookup needs, computed once per node.
+
+use std::collections::{HashMap, HashSet};
+
+use super::hash::{hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
+use super::topk::{top_k, Candidate};
+
+/// One node as written in the services file: an opaque string and its weight (1 by default).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    pub node: String,
+    pub weight: f64,
+}
+
+impl NodeSpec {
+    /// A node of weight 1.
+    pub fn new(node: impl Into<String>) -> Self {
+        NodeSpec {
+            node: node.into(),
+            weight: 1.0,
+        }
+    }
+}
+
+/// One service as written in the services file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub nodes: Vec<NodeSpec>,
+}
+
+impl ServiceSpec {
+    /// A service whose nodes all have weight 1.
+    pub fn new<N: Into<String>>(
+        name: impl Into<String>,
+        nodes: impl IntoIterator<Item = N>,
+    ) -> Self {
+        ServiceSpec {
+            name: name.into(),
+            nodes: nodes.into_iter().map(NodeSpec::new).collect(),
+        }
+    }
+}
+
+/// Why a set of specs cannot become a table. The config parser reports these with line and
+/// column before they get here; the table checks again so that its own API cannot be misused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TableError {
+    #[error("service name is empty")]
+    EmptyName,
+    #[error("service {0:?} is defined more than once")]
+    DuplicateService(String),
+    #[error("service {service:?}: node {node:?} has weight {weight}; a weight must be finite and greater than 0")]
+    InvalidWeight {
+        service: String,
+        node: String,
+        weight: f64,
+    },
+}
+
+/// Why a lookup has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("min ({min}) is greater than max ({max})")]
+    MinGreaterThanMax { min: u64, max: u64 },
+    #[error("service {service:?} has {available} node(s), fewer than min ({min})")]
+    NotEnoughNodes {
+        service: String,
+        available: usize,
+        min: u64,
+    },
+}
+
+/// What building a table noticed without failing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildReport {
+    /// Services whose node list had duplicates, and how many were removed (the first is kept).
+    pub duplicates_removed: Vec<(String, usize)>,
+}
+
+/// A service ready for lookups.
+#[derive(Debug, Clone)]
+pub struct Service {
+    name: String,
+    nodes: Vec<String>,
+    hashes: Vec<u64>,
+    /// `None` when all weights are equal: the unweighted ranking is then exactly the weighted
+    /// one, and much cheaper.
+    weights: Option<Vec<f64>>,
+    all_weights: Vec<f64>,
+    fingerprint: u64,
+}
+
+impl Service {
+    /// Builds a service, dropping duplicate nodes (the first one wins). Linear in the number of
+    /// nodes. Returns the service and how many duplicates were removed.
+    pub fn build(spec: ServiceSpec) -> Result<(Service, usize), TableError> {
+        if spec.name.is_empty() {
+            return Err(TableError::EmptyName);
+        }
+        let mut seen = HashSet::with_capacity(spec.nodes.len());
+        let mut keep = Vec::with_capacity(spec.nodes.len());
+        for n in &spec.nodes {
+            if !(n.weight.is_finite() && n.weight > 0.0) {
+                return Err(TableError::InvalidWeight {
+                    service: spec.name.clone(),
+                    node: n.node.clone(),
+                    weight: n.weight,
+                });
+            }
+            keep.push(seen.insert(n.node.as_str()));
+        }
+        drop(seen);
+        let removed = keep.iter().filter(|k| !**k).count();
+        let mut nodes = Vec::with_capacity(spec.nodes.len() - removed);
+        let mut weights = Vec::with_capacity(nodes.capacity());
+        for (n, keep) in spec.nodes.into_iter().zip(keep) {
+            if keep {
+                nodes.push(n.node);
+                weights.push(n.weight);
+            }
+        }
+        let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
+        let fingerprint = fingerprint(&hashes, &weights);
+        let uniform = weights.windows(2).all(|w| w[0] == w[1]);
+        Ok((
+            Service {
+                name: spec.name,
+                nodes,
+                hashes,
+                weights: if uniform { None } else { Some(weights.clone()) },
+                all_weights: weights,
+                fingerprint,
+            },
+            removed,
+        ))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The nodes, in file order, without duplicates.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// Each node's weight, in the order of [`Service::nodes`].
+    pub fn weights(&self) -> &[f64] {
+        &self.all_weights
+    }
+
+    /// Whether the nodes have different weights (and lookups take the weighted path).
+    pub fn is_weighted(&self) -> bool {
+        self.weights.is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// A stable hash of the node set, the weights and the algorithm version, independent of
+    /// node order.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// How many nodes a lookup with these bounds answers: `min(max, node count)`, or an error
+    /// when `min > max` or the service has fewer than `min` nodes.
+    pub fn answer_len(&self, min: u64, max: u64) -> Result<usize, LookupError> {
+        if min > max {
+            return Err(LookupError::MinGreaterThanMax { min, max });
+        }
+        let available = self.nodes.len();
+        if (available as u64) < min {
+            return Err(LookupError::NotEnoughNodes {
+                service: self.name.clone(),
+                available,
+                min,
+            });
+        }
+        Ok(usize::try_from(max).map_or(available, |m| m.min(available)))
+    }
+
+    /// The nodes ranked highest for `key`, best first: between `min` and `max` of them, as many
+    /// as the service has.
+    pub fn lookup(&self, key: &str, min: u64, max: u64) -> Result<Vec<&str>, LookupError> {
+        let k = self.answer_len(min, max)?;
+        let mut out = Vec::with_capacity(k);
+        self.rank_into(key, k, &mut out);
+        Ok(out)
+    }
+
+    /// Appends the `k` nodes ranked highest for `key` to `out`, best first (fewer if the service
+    /// has fewer). Allocates nothing for `k <= 8` beyond what `out` needs.
+    pub fn rank_into<'a>(&'a self, key: &str, k: usize, out: &mut Vec<&'a str>) {
+        let key_hash = hash_str(key);
+        let hashes = &self.hashes[..];
+        let nodes = &self.nodes[..];
+        // Equal scores (a 64-bit collision) are broken by the node string, so the order is
+        // total and does not depend on the order of nodes in the file.
+        let tie = |a: u32, b: u32| nodes[b as usize].cmp(&nodes[a as usize]);
+        let emit = |i: usize| out.push(nodes[i].as_str());
+        match &self.weights {
+            None => top_k(
+                hashes.len(),
+                k,
+                |i| score(key_hash, hashes[i]),
+                |a: &Candidate<u64>, b| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index)),
+                emit,
+            ),
+            Some(weights) => top_k(
+                hashes.len(),
+                k,
+                |i| {
+                    let raw = score(key_hash, hashes[i]);
+                    (weighted_score(raw, weights[i]), raw)
+                },
+                |a: &Candidate<(f64, u64)>, b| {
+                    a.score
+                        .0
+                        .total_cmp(&b.score.0)
+                        .then(a.score.1.cmp(&b.score.1))
+                        .then_with(|| tie(a.index, b.index))
+                },
+                emit,
+            ),
+        }
+    }
+}
+
+/// Order-independent fingerprint: a sum of per-node mixes, so it is linear to compute and the
+/// same for any permutation of the nodes.
+fn fingerprint(hashes: &[u64], weights: &[f64]) -> u64 {
+    let mut acc = mix(u64::from(ALGORITHM_VERSION) ^ 0x9e37_79b9_7f4a_7c15);
+    for (h, w) in hashes.iter().zip(weights) {
+        acc = acc.wrapping_add(mix(h ^ mix(w.to_bits())));
+    }
+    mix(acc ^ hashes.len() as u64)
+}
+
+/// All services, by name. Immutable: a reload builds a new one.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    services: HashMap<String, Service>,
+    names: Vec<String>,
+    fingerprint: u64,
+}
+
+impl Table {
+    /// Builds a table from service specs.
+    pub fn build(
+        specs: impl IntoIterator<Item = ServiceSpec>,
+    ) -> Result<(Table, BuildReport), TableError> {
+        let mut services = HashMap::new();
+        let mut report = BuildReport::default();
+        for spec in specs {
+            let (service, removed) = Service::build(spec)?;
+            if removed > 0 {
+                report
+                    .duplicates_removed
+                    .push((service.name.clone(), removed));
+            }
+            if services.contains_key(&service.name) {
+                return Err(TableError::DuplicateService(service.name));
+            }
+            services.insert(service.name.clone(), service);
+        }
+        let mut names: Vec<String> = services.keys().cloned().collect();
+        names.sort_unstable();
+        let mut acc = mix(u64::from(ALGORITHM_VERSION));
+        for name in &names {
+            acc = mix(acc ^ hash_str(name)).wrapping_add(services[name].fingerprint);
+        }
+        Ok((
+            Table {
+                services,
+                names,
+                fingerprint: mix(acc),
+            },
+            report,
+        ))
+    }
+
+    /// The service called `name`.
+    pub fn get(&self, name: &str) -> Option<&Service> {
+        self.services.get(name)
+    }
+
+    /// Service names, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Services, sorted by name.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.names.iter().map(|n| &self.services[n])
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Fingerprint of the whole table: every service's name and fingerprint.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+}
+
+/// Formats a fingerprint the way the API shows it.
+pub fn fingerprint_hex(f: u64) -> String {
+    format!("{f:016x}")
+}

@@ -1,0 +1,156 @@
+//! Golden vectors: the answers keyrouter has always given. If this test fails, keys would move
+//! to other nodes for every client: the hash changed (ahash version, CPU features) or the
+//! ranking did. Do not regenerate the file to make it pass, unless moving every key is the
+//! decision (and `ALGORITHM_VERSION` is bumped with it).
+//!
+//! Regenerate with `KEYROUTER_BLESS=1 cargo test --test golden`.
+
+use keyrouter::ranking::{hash::mix, Service, ServiceSpec};
+use serde::{Deserialize, Serialize};
+
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden.jsonl");
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Case {
+    nodes: Vec<String>,
+    key: String,
+    min: u64,
+    max: u64,
+    expected: Vec<String>,
+}
+
+fn answer(nodes: &[String], key: &str, min: u64, max: u64) -> Vec<String> {
+    let (s, _) = Service::build(ServiceSpec::new("golden", nodes.iter().cloned())).unwrap();
+    s.lookup(key, min, max)
+        .unwrap()
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// The inputs, generated deterministically: varied sizes, node spellings and keys.
+fn inputs() -> Vec<(Vec<String>, String, u64, u64)> {
+    let sizes = [1usize, 2, 3, 4, 5, 7, 10, 16, 33, 100, 257];
+    let mut out = Vec::new();
+    let mut r = 0x1234_5678u64;
+    let mut next = || {
+        r = mix(r.wrapping_add(0x9e37_79b9_7f4a_7c15));
+        r
+    };
+    for i in 0..220u64 {
+        let n = sizes[(i as usize) % sizes.len()];
+        let style = next() % 5;
+        let nodes: Vec<String> = (0..n)
+            .map(|j| match style {
+                0 => format!("bar{j}:8080"),
+                1 => format!(
+                    "10.{}.{}.{}:{}",
+                    next() % 256,
+                    next() % 256,
+                    next() % 256,
+                    8000 + next() % 1000
+                ),
+                2 => format!("[fd00::{:x}]:443", next() % 65536),
+                3 => format!("узел-{j}.example:80"),
+                _ => format!("node {j} \"quoted\"\t{}", next() % 1000),
+            })
+            .collect();
+        let key = match next() % 6 {
+            0 => "ryans".to_string(),
+            1 => format!("user:{}", next() % 1_000_000),
+            2 => format!("ключ-{i}"),
+            3 => "x".repeat(1 + (next() % 300) as usize),
+            4 => format!("{:016x}", next()),
+            _ => format!("session {i} 🚀"),
+        };
+        let min = next() % (n as u64 + 1);
+        let max = min + next() % 5;
+        out.push((nodes, key, min, max));
+    }
+    // A few fixed, readable cases.
+    let bar: Vec<String> = ["bar1:8080", "bar2:8080", "bar3:8080"]
+        .map(String::from)
+        .to_vec();
+    out.push((bar.clone(), "ryans".into(), 1, 3));
+    out.push((bar.clone(), "ryans".into(), 1, 1));
+    out.push((vec![], "ryans".into(), 0, 3));
+    out
+}
+
+#[test]
+fn golden_vectors() {
+    if std::env::var_os("KEYROUTER_BLESS").is_some() {
+        let mut text = String::new();
+        for (nodes, key, min, max) in inputs() {
+            let expected = answer(&nodes, &key, min, max);
+            text += &serde_json::to_string(&Case {
+                nodes,
+                key,
+                min,
+                max,
+                expected,
+            })
+            .unwrap();
+            text.push('\n');
+        }
+        std::fs::write(PATH, text).unwrap();
+    }
+    let text = std::fs::read_to_string(PATH).unwrap();
+    let cases: Vec<Case> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(cases.len() >= 200, "only {} golden cases", cases.len());
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let got = answer(&c.nodes, &c.key, c.min, c.max);
+        if got != c.expected {
+            failures.push(format!(
+                "line {}: key {:?}: got {got:?}, expected {:?}",
+                i + 1,
+                c.key,
+                c.expected
+            ));
+        }
+        // The answer is also independent of the order of the nodes.
+        let mut reversed = c.nodes.clone();
+        reversed.reverse();
+        assert_eq!(
+            answer(&reversed, &c.key, c.min, c.max),
+            c.expected,
+            "line {}: reversed nodes",
+            i + 1
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden vectors differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn self_check_vectors_are_golden_vectors() {
+    keyrouter::ranking::self_check().expect("this build ranks like every other keyrouter");
+    let text = std::fs::read_to_string(PATH).unwrap();
+    let cases: Vec<Case> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut count = 0;
+    for (nodes, key, k, expected) in keyrouter::ranking::self_check_vectors() {
+        count += 1;
+        let found = cases.iter().any(|c| {
+            c.nodes == nodes && c.key == key && c.expected.len() == k && c.expected == expected
+        });
+        assert!(
+            found,
+            "self-check vector for key {key:?} is not in tests/golden.jsonl"
+        );
+    }
+    assert!(
+        count >= 5,
+        "self_check() should check a handful of vectors, has {count}"
+    );
+}

@@ -1,0 +1,185 @@
+//! Properties of the ranking: determinism, prefixes, order independence, minimal disruption
+//! and balance.
+
+use keyrouter::ranking::{LookupError, Service, ServiceSpec, Table};
+use proptest::prelude::*;
+
+fn service(nodes: &[String]) -> Service {
+    Service::build(ServiceSpec::new("s", nodes.iter().cloned()))
+        .unwrap()
+        .0
+}
+
+fn ranking(s: &Service, key: &str) -> Vec<String> {
+    s.lookup(key, 0, u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+fn node_set() -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::hash_set("[a-z0-9.:-]{1,12}", 1..40).prop_map(|s| s.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn deterministic_across_separately_built_tables(nodes in node_set(), key in ".{0,40}", k in 0usize..50) {
+        let a = service(&nodes);
+        let b = service(&nodes.clone());
+        prop_assert_eq!(a.lookup(&key, 0, k as u64).unwrap(), b.lookup(&key, 0, k as u64).unwrap());
+    }
+
+    #[test]
+    fn top_k_is_a_prefix_of_top_k_plus_one(nodes in node_set(), key in ".{0,40}", k in 0usize..45) {
+        let s = service(&nodes);
+        let small = s.lookup(&key, 0, k as u64).unwrap();
+        let big = s.lookup(&key, 0, k as u64 + 1).unwrap();
+        prop_assert_eq!(small.len(), k.min(nodes.len()));
+        prop_assert_eq!(&big[..small.len()], &small[..]);
+    }
+
+    #[test]
+    fn node_order_does_not_matter(nodes in node_set(), key in ".{0,40}", seed in any::<u64>()) {
+        let mut shuffled = nodes.clone();
+        // Deterministic shuffle from the seed.
+        let mut r = seed;
+        for i in (1..shuffled.len()).rev() {
+            r = keyrouter::ranking::hash::mix(r.wrapping_add(i as u64));
+            shuffled.swap(i, (r % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(ranking(&service(&nodes), &key), ranking(&service(&shuffled), &key));
+    }
+
+    #[test]
+    fn removing_a_node_keeps_the_order_of_the_others(nodes in node_set(), key in ".{0,40}", which in any::<prop::sample::Index>()) {
+        let removed = which.get(&nodes).clone();
+        let rest: Vec<String> = nodes.iter().filter(|n| **n != removed).cloned().collect();
+        let mut before = ranking(&service(&nodes), &key);
+        before.retain(|n| *n != removed);
+        prop_assert_eq!(before, ranking(&service(&rest), &key));
+    }
+
+    #[test]
+    fn adding_a_node_only_moves_keys_to_it(nodes in node_set(), key in ".{0,40}", extra in "[A-Z]{1,8}") {
+        let before = ranking(&service(&nodes), &key);
+        let mut more = nodes.clone();
+        more.push(extra.clone());
+        let mut after = ranking(&service(&more), &key);
+        prop_assert!(after[0] == before[0] || after[0] == extra);
+        after.retain(|n| *n != extra);
+        prop_assert_eq!(after, before);
+    }
+
+    #[test]
+    fn answer_size_rules(nodes in proptest::collection::vec("[a-c]{1,2}", 0..12), min in 0u64..15, max in 0u64..15) {
+        let s = service(&nodes);
+        match s.lookup("key", min, max) {
+            Ok(answer) => {
+                prop_assert!(min <= max && (s.len() as u64) >= min);
+                prop_assert_eq!(answer.len() as u64, max.min(s.len() as u64));
+            }
+            Err(LookupError::MinGreaterThanMax { .. }) => prop_assert!(min > max),
+            Err(LookupError::NotEnoughNodes { available, min: m, .. }) => {
+                prop_assert!(min <= max && available < min as usize && m == min);
+            }
+        }
+    }
+}
+
+fn nodes(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("node-{i}.example:8080")).collect()
+}
+
+/// Share of keys (out of `keys`) whose ranking at `place` is each node.
+fn shares(s: &Service, keys: usize, place: usize) -> Vec<f64> {
+    let mut counts = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for i in 0..keys {
+        out.clear();
+        s.rank_into(&format!("key-{i}"), place + 1, &mut out);
+        *counts.entry(out[place].to_string()).or_insert(0usize) += 1;
+    }
+    s.nodes()
+        .iter()
+        .map(|n| counts.get(n).copied().unwrap_or(0) as f64 / keys as f64)
+        .collect()
+}
+
+#[test]
+fn balance_of_first_and_second_choices() {
+    let s = service(&nodes(10));
+    for place in [0, 1] {
+        for (node, share) in s.nodes().iter().zip(shares(&s, 100_000, place)) {
+            assert!(
+                (share - 0.1).abs() <= 0.1 * 0.05,
+                "place {place}: {node} has {share}"
+            );
+        }
+    }
+}
+
+#[test]
+fn adding_a_node_moves_a_fair_share_to_it() {
+    let before = service(&nodes(10));
+    let mut with = nodes(10);
+    with.push("newcomer:8080".into());
+    let after = service(&with);
+    let mut moved = 0;
+    let keys = 100_000;
+    for i in 0..keys {
+        let key = format!("key-{i}");
+        let (b, a) = (
+            before.lookup(&key, 1, 1).unwrap()[0],
+            after.lookup(&key, 1, 1).unwrap()[0],
+        );
+        if a != b {
+            assert_eq!(a, "newcomer:8080", "{key} moved from {b} to {a}");
+            moved += 1;
+        }
+    }
+    let share = moved as f64 / keys as f64;
+    let fair = 1.0 / 11.0;
+    assert!(
+        (share - fair).abs() <= fair * 0.10,
+        "newcomer took {share}, fair is {fair}"
+    );
+}
+
+#[test]
+fn removing_a_node_moves_only_its_keys() {
+    let all = nodes(10);
+    let before = service(&all);
+    let after = service(&all[1..]);
+    for i in 0..20_000 {
+        let key = format!("key-{i}");
+        let b = before.lookup(&key, 1, 1).unwrap()[0];
+        let a = after.lookup(&key, 1, 1).unwrap()[0];
+        assert!(a == b || b == all[0], "{key} moved from {b} to {a}");
+    }
+}
+
+#[test]
+fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
+    let (t, report) = Table::build([
+        ServiceSpec::new("b", ["x", "x", "y"]),
+        ServiceSpec::new("a", Vec::<String>::new()),
+    ])
+    .unwrap();
+    assert_eq!(t.names(), ["a", "b"]);
+    assert_eq!(report.duplicates_removed, vec![("b".to_string(), 1)]);
+    assert_eq!(
+        t.get("a").unwrap().lookup("k", 0, 3).unwrap(),
+        Vec::<&str>::new()
+    );
+    assert!(matches!(
+        t.get("a").unwrap().lookup("k", 1, 3),
+        Err(LookupError::NotEnoughNodes {
+            available: 0,
+            min: 1,
+            ..
+        })
+    ));
+}
