@@ -196,7 +196,7 @@ impl Service {
     }
 
     /// Appends the `k` nodes ranked highest for `key` to `out`, best first (fewer if the service
-    /// has fewer). Allocates nothing for `k <= 8` beyond what `out` needs.
+    /// has fewer). Allocates nothing for `k <= 32` beyond what `out` needs.
     pub fn rank_into<'a>(&'a self, key: &str, k: usize, out: &mut Vec<&'a str>) {
         let key_hash = hash_str(key);
         let hashes = &self.hashes[..];

@@ -1,14 +1,15 @@
 //! Top-k selection without sorting all candidates.
 //!
-//! For `k <= INLINE` the best candidates live in a sorted array on the stack (insertion into it
-//! costs nothing for the vast majority of candidates, which lose against the current k-th best
-//! with a single comparison). Larger `k` use a binary heap of size `k`: O(N log k).
+//! For `k <= INLINE` the best candidates live in a sorted array on the stack. Once it is full,
+//! almost every candidate loses against the current k-th best in one comparison (only about
+//! `k * ln(n / k)` of `n` candidates ever get in), so the scan costs little more than scoring.
+//! Larger `k` score every candidate into a vector, partition around the k-th best
+//! (`select_nth_unstable_by`, linear) and sort only those k: O(n + k log k).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
-/// Largest `k` served from the stack buffer.
-pub const INLINE: usize = 8;
+/// Largest `k` served from the stack buffer, without allocating.
+pub const INLINE: usize = 32;
 
 /// A scored candidate: `score` orders it, `index` names the node.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -33,71 +34,50 @@ pub fn top_k<S: Copy + Default>(
     if k == 0 {
         return;
     }
-    if k <= INLINE {
-        let mut buf = [Candidate::<S>::default(); INLINE];
-        let mut len = 0;
-        for i in 0..n {
-            let c = Candidate {
-                score: score(i),
-                index: i as u32,
-            };
-            let mut j = if len < k {
-                len += 1;
-                len - 1
-            } else if better(&c, &buf[k - 1]) == Ordering::Greater {
-                k - 1
-            } else {
-                continue;
-            };
-            while j > 0 && better(&c, &buf[j - 1]) == Ordering::Greater {
-                buf[j] = buf[j - 1];
-                j -= 1;
-            }
-            buf[j] = c;
+    let at = |i: usize| Candidate {
+        score: score(i),
+        index: i as u32,
+    };
+    if k > INLINE {
+        let mut all: Vec<Candidate<S>> = (0..n).map(at).collect();
+        let best_first = |a: &Candidate<S>, b: &Candidate<S>| better(b, a);
+        if k < n {
+            all.select_nth_unstable_by(k - 1, best_first);
+            all.truncate(k);
         }
-        for c in &buf[..len] {
-            emit(c.index as usize);
-        }
+        all.sort_unstable_by(best_first);
+        all.iter().for_each(|c| emit(c.index as usize));
         return;
     }
 
-    // Min-heap of the k best so far: the root is the worst of them.
-    struct Worst<'a, S, F>(Candidate<S>, &'a F);
-    impl<S, F: Fn(&Candidate<S>, &Candidate<S>) -> Ordering> PartialEq for Worst<'_, S, F> {
-        fn eq(&self, other: &Self) -> bool {
-            self.cmp(other) == Ordering::Equal
+    let mut buf = [Candidate::<S>::default(); INLINE];
+    let buf = &mut buf[..k];
+    // Fill with the first k, kept sorted best first.
+    for i in 0..k {
+        let c = at(i);
+        let mut j = i;
+        while j > 0 && better(&c, &buf[j - 1]) == Ordering::Greater {
+            buf[j] = buf[j - 1];
+            j -= 1;
         }
+        buf[j] = c;
     }
-    impl<S, F: Fn(&Candidate<S>, &Candidate<S>) -> Ordering> Eq for Worst<'_, S, F> {}
-    impl<S, F: Fn(&Candidate<S>, &Candidate<S>) -> Ordering> PartialOrd for Worst<'_, S, F> {
-        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-            Some(self.cmp(other))
+    // Scan the rest against a copy of the current k-th best.
+    let mut worst = buf[k - 1];
+    for i in k..n {
+        let c = at(i);
+        if better(&c, &worst) != Ordering::Greater {
+            continue;
         }
-    }
-    impl<S, F: Fn(&Candidate<S>, &Candidate<S>) -> Ordering> Ord for Worst<'_, S, F> {
-        fn cmp(&self, other: &Self) -> Ordering {
-            (self.1)(&other.0, &self.0)
+        let mut j = k - 1;
+        while j > 0 && better(&c, &buf[j - 1]) == Ordering::Greater {
+            buf[j] = buf[j - 1];
+            j -= 1;
         }
+        buf[j] = c;
+        worst = buf[k - 1];
     }
-
-    let mut heap = BinaryHeap::with_capacity(k);
-    for i in 0..n {
-        let c = Candidate {
-            score: score(i),
-            index: i as u32,
-        };
-        if heap.len() < k {
-            heap.push(Worst(c, &better));
-        } else if let Some(mut worst) = heap.peek_mut() {
-            if better(&c, &worst.0) == Ordering::Greater {
-                *worst = Worst(c, &better);
-            }
-        }
-    }
-    // Ascending in `Worst` order is best first.
-    for w in heap.into_sorted_vec() {
-        emit(w.0.index as usize);
-    }
+    buf.iter().for_each(|c| emit(c.index as usize));
 }
 
 #[cfg(test)]
@@ -129,6 +109,7 @@ mod tests {
             .map(|i| super::super::hash::mix(i) % 20)
             .collect();
         for k in 0..=60 {
+            // Crosses INLINE, so both paths are checked.
             assert_eq!(pick(&scores, k), by_sorting(&scores, k), "k={k}");
         }
     }

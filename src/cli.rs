@@ -1,0 +1,259 @@
+//! The command line: flags as in the original keyrouter, plus environment variables.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+
+use crate::config;
+use crate::ranking;
+use crate::server::{self, ServerOptions};
+use crate::signals::Signals;
+use crate::state::AppState;
+
+/// keyrouter maps a key to one or more nodes of a named service by rendezvous hashing.
+///
+/// It serves `POST /service/{name}` with `key`, `min` and `max` (query string, form, multipart
+/// form or JSON) and answers with a JSON array of the nodes ranked highest for the key.
+/// `GET /service` lists the services. SIGHUP re-reads the services file; an invalid file is
+/// logged and the previous table keeps serving.
+#[derive(Debug, Parser)]
+#[command(name = "keyrouter", version, about, long_about)]
+pub struct Cli {
+    /// Services file (TOML, `[[Services]]` with `Name` and `Nodes`).
+    #[arg(long, env = "KEYROUTER_SERVICES", default_value = "services.toml")]
+    pub services: PathBuf,
+
+    /// Address to listen on: `:PORT` (all interfaces), `HOST:PORT` or `[IPv6]:PORT`.
+    #[arg(long, env = "KEYROUTER_ADDRESS", default_value = ":8080")]
+    pub address: ListenAddress,
+
+    /// Log level: TRACE, DEBUG, INFO, WARN or ERROR (any case). Requests are logged at DEBUG.
+    #[arg(long, env = "KEYROUTER_LOG_LEVEL", default_value = "INFO", value_parser = parse_level)]
+    pub log_level: tracing::Level,
+
+    /// Log format: human-readable text or JSON lines.
+    #[arg(long, env = "KEYROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Worker threads (0: one per CPU).
+    #[arg(long, env = "KEYROUTER_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "KEYROUTER_SHUTDOWN_TIMEOUT", default_value_t = 5)]
+    pub shutdown_timeout: u64,
+
+    /// Print long help (same as --help).
+    #[arg(long = "help-long", action = ArgAction::HelpLong)]
+    pub help_long: Option<bool>,
+
+    /// Print a man page (roff) and exit.
+    #[arg(long = "help-man")]
+    pub help_man: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_level(s: &str) -> Result<tracing::Level, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "TRACE" => Ok(tracing::Level::TRACE),
+        "DEBUG" => Ok(tracing::Level::DEBUG),
+        "INFO" => Ok(tracing::Level::INFO),
+        "WARN" | "WARNING" => Ok(tracing::Level::WARN),
+        "ERROR" => Ok(tracing::Level::ERROR),
+        _ => Err(format!(
+            "unknown log level {s:?}: use TRACE, DEBUG, INFO, WARN or ERROR"
+        )),
+    }
+}
+
+/// A listen address in Go's forms: `:8080`, `host:8080`, `127.0.0.1:8080`, `[::1]:8080`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    /// `None`: all interfaces.
+    pub host: Option<String>,
+    pub port: u16,
+}
+
+impl FromStr for ListenAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("invalid address {s:?}: {why}; use :PORT, HOST:PORT or [IPv6]:PORT")
+        };
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+        let host = if let Some(inner) = host.strip_prefix('[') {
+            let ip = inner.strip_suffix(']').ok_or_else(|| bad("unclosed ["))?;
+            ip.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("not an IPv6 address inside [ ]"))?;
+            Some(ip.to_string())
+        } else if host.contains(':') {
+            return Err(bad("an IPv6 address must be written in brackets"));
+        } else if host.is_empty() {
+            None
+        } else {
+            Some(host.to_string())
+        };
+        Ok(ListenAddress { host, port })
+    }
+}
+
+impl ListenAddress {
+    /// Binds a listener. All interfaces means IPv6 and IPv4 where the host has IPv6, else IPv4.
+    pub fn bind(&self) -> std::io::Result<TcpListener> {
+        let candidates: Vec<SocketAddr> = match &self.host {
+            None => vec![
+                (std::net::Ipv6Addr::UNSPECIFIED, self.port).into(),
+                (std::net::Ipv4Addr::UNSPECIFIED, self.port).into(),
+            ],
+            Some(host) => (host.as_str(), self.port).to_socket_addrs()?.collect(),
+        };
+        let mut last =
+            std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind");
+        for addr in candidates {
+            match TcpListener::bind(addr) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            None => write!(f, ":{}", self.port),
+            Some(h) if h.contains(':') => write!(f, "[{h}]:{}", self.port),
+            Some(h) => write!(f, "{h}:{}", self.port),
+        }
+    }
+}
+
+fn init_logging(level: tracing::Level, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    // A second initialisation (in-process tests) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.help_man {
+        let mut out = Vec::new();
+        if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+            eprintln!("keyrouter: cannot render the man page: {e}");
+            return ExitCode::FAILURE;
+        }
+        let _ = std::io::stdout().write_all(&out);
+        return ExitCode::SUCCESS;
+    }
+    match serve(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keyrouter: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: Cli) -> Result<(), String> {
+    init_logging(cli.log_level, cli.log_format);
+    ranking::self_check().map_err(|e| e.to_string())?;
+    let loaded = config::load(&cli.services).map_err(|e| e.to_string())?;
+    for (service, n) in &loaded.report.duplicates_removed {
+        tracing::warn!(
+            "{}: service {service:?}: removed {n} duplicate node(s)",
+            cli.services.display()
+        );
+    }
+    let listener = cli
+        .address
+        .bind()
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.address))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let opts = ServerOptions {
+        workers: cli.workers,
+        shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
+        log_requests: cli.log_level >= tracing::Level::DEBUG,
+    };
+    let services = loaded.table.len();
+    let nodes: usize = loaded.table.services().map(|s| s.len()).sum();
+    let state = AppState::new(loaded.table, cli.services.clone());
+
+    actix_rt::System::new()
+        .block_on(async move {
+            // Before the server accepts anything: an unhandled SIGHUP would kill the process.
+            let signals = Signals::install()?;
+            tracing::info!(
+                "keyrouter {} listening on {local}, serving {} ({services} services, {nodes} nodes)",
+                env!("CARGO_PKG_VERSION"),
+                cli.services.display()
+            );
+            server::run(listener, state.clone(), opts, signals.reload_until_stopped(state)).await
+        })
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_style_addresses() {
+        let a = |s: &str| s.parse::<ListenAddress>();
+        assert_eq!(
+            a(":8080").unwrap(),
+            ListenAddress {
+                host: None,
+                port: 8080
+            }
+        );
+        assert_eq!(
+            a("localhost:80").unwrap().host.as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(a("127.0.0.1:0").unwrap().port, 0);
+        assert_eq!(a("[::1]:8080").unwrap().host.as_deref(), Some("::1"));
+        for bad in [
+            "8080", ":http", ":70000", "::1:80", "[::1:80", "[zz]:80", "",
+        ] {
+            assert!(a(bad).is_err(), "{bad}");
+        }
+        assert_eq!(a("[::1]:8080").unwrap().to_string(), "[::1]:8080");
+    }
+
+    #[test]
+    fn log_levels_any_case() {
+        assert_eq!(parse_level("debug").unwrap(), tracing::Level::DEBUG);
+        assert_eq!(parse_level("Warn").unwrap(), tracing::Level::WARN);
+        assert!(parse_level("loud").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

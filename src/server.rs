@@ -1,0 +1,322 @@
+//! The HTTP service: routes, request reading, error bodies, and the server built on a listener
+//! the caller has bound (so tests can use port 0).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::header::{self, ContentType};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Condition;
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use futures_util::StreamExt;
+use serde::ser::{SerializeMap, Serializer};
+
+use crate::lookup::{Fields, Keys, RequestError};
+use crate::ranking::fingerprint_hex;
+use crate::state::AppState;
+
+/// Largest request body: enough for a batch of 10 000 ordinary keys, small enough that a
+/// client cannot make a worker buffer much.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Response header carrying the fingerprint of the service that answered.
+pub const FINGERPRINT_HEADER: &str = "Keyrouter-Fingerprint";
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Emit a span and a log line per request (only worth it at DEBUG).
+    pub log_requests: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            workers: 0,
+            shutdown_timeout: Duration::from_secs(5),
+            log_requests: false,
+        }
+    }
+}
+
+impl ResponseError for RequestError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_body(self.status_code(), &self.to_string())
+    }
+}
+
+fn error_body(status: StatusCode, message: &str) -> HttpResponse {
+    let body = serde_json::json!({ "error": message });
+    HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(body.to_string())
+}
+
+/// Registers keyrouter's routes. The caller provides `web::Data<AppState>`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/service")
+            .route(web::get().to(list_services))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/service/{name}")
+            .route(web::post().to(lookup))
+            .route(web::get().to(lookup))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    RequestError::MethodNotAllowed(req.method().to_string()).error_response()
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    RequestError::NotFound(req.path().to_string()).error_response()
+}
+
+async fn list_services(state: web::Data<AppState>) -> HttpResponse {
+    let table = state.table();
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(serde_json::to_vec(table.names()).unwrap_or_default())
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] (before reading, when the client
+/// announced its length).
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, RequestError> {
+    let too_large = RequestError::PayloadTooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| RequestError::Invalid(format!("cannot read request body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The kinds of body a lookup accepts.
+enum BodyKind {
+    Json,
+    Form,
+    Multipart,
+}
+
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
+    let raw = || {
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    };
+    let mime = match req.mime_type() {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(RequestError::UnsupportedMediaType(String::new())),
+        Err(_) => return Err(RequestError::UnsupportedMediaType(raw())),
+    };
+    match (
+        mime.type_().as_str(),
+        mime.subtype().as_str(),
+        mime.suffix().map(|s| s.as_str()),
+    ) {
+        ("application", "json", _) | ("application", _, Some("json")) => Ok(BodyKind::Json),
+        ("application", "x-www-form-urlencoded", _) => Ok(BodyKind::Form),
+        ("multipart", "form-data", _) => Ok(BodyKind::Multipart),
+        _ => Err(RequestError::UnsupportedMediaType(raw())),
+    }
+}
+
+/// Collects the text fields of a multipart body.
+async fn multipart_pairs(
+    req: &HttpRequest,
+    body: web::Bytes,
+) -> Result<Vec<(String, String)>, RequestError> {
+    let bad =
+        |e: &dyn std::fmt::Display| RequestError::Invalid(format!("invalid multipart body: {e}"));
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+    let mut form = actix_multipart::Multipart::new(req.headers(), stream);
+    let mut pairs = Vec::new();
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| bad(&e))?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            value.extend_from_slice(&chunk.map_err(|e| bad(&e))?);
+        }
+        let value = String::from_utf8(value).map_err(|_| {
+            RequestError::Invalid(format!("multipart field `{name}` is not UTF-8 text"))
+        })?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+async fn lookup(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RequestError> {
+    let body = read_body(&req, payload).await?.freeze();
+    let kind = if body.is_empty() {
+        None
+    } else {
+        Some(body_kind(&req)?)
+    };
+
+    let table = state.table();
+    let name = req.match_info().query("name");
+    let service = table
+        .get(name)
+        .ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
+
+    let query = Fields::from_urlencoded(req.query_string().as_bytes())?;
+    let multipart;
+    let fields = match kind {
+        None => query,
+        Some(BodyKind::Json) => Fields::from_json(&body)?.or(query),
+        Some(BodyKind::Form) => Fields::from_urlencoded(&body)?.or(query),
+        Some(BodyKind::Multipart) => {
+            multipart = multipart_pairs(&req, body.clone()).await?;
+            Fields::from_pairs(multipart.iter().map(|(n, v)| (n.as_str(), v.as_str())))?.or(query)
+        }
+    };
+    let lookup = fields.into_lookup()?;
+    let k = service.answer_len(lookup.min, lookup.max)?;
+
+    let mut nodes = Vec::with_capacity(k);
+    let body = match &lookup.keys {
+        Keys::One(key) => {
+            service.rank_into(key, k, &mut nodes);
+            serde_json::to_vec(&nodes)
+        }
+        Keys::Batch(keys) => {
+            let mut out = Vec::with_capacity(keys.len() * (16 + 24 * k));
+            let mut ser = serde_json::Serializer::new(&mut out);
+            let mut seen = HashSet::with_capacity(keys.len());
+            (|| {
+                let mut map = ser.serialize_map(None)?;
+                for key in keys.iter().map(|k| k.as_ref()).filter(|k| seen.insert(*k)) {
+                    nodes.clear();
+                    service.rank_into(key, k, &mut nodes);
+                    map.serialize_entry(key, &nodes)?;
+                }
+                map.end()
+            })()
+            .map(|()| out)
+        }
+    }
+    .map_err(|e| RequestError::Invalid(format!("cannot encode answer: {e}")))?;
+
+    tracing::debug!(service = name, nodes = k, "lookup");
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .insert_header((FINGERPRINT_HEADER, fingerprint_hex(service.fingerprint())))
+        .body(body))
+}
+
+/// Builds the app on `state` (used by the server and by in-process tests).
+pub fn app(
+    state: web::Data<AppState>,
+    log_requests: bool,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(Condition::new(
+            log_requests,
+            tracing_actix_web::TracingLogger::<DebugSpans>::new(),
+        ))
+        .configure(routes)
+        .default_service(web::to(not_found))
+}
+
+/// Request spans at DEBUG, so that at the default level requests cost no logging.
+pub struct DebugSpans;
+
+impl tracing_actix_web::RootSpanBuilder for DebugSpans {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        tracing_actix_web::root_span!(level = tracing::Level::DEBUG, request)
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        if let Ok(response) = outcome {
+            tracing::debug!(parent: &span, status = response.status().as_u16(), "request");
+        }
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// Builds the HTTP server on an already bound listener. Signals are not handled here: the
+/// caller owns them (see [`run`]).
+pub fn build(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    opts: &ServerOptions,
+) -> std::io::Result<Server> {
+    let data = web::Data::from(state);
+    let log_requests = opts.log_requests;
+    let mut server = HttpServer::new(move || app(data.clone(), log_requests))
+        .disable_signals()
+        .shutdown_timeout(opts.shutdown_timeout.as_secs().max(1));
+    if opts.workers > 0 {
+        server = server.workers(opts.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+/// Serves until `shutdown` completes, then stops gracefully: readiness goes false, in-flight
+/// requests get up to `shutdown_timeout` to finish.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
+    let server = build(listener, state.clone(), &opts)?;
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        shutdown.await;
+        state.set_ready(false);
+        handle.stop(true).await;
+    });
+    server.await
+}

@@ -1,0 +1,60 @@
+//! Process signals: SIGHUP reloads the services file; SIGTERM and SIGINT stop the server.
+//!
+//! actix's own signal handling is disabled (it does not know SIGHUP, and an unhandled SIGHUP
+//! kills the process), so keyrouter owns the whole story. [`Signals::install`] must run before
+//! the server accepts connections.
+
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::state::AppState;
+
+pub struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    /// Registers the handlers. Call inside the runtime, before serving.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Reloads on every SIGHUP until SIGTERM or SIGINT arrives, then returns. SIGHUPs that
+    /// arrive during a reload coalesce into one more reload, which reads the file as it is then.
+    pub async fn reload_until_stopped(mut self, state: Arc<AppState>) {
+        loop {
+            tokio::select! {
+                _ = self.hangup.recv() => reload_and_log(&state, "SIGHUP"),
+                _ = self.terminate.recv() => {
+                    tracing::info!("SIGTERM: finishing in-flight requests, then exiting");
+                    return;
+                }
+                _ = self.interrupt.recv() => {
+                    tracing::info!("SIGINT: finishing in-flight requests, then exiting");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reloads the services file and logs the outcome; a bad file keeps the old table.
+pub fn reload_and_log(state: &AppState, cause: &str) {
+    let path = state.services_path().display();
+    match state.reload() {
+        Ok(summary) => {
+            for (service, n) in &summary.duplicates_removed {
+                tracing::warn!("{path}: service {service:?}: removed {n} duplicate node(s)");
+            }
+            tracing::info!("{cause}: reloaded {path}: {summary}");
+        }
+        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
+    }
+}

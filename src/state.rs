@@ -1,0 +1,112 @@
+//! The live state shared by every worker: the table behind one atomic pointer, and reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{self, ConfigError, Loaded};
+use crate::ranking::Table;
+
+/// What the server shares between workers.
+#[derive(Debug)]
+pub struct AppState {
+    table: ArcSwap<Table>,
+    services_path: PathBuf,
+    ready: AtomicBool,
+    /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
+    reloading: Mutex<()>,
+}
+
+impl AppState {
+    /// State serving `table`, which was loaded from `services_path`.
+    pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
+        Arc::new(AppState {
+            table: ArcSwap::from_pointee(table),
+            services_path: services_path.into(),
+            ready: AtomicBool::new(true),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The current table. Load it once per request: a reload may swap it at any moment, and
+    /// the guard keeps the table it points to alive.
+    pub fn table(&self) -> arc_swap::Guard<Arc<Table>> {
+        self.table.load()
+    }
+
+    pub fn services_path(&self) -> &Path {
+        &self.services_path
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Re-reads the services file and swaps the new table in whole, or keeps the old one if
+    /// the file cannot be read or is invalid.
+    pub fn reload(&self) -> Result<ReloadSummary, ConfigError> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Loaded { table, report } = config::load(&self.services_path)?;
+        let old = self.table.load_full();
+        let summary = ReloadSummary::between(&old, &table, report.duplicates_removed);
+        self.table.store(Arc::new(table));
+        Ok(summary)
+    }
+}
+
+/// What a successful reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub services: usize,
+    pub nodes: usize,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub duplicates_removed: Vec<(String, usize)>,
+}
+
+impl ReloadSummary {
+    fn between(old: &Table, new: &Table, duplicates_removed: Vec<(String, usize)>) -> Self {
+        let mut s = ReloadSummary {
+            services: new.len(),
+            nodes: new.services().map(|s| s.len()).sum(),
+            duplicates_removed,
+            ..Default::default()
+        };
+        for service in new.services() {
+            match old.get(service.name()) {
+                None => s.added.push(service.name().to_string()),
+                Some(o) if o.fingerprint() != service.fingerprint() => {
+                    s.changed.push(service.name().to_string())
+                }
+                Some(_) => {}
+            }
+        }
+        s.removed = old
+            .names()
+            .iter()
+            .filter(|n| new.get(n).is_none())
+            .cloned()
+            .collect();
+        s
+    }
+}
+
+impl std::fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} services, {} nodes; added {:?}, removed {:?}, changed {:?}",
+            self.services, self.nodes, self.added, self.removed, self.changed
+        )
+    }
+}
