@@ -66,17 +66,19 @@ fn error_body(status: StatusCode, message: &str) -> HttpResponse {
 
 /// Registers keyrouter's routes. The caller provides `web::Data<AppState>`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/service")
-            .route(web::get().to(list_services))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/service/{name}")
-            .route(web::post().to(lookup))
-            .route(web::get().to(lookup))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .service(
+            web::resource("/service")
+                .route(web::get().to(list_services))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/service/{name}")
+                .route(web::post().to(lookup))
+                .route(web::get().to(lookup))
+                .default_service(web::to(method_not_allowed)),
+        );
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
@@ -85,6 +87,24 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     RequestError::NotFound(req.path().to_string()).error_response()
+}
+
+/// Liveness: the process serves HTTP.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// Readiness: a table is loaded and the server is not shutting down.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_ready() {
+        HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(r#"{"status":"ready"}"#)
+    } else {
+        error_body(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
 }
 
 async fn list_services(state: web::Data<AppState>) -> HttpResponse {

@@ -1,0 +1,355 @@
+//! Test helpers: run the real `keyrouter` binary on a free port and talk raw HTTP/1.1 to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keyrouter");
+
+/// A running keyrouter; killed on drop.
+pub struct Keyrouter {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub services: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+impl Keyrouter {
+    /// Starts keyrouter on `services_toml` (written to a temp dir) on 127.0.0.1, port 0.
+    pub fn start(services_toml: &str) -> Keyrouter {
+        Self::start_with(services_toml, &[])
+    }
+
+    /// Like [`Keyrouter::start`] with extra flags.
+    pub fn start_with(services_toml: &str, extra: &[&str]) -> Keyrouter {
+        let dir = tempfile::tempdir().unwrap();
+        let services = dir.path().join("services.toml");
+        std::fs::write(&services, services_toml).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--services")
+            .arg(&services)
+            .args(["--address", "127.0.0.1:0", "--workers", "2"])
+            .args(extra);
+        Self::spawn(cmd, dir, services)
+    }
+
+    /// Spawns `cmd` and waits for its "listening on" line.
+    pub fn spawn(cmd: Command, dir: tempfile::TempDir, services: PathBuf) -> Keyrouter {
+        Self::spawn_on(cmd, dir, services, None)
+    }
+
+    /// Starts keyrouter on a port picked here, for log levels that hide the "listening" line;
+    /// waits until the port accepts connections.
+    pub fn start_quiet(services_toml: &str, extra: &[&str]) -> Keyrouter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let services = dir.path().join("services.toml");
+        std::fs::write(&services, services_toml).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--services")
+            .arg(&services)
+            .args(["--address", &format!("127.0.0.1:{port}")])
+            .args(extra);
+        Self::spawn_on(cmd, dir, services, Some(port))
+    }
+
+    fn spawn_on(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        services: PathBuf,
+        known: Option<u16>,
+    ) -> Keyrouter {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = listening_port(&line) {
+                    let _ = tx.send(port);
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let port = match known {
+            Some(port) => {
+                eventually("keyrouter to accept connections", || {
+                    TcpStream::connect(("127.0.0.1", port)).is_ok()
+                });
+                port
+            }
+            None => match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(p) => p,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("keyrouter did not start; log:\n{}", log.lock().unwrap());
+                }
+            },
+        };
+        Keyrouter {
+            child,
+            port,
+            dir,
+            services,
+            log,
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (counted from `after` bytes into the log).
+    pub fn wait_for_log(&self, needle: &str, after: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().get(after..).is_some_and(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("log never showed {needle:?}:\n{}", self.log());
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Rewrites the services file (atomically, by rename) and sends SIGHUP.
+    pub fn write_services(&self, content: &str) {
+        let tmp = self.dir.path().join(".services.toml.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &self.services).unwrap();
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(self.port, method, path, headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn post_json(&self, path: &str, json: &str) -> Response {
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            json.as_bytes(),
+        )
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Keyrouter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Port from a line such as "... listening on 127.0.0.1:41234, serving ...".
+pub fn listening_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let addr = rest.split([',', ' ', '"']).next()?;
+    addr.rsplit_once(':')?.1.parse().ok()
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts an error answer: this status, a JSON body `{"error": "..."}` containing `needle`.
+    pub fn assert_error(&self, status: u16, needle: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{self:?}"
+        );
+        let msg = self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {}", self.text()))
+            .to_string();
+        assert!(
+            msg.contains(needle),
+            "error {msg:?} does not contain {needle:?}"
+        );
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req += &format!("{n}: {v}\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        req += &format!("Content-Length: {}\r\n", body.len());
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+}
+
+/// A multipart/form-data body as `curl -F name=value` sends it.
+pub fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "------------------------keyroutertest";
+    let mut body = String::new();
+    for (n, v) in fields {
+        body +=
+            &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n");
+    }
+    body += &format!("--{boundary}--\r\n");
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+/// A services file with one service per `(name, nodes)`.
+pub fn services(list: &[(&str, &[&str])]) -> String {
+    let mut s = String::new();
+    for (name, nodes) in list {
+        let nodes: Vec<String> = nodes.iter().map(|n| format!("{n:?}")).collect();
+        s += &format!(
+            "[[Services]]\n  Name = {name:?}\n  Nodes = [{}]\n\n",
+            nodes.join(", ")
+        );
+    }
+    s
+}
+
+/// Polls `f` until it returns true or 10 s pass.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
