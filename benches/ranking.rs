@@ -10,9 +10,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use keyrouter::ranking::{NodeSpec, Service, ServiceSpec, Table};
 
 fn nodes(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("10.0.{}.{}:8080", i / 256, i % 256))
-        .collect()
+    (0..n).map(|i| format!("10.0.{}.{}:8080", i / 256, i % 256)).collect()
 }
 
 /// The obvious implementation: one string hash per node per lookup, then a full sort.
@@ -37,10 +35,7 @@ fn lookups(c: &mut Criterion) {
         let list = nodes(n);
         let (service, _) = Service::build(ServiceSpec::new("s", list.iter().cloned())).unwrap();
         let mut weighted_spec = ServiceSpec::new("w", list.iter().cloned());
-        weighted_spec.nodes[0] = NodeSpec {
-            node: list[0].clone(),
-            weight: 2.0,
-        };
+        weighted_spec.nodes[0] = NodeSpec { node: list[0].clone(), weight: 2.0 };
         let (weighted, _) = Service::build(weighted_spec).unwrap();
         let mut group = c.benchmark_group(format!("lookup/n={n}"));
         group.throughput(Throughput::Elements(n as u64));
@@ -74,20 +69,12 @@ fn lookups(c: &mut Criterion) {
 fn building(c: &mut Criterion) {
     let mut group = c.benchmark_group("build");
     group.sample_size(20);
-    let many: Vec<ServiceSpec> = (0..100)
-        .map(|s| ServiceSpec::new(format!("svc{s}"), nodes(100)))
-        .collect();
-    group.bench_function("100 services x 100 nodes", |b| {
-        b.iter(|| Table::build(black_box(many.clone())).unwrap())
-    });
+    let many: Vec<ServiceSpec> = (0..100).map(|s| ServiceSpec::new(format!("svc{s}"), nodes(100))).collect();
+    group.bench_function("100 services x 100 nodes", |b| b.iter(|| Table::build(black_box(many.clone())).unwrap()));
     let ten_k = vec![ServiceSpec::new("big", nodes(10_000))];
-    group.bench_function("1 service x 10000 nodes", |b| {
-        b.iter(|| Table::build(black_box(ten_k.clone())).unwrap())
-    });
+    group.bench_function("1 service x 10000 nodes", |b| b.iter(|| Table::build(black_box(ten_k.clone())).unwrap()));
     let huge = vec![ServiceSpec::new("huge", nodes(100_000))];
-    group.bench_function("1 service x 100000 nodes", |b| {
-        b.iter(|| Table::build(black_box(huge.clone())).unwrap())
-    });
+    group.bench_function("1 service x 100000 nodes", |b| b.iter(|| Table::build(black_box(huge.clone())).unwrap()));
     group.finish();
 }
 

@@ -70,9 +70,7 @@ fn parse_level(s: &str) -> Result<tracing::Level, String> {
         "INFO" => Ok(tracing::Level::INFO),
         "WARN" | "WARNING" => Ok(tracing::Level::WARN),
         "ERROR" => Ok(tracing::Level::ERROR),
-        _ => Err(format!(
-            "unknown log level {s:?}: use TRACE, DEBUG, INFO, WARN or ERROR"
-        )),
+        _ => Err(format!("unknown log level {s:?}: use TRACE, DEBUG, INFO, WARN or ERROR")),
     }
 }
 
@@ -88,17 +86,12 @@ impl FromStr for ListenAddress {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| {
-            format!("invalid address {s:?}: {why}; use :PORT, HOST:PORT or [IPv6]:PORT")
-        };
+        let bad = |why: &str| format!("invalid address {s:?}: {why}; use :PORT, HOST:PORT or [IPv6]:PORT");
         let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+        let port: u16 = port.parse().map_err(|_| bad("the port must be a number from 0 to 65535"))?;
         let host = if let Some(inner) = host.strip_prefix('[') {
             let ip = inner.strip_suffix(']').ok_or_else(|| bad("unclosed ["))?;
-            ip.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| bad("not an IPv6 address inside [ ]"))?;
+            ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad("not an IPv6 address inside [ ]"))?;
             Some(ip.to_string())
         } else if host.contains(':') {
             return Err(bad("an IPv6 address must be written in brackets"));
@@ -121,8 +114,7 @@ impl ListenAddress {
             ],
             Some(host) => (host.as_str(), self.port).to_socket_addrs()?.collect(),
         };
-        let mut last =
-            std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind");
+        let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind");
         for addr in candidates {
             match TcpListener::bind(addr) {
                 Ok(l) => return Ok(l),
@@ -182,15 +174,9 @@ fn serve(cli: Cli) -> Result<(), String> {
     ranking::self_check().map_err(|e| e.to_string())?;
     let loaded = config::load(&cli.services).map_err(|e| e.to_string())?;
     for (service, n) in &loaded.report.duplicates_removed {
-        tracing::warn!(
-            "{}: service {service:?}: removed {n} duplicate node(s)",
-            cli.services.display()
-        );
+        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", cli.services.display());
     }
-    let listener = cli
-        .address
-        .bind()
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.address))?;
+    let listener = cli.address.bind().map_err(|e| format!("cannot listen on {}: {e}", cli.address))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let opts = ServerOptions {
         workers: cli.workers,
@@ -198,7 +184,7 @@ fn serve(cli: Cli) -> Result<(), String> {
         log_requests: cli.log_level >= tracing::Level::DEBUG,
     };
     let services = loaded.table.len();
-    let nodes: usize = loaded.table.services().map(|s| s.len()).sum();
+    let nodes = loaded.table.node_count();
     let state = AppState::new(loaded.table, cli.services.clone());
 
     actix_rt::System::new()
@@ -224,22 +210,11 @@ mod tests {
     #[test]
     fn go_style_addresses() {
         let a = |s: &str| s.parse::<ListenAddress>();
-        assert_eq!(
-            a(":8080").unwrap(),
-            ListenAddress {
-                host: None,
-                port: 8080
-            }
-        );
-        assert_eq!(
-            a("localhost:80").unwrap().host.as_deref(),
-            Some("localhost")
-        );
+        assert_eq!(a(":8080").unwrap(), ListenAddress { host: None, port: 8080 });
+        assert_eq!(a("localhost:80").unwrap().host.as_deref(), Some("localhost"));
         assert_eq!(a("127.0.0.1:0").unwrap().port, 0);
         assert_eq!(a("[::1]:8080").unwrap().host.as_deref(), Some("::1"));
-        for bad in [
-            "8080", ":http", ":70000", "::1:80", "[::1:80", "[zz]:80", "",
-        ] {
+        for bad in ["8080", ":http", ":70000", "::1:80", "[::1:80", "[zz]:80", ""] {
             assert!(a(bad).is_err(), "{bad}");
         }
         assert_eq!(a("[::1]:8080").unwrap().to_string(), "[::1]:8080");

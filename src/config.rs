@@ -89,36 +89,23 @@ pub struct Loaded {
 /// Reads and parses the services file at `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let origin = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        origin: origin.clone(),
-        kind: ConfigErrorKind::Read(e),
-    })?;
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError { origin: origin.clone(), kind: ConfigErrorKind::Read(e) })?;
     parse(&src, &origin)
 }
 
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    let invalid = |diags| ConfigError {
-        origin: origin.to_string(),
-        kind: ConfigErrorKind::Invalid(diags),
-    };
+    let invalid = |diags| ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) };
     let doc: Doc = toml::from_str(src).map_err(|e| {
         let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
-        invalid(vec![Diagnostic {
-            line,
-            column,
-            message: e.message().trim_end().to_string(),
-        }])
+        invalid(vec![Diagnostic { line, column, message: e.message().trim_end().to_string() }])
     })?;
 
     let mut diags = Vec::new();
     let mut at = |span: std::ops::Range<usize>, message: String| {
         let (line, column) = line_col(src, span.start);
-        diags.push(Diagnostic {
-            line,
-            column,
-            message,
-        });
+        diags.push(Diagnostic { line, column, message });
     };
     let mut specs = Vec::with_capacity(doc.services.len());
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -130,10 +117,7 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
         } else if let Some(first) = seen.insert(name, service.name.span().start) {
             seen.insert(name, first);
             let (line, _) = line_col(src, first);
-            at(
-                service.name.span(),
-                format!("service {name:?} is already defined at line {line}"),
-            );
+            at(service.name.span(), format!("service {name:?} is already defined at line {line}"));
         }
         let mut nodes = Vec::with_capacity(service.nodes.len());
         for node in &service.nodes {
@@ -146,28 +130,23 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
                 Some(w) => {
                     let value = *w.get_ref();
                     if !(value.is_finite() && value > 0.0) {
-                        at(w.span(), format!("node {node:?}: Weight must be a finite number greater than 0, got {value}"));
+                        at(
+                            w.span(),
+                            format!("node {node:?}: Weight must be a finite number greater than 0, got {value}"),
+                        );
                     }
                     value
                 }
             };
             nodes.push(NodeSpec { node, weight });
         }
-        specs.push(ServiceSpec {
-            name: name.clone(),
-            nodes,
-        });
+        specs.push(ServiceSpec { name: name.clone(), nodes });
     }
     if !diags.is_empty() {
         return Err(invalid(diags));
     }
-    let (table, report) = Table::build(specs).map_err(|e| {
-        invalid(vec![Diagnostic {
-            line: 1,
-            column: 1,
-            message: e.to_string(),
-        }])
-    })?;
+    let (table, report) =
+        Table::build(specs).map_err(|e| invalid(vec![Diagnostic { line: 1, column: 1, message: e.to_string() }]))?;
     Ok(Loaded { table, report })
 }
 
@@ -199,10 +178,7 @@ struct ServiceDoc {
 /// A node: `"host:port"` or `{ Node = "host:port", Weight = 2.5 }`.
 enum NodeDoc {
     Plain(String),
-    Weighted {
-        node: String,
-        weight: Option<Spanned<f64>>,
-    },
+    Weighted { node: String, weight: Option<Spanned<f64>> },
 }
 
 #[derive(Deserialize)]
@@ -230,10 +206,7 @@ impl<'de> Deserialize<'de> for NodeDoc {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NodeDoc, A::Error> {
                 let w = WeightedDoc::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(NodeDoc::Weighted {
-                    node: w.node,
-                    weight: w.weight,
-                })
+                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight })
             }
         }
         d.deserialize_any(V)
@@ -259,16 +232,9 @@ mod tests {
 
     #[test]
     fn parses_the_documented_format() {
-        let l = parse(
-            "[[Services]]\n  Name = \"bar\"\n  Nodes = [\"bar1:8080\", \"bar2:8080\"]\n",
-            "t",
-        )
-        .unwrap();
+        let l = parse("[[Services]]\n  Name = \"bar\"\n  Nodes = [\"bar1:8080\", \"bar2:8080\"]\n", "t").unwrap();
         assert_eq!(l.table.names(), ["bar"]);
-        assert_eq!(
-            l.table.get("bar").unwrap().nodes(),
-            ["bar1:8080", "bar2:8080"]
-        );
+        assert_eq!(l.table.get("bar").unwrap().nodes(), ["bar1:8080", "bar2:8080"]);
     }
 
     #[test]
@@ -321,11 +287,7 @@ mod tests {
 
     #[test]
     fn duplicate_nodes_are_removed_and_reported() {
-        let l = parse(
-            "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\", \"x\", \"x\"]\n",
-            "t",
-        )
-        .unwrap();
+        let l = parse("[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\", \"x\", \"x\"]\n", "t").unwrap();
         assert_eq!(l.table.get("a").unwrap().nodes(), ["x", "y"]);
         assert_eq!(l.report.duplicates_removed, vec![("a".to_string(), 2)]);
     }
@@ -336,14 +298,12 @@ mod tests {
             .unwrap();
         assert_eq!(l.table.get("a").unwrap().weights(), [1.0, 2.5, 3.0]);
         for bad in ["0", "-1", "nan", "inf"] {
-            let (line, col, msg) = one(&format!(
-                "[[Services]]\nName = \"a\"\nNodes = [\n  {{ Node = \"y\", Weight = {bad} }},\n]\n"
-            ));
+            let (line, col, msg) =
+                one(&format!("[[Services]]\nName = \"a\"\nNodes = [\n  {{ Node = \"y\", Weight = {bad} }},\n]\n"));
             assert_eq!((line, col), (4, 26), "{bad}: {msg}");
             assert!(msg.contains("greater than 0"), "{msg}");
         }
-        let (line, _, msg) =
-            one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"y\", Wieght = 2 }]\n");
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"y\", Wieght = 2 }]\n");
         assert_eq!(line, 3);
         assert!(msg.contains("unknown field `Wieght`"), "{msg}");
     }
@@ -359,11 +319,7 @@ mod tests {
         let e = parse("[[Services]]\nName = \"\"\n", "svc.toml").unwrap_err();
         assert_eq!(e.to_string(), "svc.toml:2:8: service Name is empty");
         let e = load(Path::new("/nonexistent/x.toml")).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("/nonexistent/x.toml: cannot read services file"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("/nonexistent/x.toml: cannot read services file"), "{e}");
     }
 
     #[test]

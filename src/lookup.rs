@@ -84,8 +84,7 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Parses a JSON object body.
     pub fn from_json(body: &'a [u8]) -> Result<Self, RequestError> {
-        serde_json::from_slice(body)
-            .map_err(|e| RequestError::invalid(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(body).map_err(|e| RequestError::invalid(format!("invalid JSON body: {e}")))
     }
 
     /// Parses an urlencoded string (a query string or a form body).
@@ -114,11 +113,7 @@ impl<'a> Fields<'a> {
                 "keys" => f.keys.get_or_insert_with(Vec::new).push(value),
                 "min" | "max" => {
                     let n = parse_count(name, &value)?;
-                    let slot = if name == "min" {
-                        &mut f.min
-                    } else {
-                        &mut f.max
-                    };
+                    let slot = if name == "min" { &mut f.min } else { &mut f.max };
                     if slot.replace(n).is_some() {
                         return Err(twice());
                     }
@@ -148,11 +143,7 @@ impl<'a> Fields<'a> {
             return Err(LookupError::MinGreaterThanMax { min, max }.into());
         }
         let keys = match (self.key, self.keys) {
-            (Some(_), Some(_)) => {
-                return Err(RequestError::invalid(
-                    "give either `key` or `keys`, not both",
-                ))
-            }
+            (Some(_), Some(_)) => return Err(RequestError::invalid("give either `key` or `keys`, not both")),
             (None, None) => return Err(RequestError::invalid("missing field `key`")),
             (Some(key), None) => {
                 if key.is_empty() {
@@ -171,9 +162,7 @@ impl<'a> Fields<'a> {
                     )));
                 }
                 if keys.iter().any(|k| k.is_empty()) {
-                    return Err(RequestError::invalid(
-                        "`keys` must not contain an empty key",
-                    ));
+                    return Err(RequestError::invalid("`keys` must not contain an empty key"));
                 }
                 Keys::Batch(keys)
             }
@@ -183,9 +172,7 @@ impl<'a> Fields<'a> {
 }
 
 fn unknown_field(name: &str) -> RequestError {
-    RequestError::invalid(format!(
-        "unknown field `{name}`, expected one of `key`, `keys`, `min`, `max`"
-    ))
+    RequestError::invalid(format!("unknown field `{name}`, expected one of `key`, `keys`, `min`, `max`"))
 }
 
 /// Parses a count given as text (forms and query strings).
@@ -252,17 +239,13 @@ fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
             Ok(Some(v))
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            u64::try_from(v)
-                .map(Some)
-                .map_err(|_| E::custom(format!("must be a non-negative integer, got {v}")))
+            u64::try_from(v).map(Some).map_err(|_| E::custom(format!("must be a non-negative integer, got {v}")))
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
             if v.fract() == 0.0 && v >= 0.0 {
                 Err(E::custom(format!("is too large, got {v}")))
             } else {
-                Err(E::custom(format!(
-                    "must be a non-negative integer, got {v}"
-                )))
+                Err(E::custom(format!("must be a non-negative integer, got {v}")))
             }
         }
     }
@@ -279,28 +262,10 @@ mod tests {
 
     #[test]
     fn every_form_gives_the_same_lookup() {
-        let want = Lookup {
-            keys: Keys::One("ryans".into()),
-            min: 1,
-            max: 3,
-        };
-        assert_eq!(
-            lookup(Fields::from_urlencoded(b"key=ryans&min=1&max=3")).unwrap(),
-            want
-        );
-        assert_eq!(
-            lookup(Fields::from_json(br#"{"key":"ryans","min":1,"max":3}"#)).unwrap(),
-            want
-        );
-        assert_eq!(
-            lookup(Fields::from_pairs([
-                ("key", "ryans"),
-                ("min", "1"),
-                ("max", "3")
-            ]))
-            .unwrap(),
-            want
-        );
+        let want = Lookup { keys: Keys::One("ryans".into()), min: 1, max: 3 };
+        assert_eq!(lookup(Fields::from_urlencoded(b"key=ryans&min=1&max=3")).unwrap(), want);
+        assert_eq!(lookup(Fields::from_json(br#"{"key":"ryans","min":1,"max":3}"#)).unwrap(), want);
+        assert_eq!(lookup(Fields::from_pairs([("key", "ryans"), ("min", "1"), ("max", "3")])).unwrap(), want);
     }
 
     #[test]
@@ -318,56 +283,34 @@ mod tests {
         let body = Fields::from_json(br#"{"key":"b","max":2}"#).unwrap();
         let query = Fields::from_urlencoded(b"key=q&min=2&max=5").unwrap();
         let l = body.or(query).into_lookup().unwrap();
-        assert_eq!(
-            l,
-            Lookup {
-                keys: Keys::One("b".into()),
-                min: 2,
-                max: 2
-            }
-        );
+        assert_eq!(l, Lookup { keys: Keys::One("b".into()), min: 2, max: 2 });
     }
 
     #[test]
     fn errors_say_what_is_wrong() {
         let msg = |r: Result<Lookup, RequestError>| r.unwrap_err().to_string();
-        assert_eq!(
-            msg(lookup(Fields::from_urlencoded(b"min=1"))),
-            "missing field `key`"
-        );
-        assert_eq!(
-            msg(lookup(Fields::from_urlencoded(b"key="))),
-            "`key` must not be empty"
-        );
+        assert_eq!(msg(lookup(Fields::from_urlencoded(b"min=1"))), "missing field `key`");
+        assert_eq!(msg(lookup(Fields::from_urlencoded(b"key="))), "`key` must not be empty");
         assert_eq!(
             msg(lookup(Fields::from_urlencoded(b"key=a&min=-1"))),
             "`min` must be a non-negative integer, got \"-1\""
         );
         assert_eq!(
-            msg(lookup(Fields::from_urlencoded(
-                b"key=a&max=99999999999999999999"
-            ))),
+            msg(lookup(Fields::from_urlencoded(b"key=a&max=99999999999999999999"))),
             "`max` is too large, got \"99999999999999999999\""
         );
-        assert_eq!(
-            msg(lookup(Fields::from_urlencoded(b"key=a&min=3&max=1"))),
-            "min (3) is greater than max (1)"
-        );
+        assert_eq!(msg(lookup(Fields::from_urlencoded(b"key=a&min=3&max=1"))), "min (3) is greater than max (1)");
         assert!(msg(lookup(Fields::from_urlencoded(b"key=a&mx=1"))).contains("unknown field `mx`"));
         assert!(msg(lookup(Fields::from_urlencoded(b"key=a&key=b"))).contains("more than once"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":"a","min":-1}"#)))
             .contains("must be a non-negative integer, got -1"));
-        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","min":1.5}"#)))
-            .contains("non-negative integer"));
+        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","min":1.5}"#))).contains("non-negative integer"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":1e30}"#))).contains("too large"));
-        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":"3"}"#)))
-            .contains("non-negative integer"));
+        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":"3"}"#))).contains("non-negative integer"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":1}"#))).contains("invalid type"));
         assert!(msg(lookup(Fields::from_json(br#"[1]"#))).starts_with("invalid JSON body"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":"a""#))).starts_with("invalid JSON body"));
-        assert!(
-            msg(lookup(Fields::from_json(br#"{"key":"a","keys":["b"]}"#))).contains("not both")
-        );
+        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","keys":["b"]}"#))).contains("not both"));
         assert!(msg(lookup(Fields::from_json(br#"{"keys":[]}"#))).contains("must not be empty"));
     }
 
@@ -379,10 +322,7 @@ mod tests {
         assert_eq!(l.keys, Keys::Batch(vec!["a".into(), "b".into()]));
         let many: Vec<String> = (0..=MAX_BATCH_KEYS).map(|i| i.to_string()).collect();
         let body = serde_json::to_vec(&serde_json::json!({ "keys": many })).unwrap();
-        assert!(lookup(Fields::from_json(&body))
-            .unwrap_err()
-            .to_string()
-            .contains("too many keys"));
+        assert!(lookup(Fields::from_json(&body)).unwrap_err().to_string().contains("too many keys"));
     }
 
     #[test]

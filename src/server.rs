@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::http::header::{self, ContentType};
@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::lookup::{Fields, Keys, RequestError};
-use crate::ranking::fingerprint_hex;
+use crate::ranking::{fingerprint_hex, Service};
 use crate::state::AppState;
 
 /// Largest request body: enough for a batch of 10 000 ordinary keys, small enough that a
@@ -39,11 +39,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions {
-            workers: 0,
-            shutdown_timeout: Duration::from_secs(5),
-            log_requests: false,
-        }
+        ServerOptions { workers: 0, shutdown_timeout: Duration::from_secs(5), log_requests: false }
     }
 }
 
@@ -59,19 +55,16 @@ impl ResponseError for RequestError {
 
 fn error_body(status: StatusCode, message: &str) -> HttpResponse {
     let body = serde_json::json!({ "error": message });
-    HttpResponse::build(status)
-        .content_type(ContentType::json())
-        .body(body.to_string())
+    HttpResponse::build(status).content_type(ContentType::json()).body(body.to_string())
 }
 
 /// Registers keyrouter's routes. The caller provides `web::Data<AppState>`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
         .service(
-            web::resource("/service")
-                .route(web::get().to(list_services))
-                .default_service(web::to(method_not_allowed)),
+            web::resource("/service").route(web::get().to(list_services)).default_service(web::to(method_not_allowed)),
         )
         .service(
             web::resource("/service/{name}")
@@ -91,50 +84,41 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// Liveness: the process serves HTTP.
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(r#"{"status":"ok"}"#)
+    HttpResponse::Ok().content_type(ContentType::json()).body(r#"{"status":"ok"}"#)
 }
 
 /// Readiness: a table is loaded and the server is not shutting down.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
-        HttpResponse::Ok()
-            .content_type(ContentType::json())
-            .body(r#"{"status":"ready"}"#)
+        HttpResponse::Ok().content_type(ContentType::json()).body(r#"{"status":"ready"}"#)
     } else {
         error_body(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     }
 }
 
 async fn list_services(state: web::Data<AppState>) -> HttpResponse {
-    let table = state.table();
+    let live = state.live();
     HttpResponse::Ok()
         .content_type(ContentType::json())
-        .body(serde_json::to_vec(table.names()).unwrap_or_default())
+        .body(serde_json::to_vec(live.table.names()).unwrap_or_default())
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(state.metrics().render())
 }
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] (before reading, when the client
 /// announced its length).
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::BytesMut, RequestError> {
-    let too_large = RequestError::PayloadTooLarge {
-        limit: MAX_BODY_BYTES,
-    };
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::BytesMut, RequestError> {
+    let too_large = RequestError::PayloadTooLarge { limit: MAX_BODY_BYTES };
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large);
     }
     let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| RequestError::Invalid(format!("cannot read request body: {e}")))?;
+        let chunk = chunk.map_err(|e| RequestError::Invalid(format!("cannot read request body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large);
         }
@@ -162,11 +146,7 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
         Ok(None) => return Err(RequestError::UnsupportedMediaType(String::new())),
         Err(_) => return Err(RequestError::UnsupportedMediaType(raw())),
     };
-    match (
-        mime.type_().as_str(),
-        mime.subtype().as_str(),
-        mime.suffix().map(|s| s.as_str()),
-    ) {
+    match (mime.type_().as_str(), mime.subtype().as_str(), mime.suffix().map(|s| s.as_str())) {
         ("application", "json", _) | ("application", _, Some("json")) => Ok(BodyKind::Json),
         ("application", "x-www-form-urlencoded", _) => Ok(BodyKind::Form),
         ("multipart", "form-data", _) => Ok(BodyKind::Multipart),
@@ -175,14 +155,9 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
 }
 
 /// Collects the text fields of a multipart body.
-async fn multipart_pairs(
-    req: &HttpRequest,
-    body: web::Bytes,
-) -> Result<Vec<(String, String)>, RequestError> {
-    let bad =
-        |e: &dyn std::fmt::Display| RequestError::Invalid(format!("invalid multipart body: {e}"));
-    let stream =
-        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+async fn multipart_pairs(req: &HttpRequest, body: web::Bytes) -> Result<Vec<(String, String)>, RequestError> {
+    let bad = |e: &dyn std::fmt::Display| RequestError::Invalid(format!("invalid multipart body: {e}"));
+    let stream = futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
     let mut form = actix_multipart::Multipart::new(req.headers(), stream);
     let mut pairs = Vec::new();
     while let Some(field) = form.next().await {
@@ -192,41 +167,62 @@ async fn multipart_pairs(
         while let Some(chunk) = field.next().await {
             value.extend_from_slice(&chunk.map_err(|e| bad(&e))?);
         }
-        let value = String::from_utf8(value).map_err(|_| {
-            RequestError::Invalid(format!("multipart field `{name}` is not UTF-8 text"))
-        })?;
+        let value = String::from_utf8(value)
+            .map_err(|_| RequestError::Invalid(format!("multipart field `{name}` is not UTF-8 text")))?;
         pairs.push((name, value));
     }
     Ok(pairs)
 }
 
-async fn lookup(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, RequestError> {
-    let body = read_body(&req, payload).await?.freeze();
-    let kind = if body.is_empty() {
-        None
-    } else {
-        Some(body_kind(&req)?)
+/// A request body, read and classified; multipart forms already split into fields.
+struct Input {
+    body: web::Bytes,
+    kind: Option<BodyKind>,
+    multipart: Vec<(String, String)>,
+}
+
+/// Everything that needs to wait for the client, done before the table is loaded so that no
+/// table guard is held across an await.
+async fn read_input(req: &HttpRequest, payload: web::Payload) -> Result<Input, RequestError> {
+    let body = read_body(req, payload).await?.freeze();
+    let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
+    let multipart = match kind {
+        Some(BodyKind::Multipart) => multipart_pairs(req, body.clone()).await?,
+        _ => Vec::new(),
     };
+    Ok(Input { body, kind, multipart })
+}
 
-    let table = state.table();
+async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
+    let input = read_input(&req, payload).await;
+    let live = state.live();
     let name = req.match_info().query("name");
-    let service = table
-        .get(name)
-        .ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
+    let found = live.table.find(name);
+    let response = input
+        .and_then(|input| answer(&req, &input, name, found.map(|(_, s)| s)))
+        .unwrap_or_else(|e| e.error_response());
+    let counters = found.map_or(state.metrics().unknown(), |(i, _)| &live.counters[i]);
+    counters.count(response.status().as_u16());
+    state.metrics().observe_latency(started.elapsed());
+    response
+}
 
+/// Validates the lookup and ranks: the one path from any input form to an answer.
+fn answer(
+    req: &HttpRequest,
+    input: &Input,
+    name: &str,
+    service: Option<&Service>,
+) -> Result<HttpResponse, RequestError> {
+    let service = service.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
     let query = Fields::from_urlencoded(req.query_string().as_bytes())?;
-    let multipart;
-    let fields = match kind {
+    let fields = match input.kind {
         None => query,
-        Some(BodyKind::Json) => Fields::from_json(&body)?.or(query),
-        Some(BodyKind::Form) => Fields::from_urlencoded(&body)?.or(query),
+        Some(BodyKind::Json) => Fields::from_json(&input.body)?.or(query),
+        Some(BodyKind::Form) => Fields::from_urlencoded(&input.body)?.or(query),
         Some(BodyKind::Multipart) => {
-            multipart = multipart_pairs(&req, body.clone()).await?;
-            Fields::from_pairs(multipart.iter().map(|(n, v)| (n.as_str(), v.as_str())))?.or(query)
+            Fields::from_pairs(input.multipart.iter().map(|(n, v)| (n.as_str(), v.as_str())))?.or(query)
         }
     };
     let lookup = fields.into_lookup()?;
@@ -278,10 +274,7 @@ pub fn app(
 > {
     App::new()
         .app_data(state)
-        .wrap(Condition::new(
-            log_requests,
-            tracing_actix_web::TracingLogger::<DebugSpans>::new(),
-        ))
+        .wrap(Condition::new(log_requests, tracing_actix_web::TracingLogger::<DebugSpans>::new()))
         .configure(routes)
         .default_service(web::to(not_found))
 }
@@ -307,11 +300,7 @@ impl tracing_actix_web::RootSpanBuilder for DebugSpans {
 
 /// Builds the HTTP server on an already bound listener. Signals are not handled here: the
 /// caller owns them (see [`run`]).
-pub fn build(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    opts: &ServerOptions,
-) -> std::io::Result<Server> {
+pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) -> std::io::Result<Server> {
     let data = web::Data::from(state);
     let log_requests = opts.log_requests;
     let mut server = HttpServer::new(move || app(data.clone(), log_requests))

@@ -31,7 +31,7 @@ impl Signals {
     pub async fn reload_until_stopped(mut self, state: Arc<AppState>) {
         loop {
             tokio::select! {
-                _ = self.hangup.recv() => reload_and_log(&state, "SIGHUP"),
+                _ = self.hangup.recv() => reload_and_log(&state, "SIGHUP", false),
                 _ = self.terminate.recv() => {
                     tracing::info!("SIGTERM: finishing in-flight requests, then exiting");
                     return;
@@ -46,10 +46,11 @@ impl Signals {
 }
 
 /// Reloads the services file and logs the outcome; a bad file keeps the old table.
-pub fn reload_and_log(state: &AppState, cause: &str) {
+pub fn reload_and_log(state: &AppState, cause: &str, only_if_changed: bool) {
     let path = state.services_path().display();
-    match state.reload() {
-        Ok(summary) => {
+    match state.reload(only_if_changed) {
+        Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
+        Ok(Some(summary)) => {
             for (service, n) in &summary.duplicates_removed {
                 tracing::warn!("{path}: service {service:?}: removed {n} duplicate node(s)");
             }

@@ -7,33 +7,51 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::config::{self, ConfigError, Loaded};
+use crate::metrics::{LookupCounters, Metrics};
 use crate::ranking::Table;
+
+/// One table and what goes with it, swapped as a whole.
+#[derive(Debug)]
+pub struct Live {
+    pub table: Table,
+    /// Lookup counters of each service, in the order of `table.services()`.
+    pub counters: Vec<LookupCounters>,
+}
 
 /// What the server shares between workers.
 #[derive(Debug)]
 pub struct AppState {
-    table: ArcSwap<Table>,
+    live: ArcSwap<Live>,
     services_path: PathBuf,
     ready: AtomicBool,
     /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
     reloading: Mutex<()>,
+    metrics: Metrics,
 }
 
 impl AppState {
     /// State serving `table`, which was loaded from `services_path`.
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
+        let metrics = Metrics::new();
+        let counters = metrics.install(None, &table);
+        metrics.loaded(true, false);
         Arc::new(AppState {
-            table: ArcSwap::from_pointee(table),
+            live: ArcSwap::from_pointee(Live { table, counters }),
             services_path: services_path.into(),
             ready: AtomicBool::new(true),
             reloading: Mutex::new(()),
+            metrics,
         })
     }
 
     /// The current table. Load it once per request: a reload may swap it at any moment, and
     /// the guard keeps the table it points to alive.
-    pub fn table(&self) -> arc_swap::Guard<Arc<Table>> {
-        self.table.load()
+    pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.live.load()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn services_path(&self) -> &Path {
@@ -49,17 +67,21 @@ impl AppState {
     }
 
     /// Re-reads the services file and swaps the new table in whole, or keeps the old one if
-    /// the file cannot be read or is invalid.
-    pub fn reload(&self) -> Result<ReloadSummary, ConfigError> {
-        let _one_at_a_time = self
-            .reloading
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Loaded { table, report } = config::load(&self.services_path)?;
-        let old = self.table.load_full();
-        let summary = ReloadSummary::between(&old, &table, report.duplicates_removed);
-        self.table.store(Arc::new(table));
-        Ok(summary)
+    /// the file cannot be read or is invalid. With `only_if_changed`, a file that gives the
+    /// same table as the current one is left alone (`Ok(None)`, not counted as a reload).
+    pub fn reload(&self, only_if_changed: bool) -> Result<Option<ReloadSummary>, ConfigError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Loaded { table, report } =
+            config::load(&self.services_path).inspect_err(|_| self.metrics.loaded(false, true))?;
+        let old = self.live.load_full();
+        if only_if_changed && old.table.fingerprint() == table.fingerprint() {
+            return Ok(None);
+        }
+        let summary = ReloadSummary::between(&old.table, &table, report.duplicates_removed);
+        let counters = self.metrics.install(Some(&old.table), &table);
+        self.live.store(Arc::new(Live { table, counters }));
+        self.metrics.loaded(true, true);
+        Ok(Some(summary))
     }
 }
 
@@ -76,27 +98,16 @@ pub struct ReloadSummary {
 
 impl ReloadSummary {
     fn between(old: &Table, new: &Table, duplicates_removed: Vec<(String, usize)>) -> Self {
-        let mut s = ReloadSummary {
-            services: new.len(),
-            nodes: new.services().map(|s| s.len()).sum(),
-            duplicates_removed,
-            ..Default::default()
-        };
+        let mut s =
+            ReloadSummary { services: new.len(), nodes: new.node_count(), duplicates_removed, ..Default::default() };
         for service in new.services() {
             match old.get(service.name()) {
                 None => s.added.push(service.name().to_string()),
-                Some(o) if o.fingerprint() != service.fingerprint() => {
-                    s.changed.push(service.name().to_string())
-                }
+                Some(o) if o.fingerprint() != service.fingerprint() => s.changed.push(service.name().to_string()),
                 Some(_) => {}
             }
         }
-        s.removed = old
-            .names()
-            .iter()
-            .filter(|n| new.get(n).is_none())
-            .cloned()
-            .collect();
+        s.removed = old.names().iter().filter(|n| new.get(n).is_none()).cloned().collect();
         s
     }
 }

@@ -19,30 +19,17 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn version_and_help() {
     let (code, out, _) = run(&["--version"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        format!("keyrouter {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(out.trim(), format!("keyrouter {}", env!("CARGO_PKG_VERSION")));
     for flag in ["--help", "--help-long"] {
         let (code, out, _) = run(&[flag]);
         assert_eq!(code, 0, "{flag}");
-        for f in [
-            "--services",
-            "--address",
-            "--log-level",
-            "--version",
-            "KEYROUTER_SERVICES",
-            "[default: :8080]",
-        ] {
+        for f in ["--services", "--address", "--log-level", "--version", "KEYROUTER_SERVICES", "[default: :8080]"] {
             assert!(out.contains(f), "{flag} lacks {f}:\n{out}");
         }
     }
     let (code, out, _) = run(&["--help-man"]);
     assert_eq!(code, 0);
-    assert!(
-        out.starts_with(".ie") || out.contains(".TH keyrouter"),
-        "not a man page:\n{out}"
-    );
+    assert!(out.starts_with(".ie") || out.contains(".TH keyrouter"), "not a man page:\n{out}");
     assert!(out.contains("services"), "{out}");
 }
 
@@ -50,27 +37,14 @@ fn version_and_help() {
 fn startup_failures_are_one_clear_message_and_a_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.toml");
-    let (code, _, err) = run(&[
-        "--services",
-        missing.to_str().unwrap(),
-        "--address",
-        "127.0.0.1:0",
-    ]);
+    let (code, _, err) = run(&["--services", missing.to_str().unwrap(), "--address", "127.0.0.1:0"]);
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("missing.toml: cannot read services file"),
-        "{err}"
-    );
+    assert!(err.contains("missing.toml: cannot read services file"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[Services]]\nName = \"bar\"\nNodes = [\"a\", 7]\n").unwrap();
-    let (code, _, err) = run(&[
-        "--services",
-        bad.to_str().unwrap(),
-        "--address",
-        "127.0.0.1:0",
-    ]);
+    let (code, _, err) = run(&["--services", bad.to_str().unwrap(), "--address", "127.0.0.1:0"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("bad.toml:3:15: "), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
@@ -112,14 +86,7 @@ fn go_style_port_with_the_default_services_file() {
     cmd.current_dir(dir.path()).args(["--address", ":0"]);
     let kr = Keyrouter::spawn(cmd, dir, path);
     assert_eq!(kr.get("/service").json(), serde_json::json!(["bar"]));
-    assert_eq!(
-        kr.get("/service/bar?key=ryans&max=2")
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(kr.get("/service/bar?key=ryans&max=2").json().as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -136,14 +103,10 @@ fn ipv6_loopback_address() {
     let kr = Keyrouter::spawn(cmd, dir, path);
     let mut s = std::net::TcpStream::connect(("::1", kr.port)).unwrap();
     use std::io::{Read, Write};
-    s.write_all(b"GET /service HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /service HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    assert_eq!(
-        common::parse_response(&raw).json(),
-        serde_json::json!(["bar"])
-    );
+    assert_eq!(common::parse_response(&raw).json(), serde_json::json!(["bar"]));
 }
 
 #[test]
@@ -171,12 +134,5 @@ fn duplicate_nodes_are_warned_about() {
             true
         }
     );
-    assert_eq!(
-        kr.get("/service/bar?key=k&min=0&max=5")
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(kr.get("/service/bar?key=k&min=0&max=5").json().as_array().unwrap().len(), 2);
 }

@@ -21,11 +21,7 @@ struct Case {
 
 fn answer(nodes: &[String], key: &str, min: u64, max: u64) -> Vec<String> {
     let (s, _) = Service::build(ServiceSpec::new("golden", nodes.iter().cloned())).unwrap();
-    s.lookup(key, min, max)
-        .unwrap()
-        .into_iter()
-        .map(String::from)
-        .collect()
+    s.lookup(key, min, max).unwrap().into_iter().map(String::from).collect()
 }
 
 /// The inputs, generated deterministically: varied sizes, node spellings and keys.
@@ -43,13 +39,7 @@ fn inputs() -> Vec<(Vec<String>, String, u64, u64)> {
         let nodes: Vec<String> = (0..n)
             .map(|j| match style {
                 0 => format!("bar{j}:8080"),
-                1 => format!(
-                    "10.{}.{}.{}:{}",
-                    next() % 256,
-                    next() % 256,
-                    next() % 256,
-                    8000 + next() % 1000
-                ),
+                1 => format!("10.{}.{}.{}:{}", next() % 256, next() % 256, next() % 256, 8000 + next() % 1000),
                 2 => format!("[fd00::{:x}]:443", next() % 65536),
                 3 => format!("узел-{j}.example:80"),
                 _ => format!("node {j} \"quoted\"\t{}", next() % 1000),
@@ -68,9 +58,7 @@ fn inputs() -> Vec<(Vec<String>, String, u64, u64)> {
         out.push((nodes, key, min, max));
     }
     // A few fixed, readable cases.
-    let bar: Vec<String> = ["bar1:8080", "bar2:8080", "bar3:8080"]
-        .map(String::from)
-        .to_vec();
+    let bar: Vec<String> = ["bar1:8080", "bar2:8080", "bar3:8080"].map(String::from).to_vec();
     out.push((bar.clone(), "ryans".into(), 1, 3));
     out.push((bar.clone(), "ryans".into(), 1, 1));
     out.push((vec![], "ryans".into(), 0, 3));
@@ -83,74 +71,39 @@ fn golden_vectors() {
         let mut text = String::new();
         for (nodes, key, min, max) in inputs() {
             let expected = answer(&nodes, &key, min, max);
-            text += &serde_json::to_string(&Case {
-                nodes,
-                key,
-                min,
-                max,
-                expected,
-            })
-            .unwrap();
+            text += &serde_json::to_string(&Case { nodes, key, min, max, expected }).unwrap();
             text.push('\n');
         }
         std::fs::write(PATH, text).unwrap();
     }
     let text = std::fs::read_to_string(PATH).unwrap();
-    let cases: Vec<Case> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let cases: Vec<Case> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(cases.len() >= 200, "only {} golden cases", cases.len());
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let got = answer(&c.nodes, &c.key, c.min, c.max);
         if got != c.expected {
-            failures.push(format!(
-                "line {}: key {:?}: got {got:?}, expected {:?}",
-                i + 1,
-                c.key,
-                c.expected
-            ));
+            failures.push(format!("line {}: key {:?}: got {got:?}, expected {:?}", i + 1, c.key, c.expected));
         }
         // The answer is also independent of the order of the nodes.
         let mut reversed = c.nodes.clone();
         reversed.reverse();
-        assert_eq!(
-            answer(&reversed, &c.key, c.min, c.max),
-            c.expected,
-            "line {}: reversed nodes",
-            i + 1
-        );
+        assert_eq!(answer(&reversed, &c.key, c.min, c.max), c.expected, "line {}: reversed nodes", i + 1);
     }
-    assert!(
-        failures.is_empty(),
-        "{} golden vectors differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} golden vectors differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn self_check_vectors_are_golden_vectors() {
     keyrouter::ranking::self_check().expect("this build ranks like every other keyrouter");
     let text = std::fs::read_to_string(PATH).unwrap();
-    let cases: Vec<Case> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let cases: Vec<Case> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let mut count = 0;
     for (nodes, key, k, expected) in keyrouter::ranking::self_check_vectors() {
         count += 1;
-        let found = cases.iter().any(|c| {
-            c.nodes == nodes && c.key == key && c.expected.len() == k && c.expected == expected
-        });
-        assert!(
-            found,
-            "self-check vector for key {key:?} is not in tests/golden.jsonl"
-        );
+        let found =
+            cases.iter().any(|c| c.nodes == nodes && c.key == key && c.expected.len() == k && c.expected == expected);
+        assert!(found, "self-check vector for key {key:?} is not in tests/golden.jsonl");
     }
-    assert!(
-        count >= 5,
-        "self_check() should check a handful of vectors, has {count}"
-    );
+    assert!(count >= 5, "self_check() should check a handful of vectors, has {count}");
 }

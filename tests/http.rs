@@ -8,12 +8,7 @@ use keyrouter::ranking::{Service, ServiceSpec};
 const BAR: &[&str] = &["bar1:8080", "bar2:8080", "bar3:8080", "bar4:8080"];
 
 fn server() -> Keyrouter {
-    Keyrouter::start(&services(&[
-        ("bar", BAR),
-        ("a b", &["x:1", "y:1"]),
-        ("empty", &[]),
-        ("foo", &["f:1"]),
-    ]))
+    Keyrouter::start(&services(&[("bar", BAR), ("a b", &["x:1", "y:1"]), ("empty", &[]), ("foo", &["f:1"])]))
 }
 
 fn expected(key: &str, min: u64, max: u64) -> serde_json::Value {
@@ -55,47 +50,25 @@ fn every_input_form_gives_the_same_answer() {
         assert_eq!(r.status, 200, "{form}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"), "{form}");
         assert_eq!(r.json(), want, "{form}");
-        assert_eq!(
-            r.header("keyrouter-fingerprint").map(str::len),
-            Some(16),
-            "{form}"
-        );
+        assert_eq!(r.header("keyrouter-fingerprint").map(str::len), Some(16), "{form}");
     }
 }
 
 #[test]
 fn the_readme_curls_agree() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("curl").arg("--version").output().is_err() {
         panic!("curl is needed for this test; .ci/run installs it");
     }
     let kr = server();
     let base = format!("http://127.0.0.1:{}/service/bar", kr.port);
     let curl = |args: &[&str]| {
-        let out = std::process::Command::new("curl")
-            .arg("-sS")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = std::process::Command::new("curl").arg("-sS").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let a = curl(&[&format!("{base}?key=ryans&min=1&max=3")]);
     let b = curl(&[&base, "-F", "key=ryans", "-F", "min=1", "-F", "max=3"]);
-    let c = curl(&[
-        &base,
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        r#"{"key":"ryans","min":1,"max":3}"#,
-    ]);
+    let c = curl(&[&base, "-H", "Content-Type: application/json", "--data", r#"{"key":"ryans","min":1,"max":3}"#]);
     assert_eq!(a, expected("ryans", 1, 3));
     assert_eq!(a, b);
     assert_eq!(a, c);
@@ -104,29 +77,14 @@ fn the_readme_curls_agree() {
 #[test]
 fn body_wins_over_query_and_defaults_apply() {
     let kr = server();
-    let r = kr.post_json(
-        "/service/bar?key=other&min=1&max=4",
-        r#"{"key":"ryans","max":2}"#,
-    );
+    let r = kr.post_json("/service/bar?key=other&min=1&max=4", r#"{"key":"ryans","max":2}"#);
     assert_eq!(r.json(), expected("ryans", 1, 2));
     // min defaults to 1, max to min.
-    assert_eq!(
-        kr.get("/service/bar?key=ryans").json(),
-        expected("ryans", 1, 1)
-    );
-    assert_eq!(
-        kr.get("/service/bar?key=ryans&min=2").json(),
-        expected("ryans", 2, 2)
-    );
+    assert_eq!(kr.get("/service/bar?key=ryans").json(), expected("ryans", 1, 1));
+    assert_eq!(kr.get("/service/bar?key=ryans&min=2").json(), expected("ryans", 2, 2));
     // As many as the service has, no more.
-    assert_eq!(
-        kr.get("/service/bar?key=ryans&min=0&max=100").json(),
-        expected("ryans", 0, 100)
-    );
-    assert_eq!(
-        kr.get("/service/empty?key=ryans&min=0&max=3").json(),
-        serde_json::json!([])
-    );
+    assert_eq!(kr.get("/service/bar?key=ryans&min=0&max=100").json(), expected("ryans", 0, 100));
+    assert_eq!(kr.get("/service/empty?key=ryans&min=0&max=3").json(), serde_json::json!([]));
 }
 
 #[test]
@@ -135,8 +93,7 @@ fn listing_services() {
     let r = kr.get("/service");
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), serde_json::json!(["a b", "bar", "empty", "foo"]));
-    kr.request("POST", "/service", &[], b"")
-        .assert_error(405, "POST");
+    kr.request("POST", "/service", &[], b"").assert_error(405, "POST");
 }
 
 #[test]
@@ -150,82 +107,44 @@ fn service_names_are_percent_decoded() {
 #[test]
 fn errors_have_status_and_json_body() {
     let kr = server();
-    kr.get("/service/nope?key=a")
-        .assert_error(404, "unknown service \"nope\"");
+    kr.get("/service/nope?key=a").assert_error(404, "unknown service \"nope\"");
     kr.get("/nowhere").assert_error(404, "no such route");
-    kr.post_json("/service/bar", r#"{"key":"a""#)
-        .assert_error(400, "invalid JSON body");
-    kr.post_json("/service/bar", r#"{"key":5}"#)
-        .assert_error(400, "invalid type");
-    kr.post_json("/service/bar", r#"{"key":"a","min":"1"}"#)
-        .assert_error(400, "non-negative integer");
-    kr.post_json("/service/bar", r#"{"key":"a","min":-1}"#)
-        .assert_error(400, "non-negative integer");
-    kr.post_json("/service/bar", r#"{"key":"a","max":18446744073709551616}"#)
-        .assert_error(400, "too large");
-    kr.get("/service/bar?key=a&max=18446744073709551616")
-        .assert_error(400, "too large");
-    kr.get("/service/bar?key=a&min=-2")
-        .assert_error(400, "non-negative integer");
-    kr.get("/service/bar?min=1")
-        .assert_error(400, "missing field `key`");
-    kr.get("/service/bar?key=")
-        .assert_error(400, "must not be empty");
-    kr.post_json("/service/bar", r#"{"min":1}"#)
-        .assert_error(400, "missing field `key`");
-    kr.get("/service/bar?key=a&min=3&max=2")
-        .assert_error(400, "min (3) is greater than max (2)");
-    kr.get("/service/bar?key=a&min=5&max=6")
-        .assert_error(400, "has 4 node(s), fewer than min (5)");
-    kr.get("/service/empty?key=a")
-        .assert_error(400, "has 0 node(s)");
-    kr.get("/service/bar?key=a&color=red")
-        .assert_error(400, "unknown field `color`");
-    kr.request(
-        "POST",
-        "/service/bar",
-        &[("Content-Type", "text/plain")],
-        b"key=a",
-    )
-    .assert_error(415, "text/plain");
-    kr.request("POST", "/service/bar", &[], b"key=a")
-        .assert_error(415, "Content-Type");
+    kr.post_json("/service/bar", r#"{"key":"a""#).assert_error(400, "invalid JSON body");
+    kr.post_json("/service/bar", r#"{"key":5}"#).assert_error(400, "invalid type");
+    kr.post_json("/service/bar", r#"{"key":"a","min":"1"}"#).assert_error(400, "non-negative integer");
+    kr.post_json("/service/bar", r#"{"key":"a","min":-1}"#).assert_error(400, "non-negative integer");
+    kr.post_json("/service/bar", r#"{"key":"a","max":18446744073709551616}"#).assert_error(400, "too large");
+    kr.get("/service/bar?key=a&max=18446744073709551616").assert_error(400, "too large");
+    kr.get("/service/bar?key=a&min=-2").assert_error(400, "non-negative integer");
+    kr.get("/service/bar?min=1").assert_error(400, "missing field `key`");
+    kr.get("/service/bar?key=").assert_error(400, "must not be empty");
+    kr.post_json("/service/bar", r#"{"min":1}"#).assert_error(400, "missing field `key`");
+    kr.get("/service/bar?key=a&min=3&max=2").assert_error(400, "min (3) is greater than max (2)");
+    kr.get("/service/bar?key=a&min=5&max=6").assert_error(400, "has 4 node(s), fewer than min (5)");
+    kr.get("/service/empty?key=a").assert_error(400, "has 0 node(s)");
+    kr.get("/service/bar?key=a&color=red").assert_error(400, "unknown field `color`");
+    kr.request("POST", "/service/bar", &[("Content-Type", "text/plain")], b"key=a").assert_error(415, "text/plain");
+    kr.request("POST", "/service/bar", &[], b"key=a").assert_error(415, "Content-Type");
     let (ct, _) = multipart(&[]);
-    kr.request("POST", "/service/bar", &[("Content-Type", &ct)], b"garbage")
-        .assert_error(400, "multipart");
+    kr.request("POST", "/service/bar", &[("Content-Type", &ct)], b"garbage").assert_error(400, "multipart");
     for method in ["PUT", "DELETE", "PATCH"] {
-        kr.request(method, "/service/bar", &[], b"")
-            .assert_error(405, method);
+        kr.request(method, "/service/bar", &[], b"").assert_error(405, method);
     }
 }
 
 #[test]
 fn oversized_body_is_413_and_the_server_keeps_serving() {
     let kr = server();
-    let big = format!(
-        r#"{{"key":"{}"}}"#,
-        "k".repeat(keyrouter::server::MAX_BODY_BYTES)
-    );
-    kr.post_json("/service/bar", &big)
-        .assert_error(413, "larger than");
-    assert_eq!(
-        kr.get("/service/bar?key=ryans&max=3").json(),
-        expected("ryans", 1, 3)
-    );
+    let big = format!(r#"{{"key":"{}"}}"#, "k".repeat(keyrouter::server::MAX_BODY_BYTES));
+    kr.post_json("/service/bar", &big).assert_error(413, "larger than");
+    assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected("ryans", 1, 3));
 }
 
 #[test]
 fn garbage_never_causes_a_server_error() {
     let kr = server();
-    let bodies: &[&[u8]] = &[
-        b"",
-        b"{",
-        b"[]",
-        b"null",
-        b"\xff\xfe",
-        b"{\"key\":null}",
-        b"{\"key\":\"a\",\"max\":1e400}",
-    ];
+    let bodies: &[&[u8]] =
+        &[b"", b"{", b"[]", b"null", b"\xff\xfe", b"{\"key\":null}", b"{\"key\":\"a\",\"max\":1e400}"];
     for ct in [
         "application/json",
         "application/x-www-form-urlencoded",
@@ -237,8 +156,5 @@ fn garbage_never_causes_a_server_error() {
             assert!(r.status < 500, "{ct} {body:?}: {} {}", r.status, r.text());
         }
     }
-    assert_eq!(
-        kr.get("/service/bar?key=ryans&max=3").json(),
-        expected("ryans", 1, 3)
-    );
+    assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected("ryans", 1, 3));
 }

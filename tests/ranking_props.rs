@@ -5,17 +5,11 @@ use keyrouter::ranking::{LookupError, Service, ServiceSpec, Table};
 use proptest::prelude::*;
 
 fn service(nodes: &[String]) -> Service {
-    Service::build(ServiceSpec::new("s", nodes.iter().cloned()))
-        .unwrap()
-        .0
+    Service::build(ServiceSpec::new("s", nodes.iter().cloned())).unwrap().0
 }
 
 fn ranking(s: &Service, key: &str) -> Vec<String> {
-    s.lookup(key, 0, u64::MAX)
-        .unwrap()
-        .into_iter()
-        .map(String::from)
-        .collect()
+    s.lookup(key, 0, u64::MAX).unwrap().into_iter().map(String::from).collect()
 }
 
 fn node_set() -> impl Strategy<Value = Vec<String>> {
@@ -102,10 +96,7 @@ fn shares(s: &Service, keys: usize, place: usize) -> Vec<f64> {
         s.rank_into(&format!("key-{i}"), place + 1, &mut out);
         *counts.entry(out[place].to_string()).or_insert(0usize) += 1;
     }
-    s.nodes()
-        .iter()
-        .map(|n| counts.get(n).copied().unwrap_or(0) as f64 / keys as f64)
-        .collect()
+    s.nodes().iter().map(|n| counts.get(n).copied().unwrap_or(0) as f64 / keys as f64).collect()
 }
 
 #[test]
@@ -113,10 +104,7 @@ fn balance_of_first_and_second_choices() {
     let s = service(&nodes(10));
     for place in [0, 1] {
         for (node, share) in s.nodes().iter().zip(shares(&s, 100_000, place)) {
-            assert!(
-                (share - 0.1).abs() <= 0.1 * 0.05,
-                "place {place}: {node} has {share}"
-            );
+            assert!((share - 0.1).abs() <= 0.1 * 0.05, "place {place}: {node} has {share}");
         }
     }
 }
@@ -131,10 +119,7 @@ fn adding_a_node_moves_a_fair_share_to_it() {
     let keys = 100_000;
     for i in 0..keys {
         let key = format!("key-{i}");
-        let (b, a) = (
-            before.lookup(&key, 1, 1).unwrap()[0],
-            after.lookup(&key, 1, 1).unwrap()[0],
-        );
+        let (b, a) = (before.lookup(&key, 1, 1).unwrap()[0], after.lookup(&key, 1, 1).unwrap()[0]);
         if a != b {
             assert_eq!(a, "newcomer:8080", "{key} moved from {b} to {a}");
             moved += 1;
@@ -142,10 +127,7 @@ fn adding_a_node_moves_a_fair_share_to_it() {
     }
     let share = moved as f64 / keys as f64;
     let fair = 1.0 / 11.0;
-    assert!(
-        (share - fair).abs() <= fair * 0.10,
-        "newcomer took {share}, fair is {fair}"
-    );
+    assert!((share - fair).abs() <= fair * 0.10, "newcomer took {share}, fair is {fair}");
 }
 
 #[test]
@@ -163,23 +145,13 @@ fn removing_a_node_moves_only_its_keys() {
 
 #[test]
 fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
-    let (t, report) = Table::build([
-        ServiceSpec::new("b", ["x", "x", "y"]),
-        ServiceSpec::new("a", Vec::<String>::new()),
-    ])
-    .unwrap();
+    let (t, report) =
+        Table::build([ServiceSpec::new("b", ["x", "x", "y"]), ServiceSpec::new("a", Vec::<String>::new())]).unwrap();
     assert_eq!(t.names(), ["a", "b"]);
     assert_eq!(report.duplicates_removed, vec![("b".to_string(), 1)]);
-    assert_eq!(
-        t.get("a").unwrap().lookup("k", 0, 3).unwrap(),
-        Vec::<&str>::new()
-    );
+    assert_eq!(t.get("a").unwrap().lookup("k", 0, 3).unwrap(), Vec::<&str>::new());
     assert!(matches!(
         t.get("a").unwrap().lookup("k", 1, 3),
-        Err(LookupError::NotEnoughNodes {
-            available: 0,
-            min: 1,
-            ..
-        })
+        Err(LookupError::NotEnoughNodes { available: 0, min: 1, .. })
     ));
 }

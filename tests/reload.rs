@@ -18,26 +18,15 @@ fn answer(nodes: &[&str], key: &str, n: u64) -> serde_json::Value {
 #[test]
 fn good_reload_adds_changes_and_removes_services() {
     let kr = Keyrouter::start(&services(&[("bar", &["b1", "b2"]), ("gone", &["g1"])]));
-    assert_eq!(
-        kr.get("/service").json(),
-        serde_json::json!(["bar", "gone"])
-    );
+    assert_eq!(kr.get("/service").json(), serde_json::json!(["bar", "gone"]));
     kr.write_services(&services(&[("bar", &["b1", "b2", "b3"]), ("new", &["n1"])]));
     let mark = kr.log().len();
     kr.signal(libc::SIGHUP);
     kr.wait_for_log("reloaded", mark);
-    assert!(
-        kr.log()[mark..].contains(r#"added ["new"], removed ["gone"], changed ["bar"]"#),
-        "{}",
-        kr.log()
-    );
+    assert!(kr.log()[mark..].contains(r#"added ["new"], removed ["gone"], changed ["bar"]"#), "{}", kr.log());
     assert_eq!(kr.get("/service").json(), serde_json::json!(["bar", "new"]));
-    kr.get("/service/gone?key=k")
-        .assert_error(404, "unknown service");
-    assert_eq!(
-        kr.get("/service/bar?key=k&max=3").json(),
-        answer(&["b1", "b2", "b3"], "k", 3)
-    );
+    kr.get("/service/gone?key=k").assert_error(404, "unknown service");
+    assert_eq!(kr.get("/service/bar?key=k&max=3").json(), answer(&["b1", "b2", "b3"], "k", 3));
 }
 
 #[test]
@@ -46,14 +35,8 @@ fn bad_or_vanished_file_keeps_the_old_table() {
     let before = kr.get("/service/bar?key=k&max=2").json();
     for (what, content) in [
         ("syntax", Some("[[Services]\nName = \"bar\"\n")),
-        (
-            "types",
-            Some("[[Services]]\nName = \"bar\"\nNodes = [1, 2]\n"),
-        ),
-        (
-            "unknown key",
-            Some("[[Services]]\nName = \"bar\"\nNode = [\"x\"]\n"),
-        ),
+        ("types", Some("[[Services]]\nName = \"bar\"\nNodes = [1, 2]\n")),
+        ("unknown key", Some("[[Services]]\nName = \"bar\"\nNode = [\"x\"]\n")),
         ("vanished", None),
     ] {
         match content {
@@ -65,29 +48,17 @@ fn bad_or_vanished_file_keeps_the_old_table() {
         kr.wait_for_log("reload failed, still serving the previous table", mark);
         let line = &kr.log()[mark..];
         let path = kr.services.display().to_string();
-        assert!(
-            line.contains(&path),
-            "{what}: the error names the file: {line}"
-        );
+        assert!(line.contains(&path), "{what}: the error names the file: {line}");
         if what == "syntax" {
-            assert!(
-                line.contains(&format!("{path}:1:")),
-                "{what}: line and column: {line}"
-            );
+            assert!(line.contains(&format!("{path}:1:")), "{what}: line and column: {line}");
         }
         assert_eq!(kr.get("/service/bar?key=k&max=2").json(), before, "{what}");
-        assert_eq!(
-            kr.get("/service").json(),
-            serde_json::json!(["bar"]),
-            "{what}"
-        );
+        assert_eq!(kr.get("/service").json(), serde_json::json!(["bar"]), "{what}");
     }
     // And a good file after all that is picked up.
     kr.write_services(&services(&[("bar", &["b9"])]));
     kr.signal(libc::SIGHUP);
-    eventually("the good file", || {
-        kr.get("/service/bar?key=k").json() == serde_json::json!(["b9"])
-    });
+    eventually("the good file", || kr.get("/service/bar?key=k").json() == serde_json::json!(["b9"]));
 }
 
 #[test]
@@ -95,36 +66,16 @@ fn removing_a_node_moves_only_its_keys() {
     let nodes = ["n1:80", "n2:80", "n3:80", "n4:80", "n5:80"];
     let kr = Keyrouter::start(&services(&[("s", &nodes)]));
     let keys: Vec<String> = (0..300).map(|i| format!("key-{i}")).collect();
-    let before: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            kr.get(&format!("/service/s?key={k}")).json()[0]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let before: Vec<String> =
+        keys.iter().map(|k| kr.get(&format!("/service/s?key={k}")).json()[0].as_str().unwrap().to_string()).collect();
     kr.write_services(&services(&[("s", &["n1:80", "n2:80", "n4:80", "n5:80"])]));
     kr.signal(libc::SIGHUP);
-    eventually("n3 to leave", || {
-        kr.get("/service/s?key=x&min=0&max=9")
-            .json()
-            .as_array()
-            .unwrap()
-            .len()
-            == 4
-    });
+    eventually("n3 to leave", || kr.get("/service/s?key=x&min=0&max=9").json().as_array().unwrap().len() == 4);
     let mut moved = 0;
     for (k, b) in keys.iter().zip(&before) {
-        let a = kr.get(&format!("/service/s?key={k}")).json()[0]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let a = kr.get(&format!("/service/s?key={k}")).json()[0].as_str().unwrap().to_string();
         if a != *b {
-            assert_eq!(
-                b, "n3:80",
-                "{k} moved from {b} to {a} though {b} is still there"
-            );
+            assert_eq!(b, "n3:80", "{k} moved from {b} to {a} though {b} is still there");
             moved += 1;
         }
     }
@@ -154,10 +105,7 @@ fn lookups_never_fail_or_mix_tables_while_reloading() {
                     };
                     assert_eq!(r.status, 200, "{}", r.text());
                     let got = r.json();
-                    assert!(
-                        got == answer(a, &key, 3) || got == answer(b, &key, 3),
-                        "{key}: mixed answer {got}"
-                    );
+                    assert!(got == answer(a, &key, 3) || got == answer(b, &key, 3), "{key}: mixed answer {got}");
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
@@ -176,11 +124,7 @@ fn lookups_never_fail_or_mix_tables_while_reloading() {
     for t in threads {
         t.join().expect("a lookup failed during reloads");
     }
-    assert!(
-        done.load(Ordering::Relaxed) > 100,
-        "only {} lookups",
-        done.load(Ordering::Relaxed)
-    );
+    assert!(done.load(Ordering::Relaxed) > 100, "only {} lookups", done.load(Ordering::Relaxed));
     assert!(flips >= 20);
     assert_eq!(kr.log().matches("reload failed").count(), 0, "{}", kr.log());
 }
@@ -194,9 +138,7 @@ fn a_burst_of_sighups_coalesces_and_the_last_file_wins() {
     }
     kr.write_services(&services(&[("s", &["last"])]));
     kr.signal(libc::SIGHUP);
-    eventually("the last file", || {
-        kr.get("/service/s?key=k").json() == serde_json::json!(["last"])
-    });
+    eventually("the last file", || kr.get("/service/s?key=k").json() == serde_json::json!(["last"]));
     let reloads = kr.log().matches("SIGHUP: reloaded").count();
     assert!((1..=21).contains(&reloads), "{reloads} reloads");
 }

@@ -19,53 +19,23 @@ mod table;
 pub mod topk;
 
 pub use hash::ALGORITHM_VERSION;
-pub use table::{
-    fingerprint_hex, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table, TableError,
-};
+pub use table::{fingerprint_hex, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table, TableError};
 
 /// Known answers, copied from `tests/golden.jsonl`: `(nodes, key, k, expected)`.
 const SELF_CHECK: &[(&[&str], &str, usize, &[&str])] = &[
+    (&["bar1:8080", "bar2:8080", "bar3:8080"], "ryans", 3, &["bar2:8080", "bar1:8080", "bar3:8080"]),
+    (&["bar1:8080", "bar2:8080", "bar3:8080"], "ryans", 1, &["bar2:8080"]),
     (
-        &["bar1:8080", "bar2:8080", "bar3:8080"],
-        "ryans",
-        3,
-        &["bar2:8080", "bar1:8080", "bar3:8080"],
-    ),
-    (
-        &["bar1:8080", "bar2:8080", "bar3:8080"],
-        "ryans",
-        1,
-        &["bar2:8080"],
-    ),
-    (
-        &[
-            "узел-0.example:80",
-            "узел-1.example:80",
-            "узел-2.example:80",
-        ],
+        &["узел-0.example:80", "узел-1.example:80", "узел-2.example:80"],
         "user:406766",
         3,
-        &[
-            "узел-2.example:80",
-            "узел-0.example:80",
-            "узел-1.example:80",
-        ],
+        &["узел-2.example:80", "узел-0.example:80", "узел-1.example:80"],
     ),
     (
-        &[
-            "10.218.76.205:8152",
-            "10.121.25.33:8906",
-            "10.117.3.69:8404",
-            "10.165.4.196:8207",
-        ],
+        &["10.218.76.205:8152", "10.121.25.33:8906", "10.117.3.69:8404", "10.165.4.196:8207"],
         "user:349759",
         4,
-        &[
-            "10.121.25.33:8906",
-            "10.218.76.205:8152",
-            "10.117.3.69:8404",
-            "10.165.4.196:8207",
-        ],
+        &["10.121.25.33:8906", "10.218.76.205:8152", "10.117.3.69:8404", "10.165.4.196:8207"],
     ),
     (
         &[
@@ -85,12 +55,7 @@ const SELF_CHECK: &[(&[&str], &str, usize, &[&str])] = &[
         3,
         &["[fd00::83f0]:443", "[fd00::9f44]:443", "[fd00::850]:443"],
     ),
-    (
-        &["bar0:8080", "bar1:8080", "bar2:8080", "bar3:8080"],
-        "ключ-25",
-        3,
-        &["bar3:8080", "bar0:8080", "bar2:8080"],
-    ),
+    (&["bar0:8080", "bar1:8080", "bar2:8080", "bar3:8080"], "ключ-25", 3, &["bar3:8080", "bar0:8080", "bar2:8080"]),
 ];
 
 /// The ranking of this build differs from the pinned one.
@@ -109,8 +74,8 @@ pub struct SelfCheckError {
 /// Recomputes known answers; an error means this build would disagree with other replicas.
 pub fn self_check() -> Result<(), SelfCheckError> {
     for (nodes, key, k, expected) in SELF_CHECK {
-        let (service, _) = Service::build(ServiceSpec::new("self-check", nodes.iter().copied()))
-            .expect("self-check nodes are valid");
+        let (service, _) =
+            Service::build(ServiceSpec::new("self-check", nodes.iter().copied())).expect("self-check nodes are valid");
         let mut got = Vec::new();
         service.rank_into(key, *k, &mut got);
         if got != *expected {
@@ -125,9 +90,6 @@ pub fn self_check() -> Result<(), SelfCheckError> {
 }
 
 #[doc(hidden)]
-pub fn self_check_vectors(
-) -> impl Iterator<Item = (Vec<&'static str>, &'static str, usize, Vec<&'static str>)> {
-    SELF_CHECK
-        .iter()
-        .map(|(n, key, k, e)| (n.to_vec(), *key, *k, e.to_vec()))
+pub fn self_check_vectors() -> impl Iterator<Item = (Vec<&'static str>, &'static str, usize, Vec<&'static str>)> {
+    SELF_CHECK.iter().map(|(n, key, k, e)| (n.to_vec(), *key, *k, e.to_vec()))
 }

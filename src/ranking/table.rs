@@ -15,10 +15,7 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node of weight 1.
     pub fn new(node: impl Into<String>) -> Self {
-        NodeSpec {
-            node: node.into(),
-            weight: 1.0,
-        }
+        NodeSpec { node: node.into(), weight: 1.0 }
     }
 }
 
@@ -31,14 +28,8 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     /// A service whose nodes all have weight 1.
-    pub fn new<N: Into<String>>(
-        name: impl Into<String>,
-        nodes: impl IntoIterator<Item = N>,
-    ) -> Self {
-        ServiceSpec {
-            name: name.into(),
-            nodes: nodes.into_iter().map(NodeSpec::new).collect(),
-        }
+    pub fn new<N: Into<String>>(name: impl Into<String>, nodes: impl IntoIterator<Item = N>) -> Self {
+        ServiceSpec { name: name.into(), nodes: nodes.into_iter().map(NodeSpec::new).collect() }
     }
 }
 
@@ -51,11 +42,7 @@ pub enum TableError {
     #[error("service {0:?} is defined more than once")]
     DuplicateService(String),
     #[error("service {service:?}: node {node:?} has weight {weight}; a weight must be finite and greater than 0")]
-    InvalidWeight {
-        service: String,
-        node: String,
-        weight: f64,
-    },
+    InvalidWeight { service: String, node: String, weight: f64 },
 }
 
 /// Why a lookup has no answer.
@@ -64,11 +51,7 @@ pub enum LookupError {
     #[error("min ({min}) is greater than max ({max})")]
     MinGreaterThanMax { min: u64, max: u64 },
     #[error("service {service:?} has {available} node(s), fewer than min ({min})")]
-    NotEnoughNodes {
-        service: String,
-        available: usize,
-        min: u64,
-    },
+    NotEnoughNodes { service: String, available: usize, min: u64 },
 }
 
 /// What building a table noticed without failing.
@@ -177,11 +160,7 @@ impl Service {
         }
         let available = self.nodes.len();
         if (available as u64) < min {
-            return Err(LookupError::NotEnoughNodes {
-                service: self.name.clone(),
-                available,
-                min,
-            });
+            return Err(LookupError::NotEnoughNodes { service: self.name.clone(), available, min });
         }
         Ok(usize::try_from(max).map_or(available, |m| m.min(available)))
     }
@@ -221,11 +200,7 @@ impl Service {
                     (weighted_score(raw, weights[i]), raw)
                 },
                 |a: &Candidate<(f64, u64)>, b| {
-                    a.score
-                        .0
-                        .total_cmp(&b.score.0)
-                        .then(a.score.1.cmp(&b.score.1))
-                        .then_with(|| tie(a.index, b.index))
+                    a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
                 },
                 emit,
             ),
@@ -246,49 +221,47 @@ fn fingerprint(hashes: &[u64], weights: &[f64]) -> u64 {
 /// All services, by name. Immutable: a reload builds a new one.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    services: HashMap<String, Service>,
+    /// Sorted by name; a service's position is its stable index in this table.
+    services: Vec<Service>,
+    index: HashMap<String, usize>,
     names: Vec<String>,
     fingerprint: u64,
 }
 
 impl Table {
     /// Builds a table from service specs.
-    pub fn build(
-        specs: impl IntoIterator<Item = ServiceSpec>,
-    ) -> Result<(Table, BuildReport), TableError> {
-        let mut services = HashMap::new();
+    pub fn build(specs: impl IntoIterator<Item = ServiceSpec>) -> Result<(Table, BuildReport), TableError> {
+        let mut services = Vec::new();
         let mut report = BuildReport::default();
+        let mut seen = HashSet::new();
         for spec in specs {
             let (service, removed) = Service::build(spec)?;
             if removed > 0 {
-                report
-                    .duplicates_removed
-                    .push((service.name.clone(), removed));
+                report.duplicates_removed.push((service.name.clone(), removed));
             }
-            if services.contains_key(&service.name) {
+            if !seen.insert(service.name.clone()) {
                 return Err(TableError::DuplicateService(service.name));
             }
-            services.insert(service.name.clone(), service);
+            services.push(service);
         }
-        let mut names: Vec<String> = services.keys().cloned().collect();
-        names.sort_unstable();
+        services.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
         let mut acc = mix(u64::from(ALGORITHM_VERSION));
-        for name in &names {
-            acc = mix(acc ^ hash_str(name)).wrapping_add(services[name].fingerprint);
+        for service in &services {
+            acc = mix(acc ^ hash_str(&service.name)).wrapping_add(service.fingerprint);
         }
-        Ok((
-            Table {
-                services,
-                names,
-                fingerprint: mix(acc),
-            },
-            report,
-        ))
+        Ok((Table { services, index, names, fingerprint: mix(acc) }, report))
     }
 
     /// The service called `name`.
     pub fn get(&self, name: &str) -> Option<&Service> {
-        self.services.get(name)
+        self.find(name).map(|(_, s)| s)
+    }
+
+    /// The service called `name` and its position in [`Table::services`].
+    pub fn find(&self, name: &str) -> Option<(usize, &Service)> {
+        self.index.get(name).map(|&i| (i, &self.services[i]))
     }
 
     /// Service names, sorted.
@@ -297,16 +270,21 @@ impl Table {
     }
 
     /// Services, sorted by name.
-    pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.names.iter().map(|n| &self.services[n])
+    pub fn services(&self) -> &[Service] {
+        &self.services
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.services.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.services.is_empty()
+    }
+
+    /// Total number of nodes over all services.
+    pub fn node_count(&self) -> usize {
+        self.services.iter().map(Service::len).sum()
     }
 
     /// Fingerprint of the whole table: every service's name and fingerprint.

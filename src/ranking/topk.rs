@@ -34,10 +34,7 @@ pub fn top_k<S: Copy + Default>(
     if k == 0 {
         return;
     }
-    let at = |i: usize| Candidate {
-        score: score(i),
-        index: i as u32,
-    };
+    let at = |i: usize| Candidate { score: score(i), index: i as u32 };
     if k > INLINE {
         let mut all: Vec<Candidate<S>> = (0..n).map(at).collect();
         let best_first = |a: &Candidate<S>, b: &Candidate<S>| better(b, a);
@@ -105,9 +102,7 @@ mod tests {
 
     #[test]
     fn matches_a_full_sort_for_every_k() {
-        let scores: Vec<u64> = (0..50u64)
-            .map(|i| super::super::hash::mix(i) % 20)
-            .collect();
+        let scores: Vec<u64> = (0..50u64).map(|i| super::super::hash::mix(i) % 20).collect();
         for k in 0..=60 {
             // Crosses INLINE, so both paths are checked.
             assert_eq!(pick(&scores, k), by_sorting(&scores, k), "k={k}");

@@ -31,10 +31,7 @@ impl Keyrouter {
         let services = dir.path().join("services.toml");
         std::fs::write(&services, services_toml).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.arg("--services")
-            .arg(&services)
-            .args(["--address", "127.0.0.1:0", "--workers", "2"])
-            .args(extra);
+        cmd.arg("--services").arg(&services).args(["--address", "127.0.0.1:0", "--workers", "2"]).args(extra);
         Self::spawn(cmd, dir, services)
     }
 
@@ -46,33 +43,17 @@ impl Keyrouter {
     /// Starts keyrouter on a port picked here, for log levels that hide the "listening" line;
     /// waits until the port accepts connections.
     pub fn start_quiet(services_toml: &str, extra: &[&str]) -> Keyrouter {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let services = dir.path().join("services.toml");
         std::fs::write(&services, services_toml).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.arg("--services")
-            .arg(&services)
-            .args(["--address", &format!("127.0.0.1:{port}")])
-            .args(extra);
+        cmd.arg("--services").arg(&services).args(["--address", &format!("127.0.0.1:{port}")]).args(extra);
         Self::spawn_on(cmd, dir, services, Some(port))
     }
 
-    fn spawn_on(
-        mut cmd: Command,
-        dir: tempfile::TempDir,
-        services: PathBuf,
-        known: Option<u16>,
-    ) -> Keyrouter {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+    fn spawn_on(mut cmd: Command, dir: tempfile::TempDir, services: PathBuf, known: Option<u16>) -> Keyrouter {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -89,9 +70,7 @@ impl Keyrouter {
         });
         let port = match known {
             Some(port) => {
-                eventually("keyrouter to accept connections", || {
-                    TcpStream::connect(("127.0.0.1", port)).is_ok()
-                });
+                eventually("keyrouter to accept connections", || TcpStream::connect(("127.0.0.1", port)).is_ok());
                 port
             }
             None => match rx.recv_timeout(Duration::from_secs(20)) {
@@ -102,13 +81,7 @@ impl Keyrouter {
                 }
             },
         };
-        Keyrouter {
-            child,
-            port,
-            dir,
-            services,
-            log,
-        }
+        Keyrouter { child, port, dir, services, log }
     }
 
     /// Everything the process logged so far.
@@ -141,13 +114,7 @@ impl Keyrouter {
         std::fs::rename(&tmp, &self.services).unwrap();
     }
 
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Response {
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         request(self.port, method, path, headers, body)
     }
 
@@ -156,12 +123,7 @@ impl Keyrouter {
     }
 
     pub fn post_json(&self, path: &str, json: &str) -> Response {
-        self.request(
-            "POST",
-            path,
-            &[("Content-Type", "application/json")],
-            json.as_bytes(),
-        )
+        self.request("POST", path, &[("Content-Type", "application/json")], json.as_bytes())
     }
 
     /// Waits for the process to exit, up to `timeout`.
@@ -204,48 +166,28 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Asserts an error answer: this status, a JSON body `{"error": "..."}` containing `needle`.
     pub fn assert_error(&self, status: u16, needle: &str) {
         assert_eq!(self.status, status, "body: {}", self.text());
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{self:?}"
-        );
-        let msg = self.json()["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error field: {}", self.text()))
-            .to_string();
-        assert!(
-            msg.contains(needle),
-            "error {msg:?} does not contain {needle:?}"
-        );
+        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
+        let msg =
+            self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {}", self.text())).to_string();
+        assert!(msg.contains(needle), "error {msg:?} does not contain {needle:?}");
     }
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-pub fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
+pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (n, v) in headers {
         req += &format!("{n}: {v}\r\n");
     }
@@ -262,36 +204,18 @@ pub fn request(
 }
 
 pub fn parse_response(raw: &[u8]) -> Response {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {raw:?}"));
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response head: {raw:?}"));
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
     let mut body = raw[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let chunked = headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked {
         body = dechunk(&body);
     }
-    Response {
-        status,
-        headers,
-        body,
-    }
+    Response { status, headers, body }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -300,8 +224,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             return out;
         }
@@ -315,14 +238,10 @@ pub fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     let boundary = "------------------------keyroutertest";
     let mut body = String::new();
     for (n, v) in fields {
-        body +=
-            &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n");
+        body += &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n");
     }
     body += &format!("--{boundary}--\r\n");
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        body.into_bytes(),
-    )
+    (format!("multipart/form-data; boundary={boundary}"), body.into_bytes())
 }
 
 /// A services file with one service per `(name, nodes)`.
@@ -330,10 +249,7 @@ pub fn services(list: &[(&str, &[&str])]) -> String {
     let mut s = String::new();
     for (name, nodes) in list {
         let nodes: Vec<String> = nodes.iter().map(|n| format!("{n:?}")).collect();
-        s += &format!(
-            "[[Services]]\n  Name = {name:?}\n  Nodes = [{}]\n\n",
-            nodes.join(", ")
-        );
+        s += &format!("[[Services]]\n  Name = {name:?}\n  Nodes = [{}]\n\n", nodes.join(", "));
     }
     s
 }
