@@ -2,30 +2,35 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config;
 use crate::ranking;
 use crate::server::{self, ServerOptions};
 use crate::signals::Signals;
 use crate::state::AppState;
+use crate::watch;
 
 /// keyrouter maps a key to one or more nodes of a named service by rendezvous hashing.
 ///
-/// It serves `POST /service/{name}` with `key`, `min` and `max` (query string, form, multipart
-/// form or JSON) and answers with a JSON array of the nodes ranked highest for the key.
-/// `GET /service` lists the services. SIGHUP re-reads the services file; an invalid file is
-/// logged and the previous table keeps serving.
+/// Without a subcommand it serves `POST /service/{name}` with `key`, `min` and `max` (query
+/// string, form, multipart form or JSON) and answers with a JSON array of the nodes ranked
+/// highest for the key. `GET /service` lists the services; `/healthz`, `/readyz` and `/metrics`
+/// are for operators. SIGHUP re-reads the services file; an invalid file is logged and the
+/// previous table keeps serving. SIGTERM and SIGINT stop gracefully.
 #[derive(Debug, Parser)]
 #[command(name = "keyrouter", version, about, long_about)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Services file (TOML, `[[Services]]` with `Name` and `Nodes`).
-    #[arg(long, env = "KEYROUTER_SERVICES", default_value = "services.toml")]
+    #[arg(long, global = true, env = "KEYROUTER_SERVICES", default_value = "services.toml")]
     pub services: PathBuf,
 
     /// Address to listen on: `:PORT` (all interfaces), `HOST:PORT` or `[IPv6]:PORT`.
@@ -40,6 +45,10 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Also reload when the services file changes on disk (SIGHUP works either way).
+    #[arg(long, env = "KEYROUTER_WATCH")]
+    pub watch: bool,
+
     /// Worker threads (0: one per CPU).
     #[arg(long, env = "KEYROUTER_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -48,6 +57,11 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_SHUTDOWN_TIMEOUT", default_value_t = 5)]
     pub shutdown_timeout: u64,
 
+    /// Seconds between SIGTERM (readiness turns 503) and closing the listener, for load
+    /// balancers to stop sending first.
+    #[arg(long, env = "KEYROUTER_SHUTDOWN_DELAY", default_value_t = 0)]
+    pub shutdown_delay: u64,
+
     /// Print long help (same as --help).
     #[arg(long = "help-long", action = ArgAction::HelpLong)]
     pub help_long: Option<bool>,
@@ -55,6 +69,27 @@ pub struct Cli {
     /// Print a man page (roff) and exit.
     #[arg(long = "help-man")]
     pub help_man: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and validate the services file without serving: print a summary and exit 0, or
+    /// print each error with line:column and exit 1.
+    Check,
+    /// Print the answer the server would give for SERVICE and KEY, with the same errors.
+    /// Exit status: 0 with an answer, 1 with an error.
+    Lookup {
+        /// Service name.
+        service: String,
+        /// Key to place.
+        key: String,
+        /// Fewest nodes acceptable (default 1).
+        #[arg(long, allow_hyphen_values = true)]
+        min: Option<String>,
+        /// Most nodes wanted (default: min).
+        #[arg(long, allow_hyphen_values = true)]
+        max: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,7 +195,14 @@ pub fn main() -> ExitCode {
         let _ = std::io::stdout().write_all(&out);
         return ExitCode::SUCCESS;
     }
-    match serve(cli) {
+    let result = match &cli.command {
+        None => serve(&cli),
+        Some(Command::Check) => check(&cli.services),
+        Some(Command::Lookup { service, key, min, max }) => {
+            offline_lookup(&cli.services, service, key, min.as_deref(), max.as_deref())
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("keyrouter: error: {message}");
@@ -169,7 +211,47 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn serve(cli: Cli) -> Result<(), String> {
+/// `keyrouter check`.
+fn check(path: &Path) -> Result<(), String> {
+    ranking::self_check().map_err(|e| e.to_string())?;
+    let loaded = config::load(path).map_err(|e| e.to_string())?;
+    let t = &loaded.table;
+    println!(
+        "{}: OK: {} services, {} nodes, fingerprint {}",
+        path.display(),
+        t.len(),
+        t.node_count(),
+        ranking::fingerprint_hex(t.fingerprint())
+    );
+    for s in t.services() {
+        let weighted = if s.is_weighted() { ", weighted" } else { "" };
+        println!("  {:?}: {} nodes{weighted}", s.name(), s.len());
+    }
+    for (service, n) in &loaded.report.duplicates_removed {
+        println!("  {service:?}: removed {n} duplicate node(s)");
+    }
+    Ok(())
+}
+
+/// `keyrouter lookup`: the server's validation and ranking, without the server.
+fn offline_lookup(path: &Path, service: &str, key: &str, min: Option<&str>, max: Option<&str>) -> Result<(), String> {
+    ranking::self_check().map_err(|e| e.to_string())?;
+    let loaded = config::load(path).map_err(|e| e.to_string())?;
+    let mut pairs = vec![("key", key)];
+    pairs.extend(min.map(|m| ("min", m)));
+    pairs.extend(max.map(|m| ("max", m)));
+    // Like the server: the body (answer or `{"error": ...}`) on stdout; the status as the exit
+    // code, with the message on stderr too.
+    let (body, result) = match server::answer_lookup(&loaded.table, service, crate::lookup::Fields::from_pairs(pairs)) {
+        Ok(answer) => (answer, Ok(())),
+        Err(e) => (serde_json::json!({ "error": e.to_string() }).to_string().into_bytes(), Err(e.to_string())),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&body).and_then(|()| out.write_all(b"\n")).map_err(|e| e.to_string())?;
+    result
+}
+
+fn serve(cli: &Cli) -> Result<(), String> {
     init_logging(cli.log_level, cli.log_format);
     ranking::self_check().map_err(|e| e.to_string())?;
     let loaded = config::load(&cli.services).map_err(|e| e.to_string())?;
@@ -181,11 +263,16 @@ fn serve(cli: Cli) -> Result<(), String> {
     let opts = ServerOptions {
         workers: cli.workers,
         shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
+        shutdown_delay: Duration::from_secs(cli.shutdown_delay),
         log_requests: cli.log_level >= tracing::Level::DEBUG,
     };
     let services = loaded.table.len();
     let nodes = loaded.table.node_count();
     let state = AppState::new(loaded.table, cli.services.clone());
+    let _watcher = match cli.watch {
+        true => Some(watch::spawn(state.clone()).map_err(|e| format!("cannot watch {}: {e}", cli.services.display()))?),
+        false => None,
+    };
 
     actix_rt::System::new()
         .block_on(async move {

@@ -7,6 +7,7 @@
 //! - [`state`]: the live table behind one atomic pointer, and reload.
 //! - [`server`]: the actix-web service, started on a listener the caller has bound.
 //! - [`signals`]: SIGHUP reload, SIGTERM/SIGINT graceful stop.
+//! - [`watch`]: `--watch`, reload when the file changes on disk.
 //! - [`cli`]: flags and the binary's entry point.
 
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod ranking;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod watch;

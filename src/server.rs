@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::lookup::{Fields, Keys, RequestError};
-use crate::ranking::{fingerprint_hex, Service};
+use crate::ranking::{fingerprint_hex, Service, Table};
 use crate::state::AppState;
 
 /// Largest request body: enough for a batch of 10 000 ordinary keys, small enough that a
@@ -33,13 +33,21 @@ pub struct ServerOptions {
     pub workers: usize,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout: Duration,
+    /// Time between readiness going to 503 and the listener closing, so that load balancers
+    /// stop sending before keyrouter stops accepting.
+    pub shutdown_delay: Duration,
     /// Emit a span and a log line per request (only worth it at DEBUG).
     pub log_requests: bool,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { workers: 0, shutdown_timeout: Duration::from_secs(5), log_requests: false }
+        ServerOptions {
+            workers: 0,
+            shutdown_timeout: Duration::from_secs(5),
+            shutdown_delay: Duration::ZERO,
+            log_requests: false,
+        }
     }
 }
 
@@ -208,7 +216,7 @@ async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
     response
 }
 
-/// Validates the lookup and ranks: the one path from any input form to an answer.
+/// Merges the body's fields over the query string's and answers.
 fn answer(
     req: &HttpRequest,
     input: &Input,
@@ -225,11 +233,26 @@ fn answer(
             Fields::from_pairs(input.multipart.iter().map(|(n, v)| (n.as_str(), v.as_str())))?.or(query)
         }
     };
+    let body = rank(service, fields)?;
+    tracing::debug!(service = name, "lookup");
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .insert_header((FINGERPRINT_HEADER, fingerprint_hex(service.fingerprint())))
+        .body(body))
+}
+
+/// Answers a lookup in `table` as the server would (the JSON body), for `keyrouter lookup`.
+pub fn answer_lookup(table: &Table, name: &str, fields: Result<Fields, RequestError>) -> Result<Vec<u8>, RequestError> {
+    let service = table.get(name).ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
+    rank(service, fields?)
+}
+
+/// Validates the lookup and ranks: the one path from any input form to an answer's JSON.
+fn rank(service: &Service, fields: Fields) -> Result<Vec<u8>, RequestError> {
     let lookup = fields.into_lookup()?;
     let k = service.answer_len(lookup.min, lookup.max)?;
-
     let mut nodes = Vec::with_capacity(k);
-    let body = match &lookup.keys {
+    match &lookup.keys {
         Keys::One(key) => {
             service.rank_into(key, k, &mut nodes);
             serde_json::to_vec(&nodes)
@@ -250,13 +273,7 @@ fn answer(
             .map(|()| out)
         }
     }
-    .map_err(|e| RequestError::Invalid(format!("cannot encode answer: {e}")))?;
-
-    tracing::debug!(service = name, nodes = k, "lookup");
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .insert_header((FINGERPRINT_HEADER, fingerprint_hex(service.fingerprint())))
-        .body(body))
+    .map_err(|e| RequestError::Invalid(format!("cannot encode answer: {e}")))
 }
 
 /// Builds the app on `state` (used by the server and by in-process tests).
@@ -312,8 +329,9 @@ pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) 
     Ok(server.listen(listener)?.run())
 }
 
-/// Serves until `shutdown` completes, then stops gracefully: readiness goes false, in-flight
-/// requests get up to `shutdown_timeout` to finish.
+/// Serves until `shutdown` completes, then stops gracefully: readiness goes to 503, the
+/// listener stays open for `shutdown_delay`, then in-flight requests get up to
+/// `shutdown_timeout` to finish.
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -325,6 +343,7 @@ pub async fn run(
     actix_rt::spawn(async move {
         shutdown.await;
         state.set_ready(false);
+        tokio::time::sleep(opts.shutdown_delay).await;
         handle.stop(true).await;
     });
     server.await
