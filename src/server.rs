@@ -71,6 +71,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
+        .route("/table", web::get().to(table))
         .service(
             web::resource("/service").route(web::get().to(list_services)).default_service(web::to(method_not_allowed)),
         )
@@ -109,6 +110,33 @@ async fn list_services(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(serde_json::to_vec(live.table.names()).unwrap_or_default())
+}
+
+/// The whole table with fingerprints, for comparing replicas.
+async fn table(state: web::Data<AppState>) -> HttpResponse {
+    let live = state.live();
+    let t = &live.table;
+    let services: Vec<serde_json::Value> = t
+        .services()
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::json!({
+                "name": s.name(),
+                "nodes": s.nodes(),
+                "fingerprint": fingerprint_hex(s.fingerprint()),
+            });
+            if s.is_weighted() {
+                v["weights"] = serde_json::json!(s.weights());
+            }
+            v
+        })
+        .collect();
+    let body = serde_json::json!({
+        "fingerprint": fingerprint_hex(t.fingerprint()),
+        "algorithm": crate::ranking::ALGORITHM_VERSION,
+        "services": services,
+    });
+    HttpResponse::Ok().content_type(ContentType::json()).body(body.to_string())
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -5,7 +5,7 @@
 //!
 //! Regenerate with `KEYROUTER_BLESS=1 cargo test --test golden`.
 
-use keyrouter::ranking::{hash::mix, Service, ServiceSpec};
+use keyrouter::ranking::{hash::mix, NodeSpec, Service, ServiceSpec};
 use serde::{Deserialize, Serialize};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden.jsonl");
@@ -16,16 +16,26 @@ struct Case {
     key: String,
     min: u64,
     max: u64,
+    /// Per-node weights, for weighted cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weights: Option<Vec<f64>>,
     expected: Vec<String>,
 }
 
-fn answer(nodes: &[String], key: &str, min: u64, max: u64) -> Vec<String> {
-    let (s, _) = Service::build(ServiceSpec::new("golden", nodes.iter().cloned())).unwrap();
+fn answer(nodes: &[String], weights: Option<&[f64]>, key: &str, min: u64, max: u64) -> Vec<String> {
+    let mut spec = ServiceSpec::new("golden", nodes.iter().cloned());
+    if let Some(w) = weights {
+        spec.nodes = nodes.iter().zip(w).map(|(n, &weight)| NodeSpec { node: n.clone(), weight }).collect();
+    }
+    let (s, _) = Service::build(spec).unwrap();
     s.lookup(key, min, max).unwrap().into_iter().map(String::from).collect()
 }
 
-/// The inputs, generated deterministically: varied sizes, node spellings and keys.
-fn inputs() -> Vec<(Vec<String>, String, u64, u64)> {
+type Input = (Vec<String>, Option<Vec<f64>>, String, u64, u64);
+
+/// The inputs, generated deterministically: varied sizes, node spellings and keys, then
+/// weighted services.
+fn inputs() -> Vec<Input> {
     let sizes = [1usize, 2, 3, 4, 5, 7, 10, 16, 33, 100, 257];
     let mut out = Vec::new();
     let mut r = 0x1234_5678u64;
@@ -55,13 +65,21 @@ fn inputs() -> Vec<(Vec<String>, String, u64, u64)> {
         };
         let min = next() % (n as u64 + 1);
         let max = min + next() % 5;
-        out.push((nodes, key, min, max));
+        out.push((nodes, None, key, min, max));
     }
     // A few fixed, readable cases.
     let bar: Vec<String> = ["bar1:8080", "bar2:8080", "bar3:8080"].map(String::from).to_vec();
-    out.push((bar.clone(), "ryans".into(), 1, 3));
-    out.push((bar.clone(), "ryans".into(), 1, 1));
-    out.push((vec![], "ryans".into(), 0, 3));
+    out.push((bar.clone(), None, "ryans".into(), 1, 3));
+    out.push((bar.clone(), None, "ryans".into(), 1, 1));
+    out.push((vec![], None, "ryans".into(), 0, 3));
+    // Weighted services.
+    for i in 0..40u64 {
+        let n = 2 + (next() % 12) as usize;
+        let nodes: Vec<String> = (0..n).map(|j| format!("w{j}.example:{}", 7000 + i)).collect();
+        let weights: Vec<f64> = (0..n).map(|_| [0.5, 1.0, 1.0, 2.0, 2.5, 10.0, 0.125][(next() % 7) as usize]).collect();
+        let key = format!("weighted-key-{}", next() % 100_000);
+        out.push((nodes, Some(weights), key, 1, 1 + next() % 4));
+    }
     out
 }
 
@@ -69,9 +87,9 @@ fn inputs() -> Vec<(Vec<String>, String, u64, u64)> {
 fn golden_vectors() {
     if std::env::var_os("KEYROUTER_BLESS").is_some() {
         let mut text = String::new();
-        for (nodes, key, min, max) in inputs() {
-            let expected = answer(&nodes, &key, min, max);
-            text += &serde_json::to_string(&Case { nodes, key, min, max, expected }).unwrap();
+        for (nodes, weights, key, min, max) in inputs() {
+            let expected = answer(&nodes, weights.as_deref(), &key, min, max);
+            text += &serde_json::to_string(&Case { nodes, key, min, max, weights, expected }).unwrap();
             text.push('\n');
         }
         std::fs::write(PATH, text).unwrap();
@@ -79,16 +97,21 @@ fn golden_vectors() {
     let text = std::fs::read_to_string(PATH).unwrap();
     let cases: Vec<Case> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(cases.len() >= 200, "only {} golden cases", cases.len());
+    assert!(cases.iter().filter(|c| c.weights.is_some()).count() >= 40, "weighted cases are missing");
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let got = answer(&c.nodes, &c.key, c.min, c.max);
+        let got = answer(&c.nodes, c.weights.as_deref(), &c.key, c.min, c.max);
         if got != c.expected {
             failures.push(format!("line {}: key {:?}: got {got:?}, expected {:?}", i + 1, c.key, c.expected));
         }
         // The answer is also independent of the order of the nodes.
         let mut reversed = c.nodes.clone();
         reversed.reverse();
-        assert_eq!(answer(&reversed, &c.key, c.min, c.max), c.expected, "line {}: reversed nodes", i + 1);
+        let mut weights = c.weights.clone();
+        if let Some(w) = &mut weights {
+            w.reverse();
+        }
+        assert_eq!(answer(&reversed, weights.as_deref(), &c.key, c.min, c.max), c.expected, "line {}: reversed", i + 1);
     }
     assert!(failures.is_empty(), "{} golden vectors differ:\n{}", failures.len(), failures.join("\n"));
 }

@@ -155,3 +155,63 @@ fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
         Err(LookupError::NotEnoughNodes { available: 0, min: 1, .. })
     ));
 }
+
+fn weighted(nodes: &[(&str, f64)]) -> Service {
+    let spec = ServiceSpec {
+        name: "w".into(),
+        nodes: nodes.iter().map(|&(n, weight)| keyrouter::ranking::NodeSpec { node: n.into(), weight }).collect(),
+    };
+    Service::build(spec).unwrap().0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn equal_weights_give_exactly_the_unweighted_ranking(nodes in node_set(), key in ".{0,40}", w in 0.001f64..1000.0) {
+        let plain = service(&nodes);
+        let spec = ServiceSpec {
+            name: "w".into(),
+            nodes: nodes.iter().map(|n| keyrouter::ranking::NodeSpec { node: n.clone(), weight: w }).collect(),
+        };
+        let same = Service::build(spec).unwrap().0;
+        prop_assert!(!same.is_weighted());
+        prop_assert_eq!(ranking(&plain, &key), ranking(&same, &key));
+    }
+}
+
+#[test]
+fn weighted_shares_follow_the_weights() {
+    let s = weighted(&[("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0), ("e", 0.5)]);
+    assert!(s.is_weighted());
+    let total: f64 = s.weights().iter().sum();
+    for (node, (share, w)) in s.nodes().iter().zip(shares(&s, 100_000, 0).into_iter().zip(s.weights())) {
+        let want = w / total;
+        assert!((share - want).abs() <= want * 0.05, "{node}: share {share}, weight share {want}");
+    }
+}
+
+#[test]
+fn changing_one_weight_only_moves_keys_to_or_from_that_node() {
+    let base = [("a", 1.0), ("b", 1.0), ("c", 2.0), ("d", 1.0)];
+    let mut heavier = base;
+    heavier[1].1 = 3.0;
+    let mut lighter = base;
+    lighter[2].1 = 0.5;
+    let (before, up, down) = (weighted(&base), weighted(&heavier), weighted(&lighter));
+    let (mut to_b, mut from_c) = (0, 0);
+    for i in 0..20_000 {
+        let key = format!("key-{i}");
+        let first = |s: &Service| s.lookup(&key, 1, 1).unwrap()[0].to_string();
+        let (was, now_up, now_down) = (first(&before), first(&up), first(&down));
+        if now_up != was {
+            assert_eq!(now_up, "b", "{key}: raising b's weight moved it from {was} to {now_up}");
+            to_b += 1;
+        }
+        if now_down != was {
+            assert_eq!(was, "c", "{key}: lowering c's weight moved it from {was} to {now_down}");
+            from_c += 1;
+        }
+    }
+    assert!(to_b > 1000 && from_c > 1000, "{to_b} keys moved to b, {from_c} from c");
+}

@@ -59,10 +59,17 @@ pub fn unit_interval(score: u64) -> f64 {
 }
 
 /// Weighted rendezvous score: `-weight / ln(u)`. It is positive and finite for a finite
-/// positive weight, and strictly increasing in `u`, so equal weights keep the unweighted order.
+/// positive weight, and increasing in `u`, so equal weights keep the unweighted order.
+///
+/// For one key, node i wins with probability `w_i / sum(w)`: with `E_i = -ln(u_i)`
+/// exponentially distributed, the node with the largest `w_i / E_i` is the one with the
+/// smallest `E_i / w_i`, an exponential of rate `w_i`, and the minimum of independent
+/// exponentials is the one of rate `w_i` with probability `w_i / sum(w)`.
+///
+/// The logarithm is libm's, which gives the same bits on every platform.
 #[inline(always)]
 pub fn weighted_score(score: u64, weight: f64) -> f64 {
-    -weight / unit_interval(score).ln()
+    -weight / libm::log(unit_interval(score))
 }
 
 #[cfg(test)]

@@ -58,6 +58,30 @@ const SELF_CHECK: &[(&[&str], &str, usize, &[&str])] = &[
     (&["bar0:8080", "bar1:8080", "bar2:8080", "bar3:8080"], "ключ-25", 3, &["bar3:8080", "bar0:8080", "bar2:8080"]),
 ];
 
+/// Known weighted answers (they also pin the logarithm), from `tests/golden.jsonl`.
+#[allow(clippy::type_complexity)]
+const SELF_CHECK_WEIGHTED: &[(&[(&str, f64)], &str, usize, &[&str])] = &[
+    (
+        &[("w0.example:7007", 0.125), ("w1.example:7007", 0.125), ("w2.example:7007", 10.0), ("w3.example:7007", 2.0)],
+        "weighted-key-61263",
+        1,
+        &["w2.example:7007"],
+    ),
+    (
+        &[
+            ("w0.example:7008", 0.5),
+            ("w1.example:7008", 0.5),
+            ("w2.example:7008", 1.0),
+            ("w3.example:7008", 2.5),
+            ("w4.example:7008", 0.5),
+            ("w5.example:7008", 10.0),
+        ],
+        "weighted-key-43829",
+        1,
+        &["w0.example:7008"],
+    ),
+];
+
 /// The ranking of this build differs from the pinned one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
