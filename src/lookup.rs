@@ -44,6 +44,8 @@ pub enum RequestError {
     UnsupportedMediaType(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("query string is longer than {limit} bytes; send large lookups as a body")]
+    QueryTooLong { limit: usize },
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
     #[error("no such route: {0}")]
@@ -58,6 +60,7 @@ impl RequestError {
             RequestError::Invalid(_) | RequestError::Lookup(_) => 400,
             RequestError::MethodNotAllowed(_) => 405,
             RequestError::PayloadTooLarge { .. } => 413,
+            RequestError::QueryTooLong { .. } => 414,
             RequestError::UnsupportedMediaType(_) => 415,
         }
     }

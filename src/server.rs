@@ -23,6 +23,10 @@ use crate::state::AppState;
 /// client cannot make a worker buffer much.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Longest query string: lookups in the URL are small; batches go in the body. Far below the
+/// HTTP layer's own limits, whose rejections cannot carry a JSON error.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
 /// Response header carrying the fingerprint of the service that answered.
 pub const FINGERPRINT_HEADER: &str = "Keyrouter-Fingerprint";
 
@@ -68,23 +72,37 @@ fn error_body(status: StatusCode, message: &str) -> HttpResponse {
 
 /// Registers keyrouter's routes. The caller provides `web::Data<AppState>`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/table", web::get().to(table))
-        .service(
-            web::resource("/service").route(web::get().to(list_services)).default_service(web::to(method_not_allowed)),
-        )
+    /// A resource answering GET (and HEAD) with `handler`, 405 with `Allow` otherwise.
+    fn read_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+    where
+        F: actix_web::Handler<Args> + Clone,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        web::resource(path)
+            .route(web::get().to(handler.clone()))
+            .route(web::head().to(handler))
+            .default_service(web::to(|req: HttpRequest| method_not_allowed(req, "GET, HEAD")))
+    }
+    cfg.service(read_only("/healthz", healthz))
+        .service(read_only("/readyz", readyz))
+        .service(read_only("/metrics", metrics))
+        .service(read_only("/table", table))
+        .service(read_only("/openapi.yaml", openapi))
+        .service(read_only("/service", list_services))
         .service(
             web::resource("/service/{name}")
                 .route(web::post().to(lookup))
                 .route(web::get().to(lookup))
-                .default_service(web::to(method_not_allowed)),
+                .route(web::head().to(lookup))
+                .default_service(web::to(|req: HttpRequest| method_not_allowed(req, "GET, HEAD, POST"))),
         );
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    RequestError::MethodNotAllowed(req.method().to_string()).error_response()
+async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = RequestError::MethodNotAllowed(req.method().to_string()).error_response();
+    response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -110,6 +128,13 @@ async fn list_services(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(serde_json::to_vec(live.table.names()).unwrap_or_default())
+}
+
+/// The API description, shipped inside the binary.
+pub const OPENAPI: &str = include_str!("openapi.yaml");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI)
 }
 
 /// The whole table with fingerprints, for comparing replicas.
@@ -251,6 +276,9 @@ fn answer(
     name: &str,
     service: Option<&Service>,
 ) -> Result<HttpResponse, RequestError> {
+    if req.query_string().len() > MAX_QUERY_BYTES {
+        return Err(RequestError::QueryTooLong { limit: MAX_QUERY_BYTES });
+    }
     let service = service.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
     let query = Fields::from_urlencoded(req.query_string().as_bytes())?;
     let fields = match input.kind {

@@ -158,3 +158,15 @@ fn garbage_never_causes_a_server_error() {
     }
     assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected("ryans", 1, 3));
 }
+
+#[test]
+fn an_overlong_query_string_is_414_with_a_json_error() {
+    let kr = server();
+    let keys = "keys=0123456789&".repeat(keyrouter::server::MAX_QUERY_BYTES / 16 + 1);
+    kr.get(&format!("/service/bar?{keys}max=1")).assert_error(414, "query string is longer than");
+    let r = kr.request("OPTIONS", "/service/bar", &[], b"");
+    r.assert_error(405, "OPTIONS");
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    assert_eq!(kr.request("DELETE", "/healthz", &[], b"").header("allow"), Some("GET, HEAD"));
+    assert_eq!(kr.request("HEAD", "/service/bar?key=a", &[], b"").status, 200);
+}

@@ -97,9 +97,15 @@ pub struct SelfCheckError {
 
 /// Recomputes known answers; an error means this build would disagree with other replicas.
 pub fn self_check() -> Result<(), SelfCheckError> {
-    for (nodes, key, k, expected) in SELF_CHECK {
-        let (service, _) =
-            Service::build(ServiceSpec::new("self-check", nodes.iter().copied())).expect("self-check nodes are valid");
+    let unweighted = SELF_CHECK.iter().map(|(nodes, key, k, expected)| {
+        (nodes.iter().map(|n| NodeSpec::new(*n)).collect::<Vec<_>>(), key, k, expected)
+    });
+    let weighted = SELF_CHECK_WEIGHTED.iter().map(|(nodes, key, k, expected)| {
+        (nodes.iter().map(|&(node, weight)| NodeSpec { node: node.into(), weight }).collect(), key, k, expected)
+    });
+    for (nodes, key, k, expected) in unweighted.chain(weighted) {
+        let spec = ServiceSpec { name: "self-check".into(), nodes };
+        let (service, _) = Service::build(spec).expect("self-check nodes are valid");
         let mut got = Vec::new();
         service.rank_into(key, *k, &mut got);
         if got != *expected {

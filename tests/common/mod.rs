@@ -269,3 +269,24 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A Python command-line tool from PyPI, installed on first use into its own virtual
+/// environment under the target directory, so that a plain `cargo test` on a fresh machine
+/// provisions what the tests need. Returns the path of `program`.
+pub fn python_tool(venv: &str, requirement: &str, program: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(venv);
+    let exe = dir.join("bin").join(program);
+    let marker = dir.join(format!(".installed {requirement}"));
+    if marker.exists() && exe.exists() {
+        return exe;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (python3 with venv and pip is needed)"));
+        assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(Command::new("python3").arg("-m").arg("venv").arg(&dir));
+    run(Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", requirement]));
+    std::fs::write(&marker, "").unwrap();
+    exe
+}
