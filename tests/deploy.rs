@@ -1,0 +1,846 @@
+//! The deployment files agree with each other and with the binary: the kustomization lists every
+//! manifest, the probes hit what keyrouter serves on the port it listens on, every argument given
+//! to keyrouter (Deployment, Dockerfile, README section) is one its CLI accepts, the sidecar wiring
+//! lines up (paths, user, signal), the pod meets the Restricted profile, and the Dockerfile builds
+//! a minimal non-root image. Schema validation is in tests/kubernetes.rs.
+
+mod common;
+#[path = "support/manifests.rs"]
+mod manifests;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use clap::Parser;
+use keyrouter::cli::Cli;
+use manifests::*;
+use serde_json::Value;
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/// Parses `args` (without the program name) with keyrouter's real CLI definition.
+fn parse_cli(args: &[String]) -> Cli {
+    let argv = std::iter::once("keyrouter".to_string()).chain(args.iter().cloned());
+    Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("keyrouter rejects {args:?}:\n{e}"))
+}
+
+/// `args` with the value of `flag` replaced.
+fn with_flag(args: &[String], flag: &str, value: &str) -> Vec<String> {
+    let prefix = format!("{flag}=");
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    let mut seen = false;
+    while let Some(a) = it.next() {
+        if a == flag {
+            it.next();
+            out.extend([flag.to_string(), value.to_string()]);
+            seen = true;
+        } else if a.starts_with(&prefix) {
+            out.push(format!("{flag}={value}"));
+            seen = true;
+        } else {
+            out.push(a.clone());
+        }
+    }
+    assert!(seen, "{flag} not in {args:?}");
+    out
+}
+
+/// Runs the real binary with `args`, except that it serves the example services file and listens
+/// on a free loopback port (the production path and port are not ours to take here).
+fn run_with(args: &[String]) -> common::Keyrouter {
+    let dir = tempfile::tempdir().unwrap();
+    let services = dir.path().join("services.toml");
+    std::fs::copy(repo().join("deploy/services.example.toml"), &services).unwrap();
+    let args = with_flag(args, "--services", services.to_str().unwrap());
+    let args = with_flag(&args, "--address", "127.0.0.1:0");
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(&args);
+    common::Keyrouter::spawn(cmd, dir, services)
+}
+
+fn deployment_args() -> Vec<String> {
+    strs(&container("keyrouter")["args"])
+}
+
+/// The containerPort a probe or Service port refers to (by name or number).
+fn container_port(c: &Value, port: &Value) -> u64 {
+    if let Some(n) = port.as_u64() {
+        return n;
+    }
+    let name = port.as_str().expect("a port name or number");
+    c["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no container port named {name}"))["containerPort"]
+        .as_u64()
+        .unwrap()
+}
+
+fn labels_match(selector: &Value, labels: &Value) -> bool {
+    let sel = selector.as_object().expect("matchLabels");
+    !sel.is_empty() && sel.iter().all(|(k, v)| &labels[k] == v)
+}
+
+// ---- kustomization ----------------------------------------------------------------------------
+
+#[test]
+fn kustomization_lists_every_manifest_and_nothing_else() {
+    let k = kustomization();
+    assert_eq!(k["apiVersion"], "kustomize.config.k8s.io/v1beta1");
+    assert_eq!(k["kind"], "Kustomization");
+    let known: BTreeSet<&str> = [
+        "apiVersion",
+        "kind",
+        "resources",
+        "configMapGenerator",
+        "images",
+    ]
+    .into();
+    for key in k.as_object().unwrap().keys() {
+        assert!(
+            known.contains(key.as_str()),
+            "unexpected kustomization field {key}"
+        );
+    }
+
+    let resources = resources();
+    let (_, generated) = config_map_generator();
+    let listed: BTreeSet<String> = resources.iter().chain(&generated).cloned().collect();
+    assert_eq!(
+        listed.len(),
+        resources.len() + generated.len(),
+        "listed twice"
+    );
+    let on_disk: BTreeSet<String> = std::fs::read_dir(kube_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f != "kustomization.yaml")
+        .collect();
+    assert_eq!(
+        listed, on_disk,
+        "files in deploy/kubernetes vs the kustomization"
+    );
+
+    // Every resource file is a manifest (the generator's inputs are not).
+    for f in &resources {
+        assert!(f.ends_with(".yaml"), "{f}");
+    }
+    let kinds: BTreeSet<String> = resource_manifests()
+        .iter()
+        .map(|(_, m)| m["kind"].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = [
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceAccount",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(kinds, want);
+    assert_eq!(
+        generated,
+        ["consul-template.hcl", "services.toml.tmpl"],
+        "the ConfigMap holds consul-template's configuration and the template"
+    );
+}
+
+#[test]
+fn the_configmap_template_is_the_repository_template() {
+    let root = std::fs::read(repo().join("services.toml.tmpl")).unwrap();
+    let copy = std::fs::read(kube_dir().join("services.toml.tmpl")).unwrap();
+    assert!(
+        root == copy,
+        "deploy/kubernetes/services.toml.tmpl differs from services.toml.tmpl: \
+         cp services.toml.tmpl deploy/kubernetes/"
+    );
+}
+
+#[test]
+fn the_deployed_image_is_this_version() {
+    let images = kustomization()["images"].clone();
+    let images = images.as_array().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["name"], container("keyrouter")["image"]);
+    assert_eq!(images[0]["newTag"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn manifests_refer_to_each_other() {
+    let deployment = of_kind("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    assert!(labels_match(selector, pod_labels));
+
+    let service = of_kind("Service");
+    assert!(labels_match(&service["spec"]["selector"], pod_labels));
+    let keyrouter = container("keyrouter");
+    for p in service["spec"]["ports"].as_array().unwrap() {
+        let target = container_port(&keyrouter, &p["targetPort"]);
+        assert_eq!(target, 8080, "Service port {p} does not reach keyrouter");
+    }
+
+    let pdb = of_kind("PodDisruptionBudget");
+    assert!(labels_match(
+        &pdb["spec"]["selector"]["matchLabels"],
+        pod_labels
+    ));
+
+    let hpa = of_kind("HorizontalPodAutoscaler");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    let target = &hpa["spec"]["scaleTargetRef"];
+    assert_eq!(
+        (&target["kind"], &target["name"]),
+        (&deployment["kind"], &deployment["metadata"]["name"])
+    );
+    let metrics = hpa["spec"]["metrics"].as_array().unwrap();
+    assert!(!metrics.is_empty());
+    for m in metrics {
+        let r = if m["type"] == "ContainerResource" {
+            assert_eq!(m["containerResource"]["container"], "keyrouter");
+            &m["containerResource"]
+        } else {
+            assert_eq!(m["type"], "Resource");
+            &m["resource"]
+        };
+        assert_eq!(r["name"], "cpu");
+        // Utilization is relative to the request: there must be one.
+        assert!(keyrouter["resources"]["requests"]["cpu"].is_string());
+    }
+    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2);
+
+    let sa = of_kind("ServiceAccount");
+    let spec = pod_spec();
+    assert_eq!(spec["serviceAccountName"], sa["metadata"]["name"]);
+
+    let (cm_name, _) = config_map_generator();
+    let volumes = spec["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == cm_name.as_str()),
+        "no volume mounts the generated ConfigMap {cm_name}"
+    );
+}
+
+// ---- keyrouter's container: arguments, probes -------------------------------------------------
+
+#[test]
+fn deployment_args_are_flags_keyrouter_accepts() {
+    let keyrouter = container("keyrouter");
+    assert!(
+        keyrouter.get("command").is_none(),
+        "the image's ENTRYPOINT is keyrouter; the Deployment should only pass args"
+    );
+    let args = deployment_args();
+    let cli = parse_cli(&args);
+    assert_eq!(cli.services, Path::new("/etc/keyrouter/services.toml"));
+    assert_eq!(cli.address.port, 8080);
+    assert_eq!(
+        cli.address.host, None,
+        "must listen on all interfaces in a pod"
+    );
+
+    // Worker threads bounded by the CPU limit (0 would mean one per CPU of the node).
+    let limit = keyrouter["resources"]["limits"]["cpu"].as_str().unwrap();
+    let limit_cpus: f64 = match limit.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().unwrap() / 1000.0,
+        None => limit.parse().unwrap(),
+    };
+    assert!(
+        cli.workers >= 1 && cli.workers as f64 <= limit_cpus.ceil(),
+        "--workers {} vs CPU limit {limit}",
+        cli.workers
+    );
+    // The grace period covers the preStop sleep and keyrouter's own shutdown timeout.
+    let pre_stop = keyrouter["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap_or(0);
+    let grace = pod_spec()["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30);
+    assert!(
+        pre_stop + cli.shutdown_timeout < grace,
+        "preStop {pre_stop}s + shutdown {}s must fit in {grace}s",
+        cli.shutdown_timeout
+    );
+}
+
+#[test]
+fn probes_hit_what_the_binary_serves_on_the_port_it_listens_on() {
+    let keyrouter = container("keyrouter");
+    let args = deployment_args();
+    let listen_port = parse_cli(&args).address.port as u64;
+
+    // The binary, started with the Deployment's own arguments.
+    let kr = run_with(&args);
+    let mut probed = Vec::new();
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let p = &keyrouter[probe];
+        if p.is_null() {
+            continue;
+        }
+        let http = &p["httpGet"];
+        assert!(http.is_object(), "{probe} should be an HTTP probe: {p}");
+        let port = container_port(&keyrouter, &http["port"]);
+        assert_eq!(port, listen_port, "{probe} port vs --address");
+        let path = http["path"].as_str().unwrap();
+        let r = kr.get(path);
+        assert_eq!(r.status, 200, "{probe} GET {path}: {}", r.text());
+        probed.push(probe);
+    }
+    assert!(probed.contains(&"livenessProbe") && probed.contains(&"readinessProbe"));
+    assert_eq!(keyrouter["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(keyrouter["livenessProbe"]["httpGet"]["path"], "/healthz");
+
+    // And it serves the file it was given.
+    let r = kr.get("/service/bar?key=k&min=1&max=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+// ---- the consul-template sidecar ----------------------------------------------------------------
+
+#[test]
+fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
+    let spec = pod_spec();
+    let sidecar = container("consul-template");
+    assert!(
+        spec["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "consul-template"),
+        "consul-template must be an init container"
+    );
+    assert_eq!(sidecar["restartPolicy"], "Always", "a native sidecar");
+
+    // Where things are mounted, by volume name.
+    let mount = |c: &Value, volume: &str| -> (String, bool) {
+        let m = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == volume)
+            .unwrap_or_else(|| panic!("{} does not mount {volume}", c["name"]));
+        (
+            m["mountPath"].as_str().unwrap().to_string(),
+            m["readOnly"].as_bool().unwrap_or(false),
+        )
+    };
+    let volumes = spec["volumes"].as_array().unwrap();
+    let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap().clone();
+
+    // consul-template's configuration and template come from the ConfigMap.
+    let (cm_name, _) = config_map_generator();
+    let cm_volume = volumes
+        .iter()
+        .find(|v| v["configMap"]["name"] == cm_name.as_str())
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (config_dir, _) = mount(&sidecar, &cm_volume);
+    let mut argv = strs(&sidecar["command"]);
+    argv.extend(strs(&sidecar["args"]));
+    assert!(argv[0].ends_with("consul-template"), "{argv:?}");
+    assert!(
+        argv.contains(&format!("-config={config_dir}/consul-template.hcl")),
+        "{argv:?}"
+    );
+    assert_eq!(
+        hcl_string("source"),
+        format!("{config_dir}/services.toml.tmpl")
+    );
+
+    // It renders into a shared emptyDir that keyrouter reads its --services file from.
+    let destination = hcl_string("destination");
+    let dest_dir = Path::new(&destination).parent().unwrap().to_str().unwrap();
+    let shared = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["emptyDir"].is_object() && mount(&sidecar, v["name"].as_str().unwrap()).0 == dest_dir
+        })
+        .unwrap_or_else(|| panic!("no emptyDir mounted at {dest_dir} in consul-template"))["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (sidecar_dir, sidecar_ro) = mount(&sidecar, &shared);
+    assert!(
+        !sidecar_ro,
+        "consul-template must be able to write {sidecar_dir}"
+    );
+    let (keyrouter_dir, keyrouter_ro) = mount(&container("keyrouter"), &shared);
+    assert_eq!(keyrouter_dir, dest_dir);
+    assert!(keyrouter_ro, "keyrouter only reads the rendered file");
+    let cli = parse_cli(&deployment_args());
+    assert_eq!(cli.services, Path::new(&destination));
+    assert!(volume(&shared)["emptyDir"].is_object());
+
+    // The startup probe passes only once the file is there.
+    let probe = strs(&sidecar["startupProbe"]["exec"]["command"]).join(" ");
+    assert!(probe.contains(&format!("-s {destination}")), "{probe}");
+
+    // After each render it sends keyrouter SIGHUP: one process namespace, the same user, and
+    // the process name keyrouter runs under (the image's ENTRYPOINT).
+    assert_eq!(spec["shareProcessNamespace"], true);
+    let uid = |c: &Value| {
+        c["securityContext"]["runAsUser"]
+            .as_i64()
+            .or(spec["securityContext"]["runAsUser"].as_i64())
+    };
+    assert!(uid(&sidecar).is_some());
+    assert_eq!(uid(&sidecar), uid(&container("keyrouter")));
+    let command = hcl_list("command");
+    assert_eq!(command[..2], ["/bin/sh", "-c"], "{command:?}");
+    let entrypoint = dockerfile_entrypoint();
+    let process = Path::new(&entrypoint[0])
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let words: Vec<&str> = command[2].split_whitespace().collect();
+    assert!(
+        words
+            .windows(4)
+            .any(|w| w == ["pkill", "-HUP", "-x", process]),
+        "{command:?} does not send SIGHUP to {process}"
+    );
+
+    // Consul's address comes from the environment.
+    let env = sidecar["env"].as_array().unwrap();
+    let addr = env
+        .iter()
+        .find(|e| e["name"] == "CONSUL_HTTP_ADDR")
+        .expect("CONSUL_HTTP_ADDR");
+    assert!(addr["value"].as_str().is_some_and(|v| !v.is_empty()) || addr["valueFrom"].is_object());
+}
+
+// ---- pod security and resources ---------------------------------------------------------------
+
+#[test]
+fn the_pod_meets_the_restricted_pod_security_standard() {
+    let spec = pod_spec();
+    let pod_sc = &spec["securityContext"];
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert!(spec[host] != true, "{host}");
+    }
+    for v in spec["volumes"].as_array().unwrap() {
+        let kinds: Vec<&String> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "name")
+            .collect();
+        assert!(
+            kinds.iter().all(|k| [
+                "emptyDir",
+                "configMap",
+                "secret",
+                "projected",
+                "downwardAPI"
+            ]
+            .contains(&k.as_str())),
+            "volume type not allowed by Restricted: {v}"
+        );
+    }
+    let all: Vec<Value> = spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(spec["containers"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert_eq!(all.len(), 2);
+    for c in &all {
+        let name = &c["name"];
+        let sc = &c["securityContext"];
+        let effective = |key: &str| {
+            if sc[key].is_null() {
+                pod_sc[key].clone()
+            } else {
+                sc[key].clone()
+            }
+        };
+        assert_eq!(effective("runAsNonRoot"), true, "{name}");
+        assert!(effective("runAsUser").as_i64() != Some(0), "{name}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+        assert!(sc["privileged"] != true, "{name}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+        assert!(
+            strs(&sc["capabilities"]["drop"]).contains(&"ALL".to_string()),
+            "{name}"
+        );
+        let added = sc["capabilities"]["add"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            added.iter().all(|a| a == "NET_BIND_SERVICE"),
+            "{name}: {added:?}"
+        );
+        let seccomp = effective("seccompProfile");
+        assert!(
+            seccomp["type"] == "RuntimeDefault" || seccomp["type"] == "Localhost",
+            "{name}: seccomp {seccomp}"
+        );
+        assert!(c["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|p| p["hostPort"].is_null()));
+
+        let res = &c["resources"];
+        for kind in ["requests", "limits"] {
+            for r in ["cpu", "memory"] {
+                assert!(!res[kind][r].is_null(), "{name}: resources.{kind}.{r}");
+            }
+        }
+    }
+    // keyrouter's own container states the whole profile itself.
+    let sc = &container("keyrouter")["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        of_kind("ServiceAccount")["automountServiceAccountToken"],
+        false
+    );
+    assert_eq!(spec["automountServiceAccountToken"], false);
+}
+
+// ---- the container image ----------------------------------------------------------------------
+
+struct Instruction {
+    cmd: String,
+    args: String,
+}
+
+/// Dockerfile instructions: comments dropped, continuation lines joined.
+fn dockerfile() -> Vec<Instruction> {
+    let src = read(&repo().join("deploy/Dockerfile"));
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in src.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && current.is_empty()) {
+            continue;
+        }
+        if let Some(body) = t.strip_suffix('\\') {
+            current.push_str(body);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(t);
+        let (cmd, args) = current
+            .split_once(char::is_whitespace)
+            .unwrap_or((&current, ""));
+        out.push(Instruction {
+            cmd: cmd.to_ascii_uppercase(),
+            args: args.trim().to_string(),
+        });
+        current.clear();
+    }
+    assert!(current.is_empty(), "dangling continuation");
+    out
+}
+
+/// Instructions split by stage: (FROM arguments, instructions).
+fn stages() -> Vec<(String, Vec<Instruction>)> {
+    let mut stages: Vec<(String, Vec<Instruction>)> = Vec::new();
+    for i in dockerfile() {
+        if i.cmd == "FROM" {
+            stages.push((i.args, Vec::new()));
+        } else {
+            stages
+                .last_mut()
+                .expect("instruction before FROM")
+                .1
+                .push(i);
+        }
+    }
+    stages
+}
+
+/// An exec-form (JSON array) argument list.
+fn exec_form(i: &Instruction) -> Vec<String> {
+    assert!(
+        i.args.starts_with('['),
+        "{} must use the exec form (JSON array), not the shell form: {}",
+        i.cmd,
+        i.args
+    );
+    serde_json::from_str(&i.args).unwrap_or_else(|e| panic!("{} {}: {e}", i.cmd, i.args))
+}
+
+fn runtime_stage() -> Vec<Instruction> {
+    stages().pop().unwrap().1
+}
+
+fn last(stage: &[Instruction], cmd: &str) -> Option<Vec<String>> {
+    stage.iter().rev().find(|i| i.cmd == cmd).map(exec_form)
+}
+
+fn dockerfile_entrypoint() -> Vec<String> {
+    last(&runtime_stage(), "ENTRYPOINT").expect("an ENTRYPOINT")
+}
+
+#[test]
+fn the_image_is_multi_stage_pinned_and_the_runtime_is_small_and_non_root() {
+    let stages = stages();
+    assert!(stages.len() >= 2, "multi-stage");
+    let mut names = Vec::new();
+    for (from, _) in &stages {
+        let words: Vec<&str> = from
+            .split_whitespace()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let image = words[0];
+        let tag = image
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| panic!("base image {image} is not pinned by a tag"));
+        assert!(tag != "latest", "{image}: pin a version, not latest");
+        if let [_, as_kw, name] = words[..] {
+            assert!(as_kw.eq_ignore_ascii_case("as"));
+            names.push(name.to_string());
+        }
+    }
+
+    // The build stage: the Rust toolchain, at least the crate's rust-version, release build.
+    let (build_from, build) = &stages[0];
+    let toolchain = build_from
+        .strip_prefix("rust:")
+        .unwrap_or_else(|| panic!("build stage should be the Rust image: {build_from}"));
+    let version = toolchain.split('-').next().unwrap();
+    let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+    assert!(
+        parse(version) >= parse(env!("CARGO_PKG_RUST_VERSION")),
+        "{version}"
+    );
+    assert!(build
+        .iter()
+        .any(|i| i.cmd == "RUN" && i.args.contains("cargo build --release --locked")));
+
+    // The runtime stage: distroless, nothing run in it, the binary copied from the build stage.
+    let (runtime_from, runtime) = stages.last().unwrap();
+    assert!(
+        runtime_from.starts_with("gcr.io/distroless/cc-")
+            || runtime_from.starts_with("gcr.io/distroless/static-"),
+        "{runtime_from}"
+    );
+    assert!(runtime_from.contains(":nonroot"), "{runtime_from}");
+    assert!(
+        runtime.iter().all(|i| i.cmd != "RUN"),
+        "the runtime image has no shell: nothing can RUN there"
+    );
+    let user = runtime
+        .iter()
+        .rev()
+        .find(|i| i.cmd == "USER")
+        .expect("a USER")
+        .args
+        .clone();
+    let (uid, gid) = user.split_once(':').unwrap_or((&user, ""));
+    let uid: u32 = uid
+        .parse()
+        .unwrap_or_else(|_| panic!("USER {user}: numeric, so runAsNonRoot can check it"));
+    assert!(uid != 0, "USER {user}");
+    assert!(gid.is_empty() || gid.parse::<u32>().is_ok_and(|g| g != 0));
+    // Kubernetes runs the pod as the same user.
+    assert_eq!(
+        pod_spec()["securityContext"]["runAsUser"].as_u64(),
+        Some(uid as u64)
+    );
+
+    let entrypoint = dockerfile_entrypoint();
+    assert_eq!(entrypoint.len(), 1, "{entrypoint:?}");
+    assert!(entrypoint[0].starts_with('/'), "{entrypoint:?}");
+    assert_eq!(Path::new(&entrypoint[0]).file_name().unwrap(), "keyrouter");
+    let copied = runtime.iter().any(|i| {
+        i.cmd == "COPY"
+            && names
+                .iter()
+                .any(|n| i.args.starts_with(&format!("--from={n} ")))
+            && i.args.split_whitespace().last() == Some(entrypoint[0].as_str())
+    });
+    assert!(copied, "no COPY --from=<build stage> to {}", entrypoint[0]);
+    let expose: Vec<String> = runtime
+        .iter()
+        .filter(|i| i.cmd == "EXPOSE")
+        .map(|i| i.args.clone())
+        .collect();
+    assert_eq!(expose, ["8080"]);
+}
+
+#[test]
+fn the_image_default_command_is_accepted_and_serves_on_8080() {
+    let runtime = runtime_stage();
+    let cmd = last(&runtime, "CMD").expect("a CMD");
+    let cli = parse_cli(&cmd);
+    assert_eq!(cli.services, Path::new("/etc/keyrouter/services.toml"));
+    assert_eq!(cli.address.port, 8080);
+    assert_eq!(cli.address.host, None);
+    // The real binary takes the same arguments.
+    let kr = run_with(&cmd);
+    assert_eq!(kr.get("/readyz").status, 200);
+}
+
+#[test]
+fn no_target_cpu_flags_anywhere_in_the_build() {
+    let mut sources = vec![(
+        "deploy/Dockerfile".to_string(),
+        read(&repo().join("deploy/Dockerfile")),
+    )];
+    for f in [".cargo/config.toml", ".cargo/config"] {
+        if let Ok(s) = std::fs::read_to_string(repo().join(f)) {
+            sources.push((f.to_string(), s));
+        }
+    }
+    for (f, s) in sources {
+        let code: String = s
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for bad in ["target-cpu", "target-feature", "+aes"] {
+            assert!(
+                !code.contains(bad),
+                "{f} sets {bad}: ahash would hash differently"
+            );
+        }
+    }
+}
+
+/// Docker's .dockerignore rule: the last pattern that matches a path or one of its parent
+/// directories decides; `!` re-includes. (Only `*` wildcards are supported here.)
+fn docker_ignored(patterns: &[String], path: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..]))
+            }
+            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let mut ignored = false;
+    for pat in patterns {
+        let (negate, pat) = match pat.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pat.as_str()),
+        };
+        let pat = pat.trim_start_matches('/').trim_end_matches('/');
+        let mut prefix = String::new();
+        let matched = path.split('/').any(|part| {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            glob(pat.as_bytes(), prefix.as_bytes())
+        });
+        if matched {
+            ignored = !negate;
+        }
+    }
+    ignored
+}
+
+#[test]
+fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
+    let patterns: Vec<String> = read(&repo().join(".dockerignore"))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    // Every COPY from the build context (not --from a stage) must reach the daemon...
+    let mut copied = Vec::new();
+    for (_, stage) in stages() {
+        for i in stage
+            .iter()
+            .filter(|i| i.cmd == "COPY" && !i.args.starts_with("--from"))
+        {
+            let words: Vec<&str> = i
+                .args
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            copied.extend(words[..words.len() - 1].iter().map(|s| s.to_string()));
+        }
+    }
+    assert!(copied.contains(&"src".to_string()), "{copied:?}");
+    for c in &copied {
+        let path = repo().join(c);
+        assert!(path.exists(), "COPY {c}: no such file in the repository");
+        let probe = if path.is_dir() {
+            let first = std::fs::read_dir(&path).unwrap().next().unwrap().unwrap();
+            format!("{c}/{}", first.file_name().to_str().unwrap())
+        } else {
+            c.clone()
+        };
+        assert!(
+            !docker_ignored(&patterns, &probe),
+            "{probe} is excluded from the context"
+        );
+    }
+    // ...and the bulky or private parts must not.
+    for p in [
+        "target/debug/keyrouter",
+        ".git/HEAD",
+        "target",
+        "tests/http.rs",
+        ".env",
+    ] {
+        assert!(
+            docker_ignored(&patterns, p),
+            "{p} would be sent to the daemon"
+        );
+    }
+    // The matcher itself.
+    let pats = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(docker_ignored(&pats(&["target"]), "target/x/y"));
+    assert!(!docker_ignored(&pats(&["*", "!src"]), "src/main.rs"));
+    assert!(docker_ignored(&pats(&["*", "!src"]), "srcx/main.rs"));
+    assert!(!docker_ignored(&pats(&["tar*"]), "src/target"));
+}
+
+// ---- the README section -----------------------------------------------------------------------
+
+#[test]
+fn the_readme_sections_local_command_uses_real_files_and_flags() {
+    let doc = read(&repo().join("deploy/README-section.md"));
+    assert!(doc.starts_with("## Deploying with Kubernetes and consul-template"));
+    let line = doc
+        .lines()
+        .find(|l| l.trim_start().starts_with("consul-template -template"))
+        .expect("the one-line local run");
+    assert!(line.contains("-exec-reload-signal SIGHUP"), "{line}");
+    let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+    let (template, exec) = (quoted[0], quoted[1]);
+    let source = template.split(':').next().unwrap();
+    assert!(repo().join(source).is_file(), "{source}");
+    let rendered = template.split(':').nth(1).unwrap();
+    let argv: Vec<String> = exec.split_whitespace().map(String::from).collect();
+    assert_eq!(argv[0], "keyrouter");
+    let cli = parse_cli(&argv[1..]);
+    assert_eq!(
+        cli.services,
+        Path::new(rendered),
+        "keyrouter must read what is rendered"
+    );
+    for cmd in [
+        "kubectl apply -k deploy/kubernetes",
+        "docker build -f deploy/Dockerfile",
+    ] {
+        assert!(doc.contains(cmd), "{cmd}");
+    }
+}
