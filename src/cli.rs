@@ -49,7 +49,7 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_WATCH")]
     pub watch: bool,
 
-    /// Worker threads (0: one per CPU).
+    /// Worker threads (0: one per CPU this process may use, container limits included).
     #[arg(long, env = "KEYROUTER_WORKERS", default_value_t = 0)]
     pub workers: usize,
 
@@ -253,39 +253,46 @@ fn offline_lookup(path: &Path, service: &str, key: &str, min: Option<&str>, max:
 
 fn serve(cli: &Cli) -> Result<(), String> {
     init_logging(cli.log_level, cli.log_format);
-    ranking::self_check().map_err(|e| e.to_string())?;
-    let loaded = config::load(&cli.services).map_err(|e| e.to_string())?;
-    for (service, n) in &loaded.report.duplicates_removed {
-        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", cli.services.display());
-    }
-    let listener = cli.address.bind().map_err(|e| format!("cannot listen on {}: {e}", cli.address))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let opts = ServerOptions {
-        workers: cli.workers,
-        shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
-        shutdown_delay: Duration::from_secs(cli.shutdown_delay),
-        log_requests: cli.log_level >= tracing::Level::DEBUG,
-    };
-    let services = loaded.table.len();
-    let nodes = loaded.table.node_count();
-    let state = AppState::new(loaded.table, cli.services.clone());
-    let _watcher = match cli.watch {
-        true => Some(watch::spawn(state.clone()).map_err(|e| format!("cannot watch {}: {e}", cli.services.display()))?),
-        false => None,
-    };
-
-    actix_rt::System::new()
-        .block_on(async move {
-            // Before the server accepts anything: an unhandled SIGHUP would kill the process.
-            let signals = Signals::install()?;
-            tracing::info!(
-                "keyrouter {} listening on {local}, serving {} ({services} services, {nodes} nodes)",
-                env!("CARGO_PKG_VERSION"),
-                cli.services.display()
-            );
-            server::run(listener, state.clone(), opts, signals.reload_until_stopped(state)).await
-        })
-        .map_err(|e| format!("server failed: {e}"))?;
+    actix_rt::System::new().block_on(async move {
+        // First of all: an unhandled SIGHUP kills the process, and in a pod consul-template may
+        // send one while keyrouter is still starting. Registered now, a SIGHUP that arrives
+        // during startup waits, and triggers a reload once the server runs.
+        let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        ranking::self_check().map_err(|e| e.to_string())?;
+        let loaded = config::load(&cli.services).map_err(|e| e.to_string())?;
+        for (service, n) in &loaded.report.duplicates_removed {
+            tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", cli.services.display());
+        }
+        let listener = cli.address.bind().map_err(|e| format!("cannot listen on {}: {e}", cli.address))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let opts = ServerOptions {
+            workers: match cli.workers {
+                // The CPUs this process may use (cgroup limits included), not the machine's.
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+            shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
+            shutdown_delay: Duration::from_secs(cli.shutdown_delay),
+            log_requests: cli.log_level >= tracing::Level::DEBUG,
+        };
+        let (services, nodes) = (loaded.table.len(), loaded.table.node_count());
+        let state = AppState::new(loaded.table, cli.services.clone());
+        let _watcher = match cli.watch {
+            true => {
+                Some(watch::spawn(state.clone()).map_err(|e| format!("cannot watch {}: {e}", cli.services.display()))?)
+            }
+            false => None,
+        };
+        tracing::info!(
+            "keyrouter {} listening on {local} with {} workers, serving {} ({services} services, {nodes} nodes)",
+            env!("CARGO_PKG_VERSION"),
+            opts.workers,
+            cli.services.display()
+        );
+        server::run(listener, state.clone(), opts, signals.reload_until_stopped(state))
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -92,56 +92,32 @@ fn kustomization_lists_every_manifest_and_nothing_else() {
     let k = kustomization();
     assert_eq!(k["apiVersion"], "kustomize.config.k8s.io/v1beta1");
     assert_eq!(k["kind"], "Kustomization");
-    let known: BTreeSet<&str> = [
-        "apiVersion",
-        "kind",
-        "resources",
-        "configMapGenerator",
-        "images",
-    ]
-    .into();
+    let known: BTreeSet<&str> = ["apiVersion", "kind", "resources", "configMapGenerator", "images"].into();
     for key in k.as_object().unwrap().keys() {
-        assert!(
-            known.contains(key.as_str()),
-            "unexpected kustomization field {key}"
-        );
+        assert!(known.contains(key.as_str()), "unexpected kustomization field {key}");
     }
 
     let resources = resources();
     let (_, generated) = config_map_generator();
     let listed: BTreeSet<String> = resources.iter().chain(&generated).cloned().collect();
-    assert_eq!(
-        listed.len(),
-        resources.len() + generated.len(),
-        "listed twice"
-    );
+    assert_eq!(listed.len(), resources.len() + generated.len(), "listed twice");
     let on_disk: BTreeSet<String> = std::fs::read_dir(kube_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|f| f != "kustomization.yaml")
         .collect();
-    assert_eq!(
-        listed, on_disk,
-        "files in deploy/kubernetes vs the kustomization"
-    );
+    assert_eq!(listed, on_disk, "files in deploy/kubernetes vs the kustomization");
 
     // Every resource file is a manifest (the generator's inputs are not).
     for f in &resources {
         assert!(f.ends_with(".yaml"), "{f}");
     }
-    let kinds: BTreeSet<String> = resource_manifests()
-        .iter()
-        .map(|(_, m)| m["kind"].as_str().unwrap().to_string())
-        .collect();
-    let want: BTreeSet<String> = [
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-        "HorizontalPodAutoscaler",
-        "ServiceAccount",
-    ]
-    .map(String::from)
-    .into();
+    let kinds: BTreeSet<String> =
+        resource_manifests().iter().map(|(_, m)| m["kind"].as_str().unwrap().to_string()).collect();
+    let want: BTreeSet<String> =
+        ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount"]
+            .map(String::from)
+            .into();
     assert_eq!(kinds, want);
     assert_eq!(
         generated,
@@ -187,18 +163,12 @@ fn manifests_refer_to_each_other() {
     }
 
     let pdb = of_kind("PodDisruptionBudget");
-    assert!(labels_match(
-        &pdb["spec"]["selector"]["matchLabels"],
-        pod_labels
-    ));
+    assert!(labels_match(&pdb["spec"]["selector"]["matchLabels"], pod_labels));
 
     let hpa = of_kind("HorizontalPodAutoscaler");
     assert_eq!(hpa["apiVersion"], "autoscaling/v2");
     let target = &hpa["spec"]["scaleTargetRef"];
-    assert_eq!(
-        (&target["kind"], &target["name"]),
-        (&deployment["kind"], &deployment["metadata"]["name"])
-    );
+    assert_eq!((&target["kind"], &target["name"]), (&deployment["kind"], &deployment["metadata"]["name"]));
     let metrics = hpa["spec"]["metrics"].as_array().unwrap();
     assert!(!metrics.is_empty());
     for m in metrics {
@@ -222,9 +192,7 @@ fn manifests_refer_to_each_other() {
     let (cm_name, _) = config_map_generator();
     let volumes = spec["volumes"].as_array().unwrap();
     assert!(
-        volumes
-            .iter()
-            .any(|v| v["configMap"]["name"] == cm_name.as_str()),
+        volumes.iter().any(|v| v["configMap"]["name"] == cm_name.as_str()),
         "no volume mounts the generated ConfigMap {cm_name}"
     );
 }
@@ -242,10 +210,7 @@ fn deployment_args_are_flags_keyrouter_accepts() {
     let cli = parse_cli(&args);
     assert_eq!(cli.services, Path::new("/etc/keyrouter/services.toml"));
     assert_eq!(cli.address.port, 8080);
-    assert_eq!(
-        cli.address.host, None,
-        "must listen on all interfaces in a pod"
-    );
+    assert_eq!(cli.address.host, None, "must listen on all interfaces in a pod");
 
     // Worker threads bounded by the CPU limit (0 would mean one per CPU of the node).
     let limit = keyrouter["resources"]["limits"]["cpu"].as_str().unwrap();
@@ -259,12 +224,8 @@ fn deployment_args_are_flags_keyrouter_accepts() {
         cli.workers
     );
     // The grace period covers the preStop sleep and keyrouter's own shutdown timeout.
-    let pre_stop = keyrouter["lifecycle"]["preStop"]["sleep"]["seconds"]
-        .as_u64()
-        .unwrap_or(0);
-    let grace = pod_spec()["terminationGracePeriodSeconds"]
-        .as_u64()
-        .unwrap_or(30);
+    let pre_stop = keyrouter["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap_or(0);
+    let grace = pod_spec()["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     assert!(
         pre_stop + cli.shutdown_timeout < grace,
         "preStop {pre_stop}s + shutdown {}s must fit in {grace}s",
@@ -311,11 +272,7 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     let spec = pod_spec();
     let sidecar = container("consul-template");
     assert!(
-        spec["initContainers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["name"] == "consul-template"),
+        spec["initContainers"].as_array().unwrap().iter().any(|c| c["name"] == "consul-template"),
         "consul-template must be an init container"
     );
     assert_eq!(sidecar["restartPolicy"], "Always", "a native sidecar");
@@ -328,20 +285,14 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
             .iter()
             .find(|m| m["name"] == volume)
             .unwrap_or_else(|| panic!("{} does not mount {volume}", c["name"]));
-        (
-            m["mountPath"].as_str().unwrap().to_string(),
-            m["readOnly"].as_bool().unwrap_or(false),
-        )
+        (m["mountPath"].as_str().unwrap().to_string(), m["readOnly"].as_bool().unwrap_or(false))
     };
     let volumes = spec["volumes"].as_array().unwrap();
     let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap().clone();
 
     // consul-template's configuration and template come from the ConfigMap.
     let (cm_name, _) = config_map_generator();
-    let cm_volume = volumes
-        .iter()
-        .find(|v| v["configMap"]["name"] == cm_name.as_str())
-        .unwrap()["name"]
+    let cm_volume = volumes.iter().find(|v| v["configMap"]["name"] == cm_name.as_str()).unwrap()["name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -349,14 +300,8 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     let mut argv = strs(&sidecar["command"]);
     argv.extend(strs(&sidecar["args"]));
     assert!(argv[0].ends_with("consul-template"), "{argv:?}");
-    assert!(
-        argv.contains(&format!("-config={config_dir}/consul-template.hcl")),
-        "{argv:?}"
-    );
-    assert_eq!(
-        hcl_string("source"),
-        format!("{config_dir}/services.toml.tmpl")
-    );
+    assert!(argv.contains(&format!("-config={config_dir}/consul-template.hcl")), "{argv:?}");
+    assert_eq!(hcl_string("source"), format!("{config_dir}/services.toml.tmpl"));
 
     // It renders into a shared emptyDir that keyrouter reads its --services file from.
     let destination = hcl_string("destination");
@@ -365,18 +310,13 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| {
-            v["emptyDir"].is_object() && mount(&sidecar, v["name"].as_str().unwrap()).0 == dest_dir
-        })
+        .find(|v| v["emptyDir"].is_object() && mount(&sidecar, v["name"].as_str().unwrap()).0 == dest_dir)
         .unwrap_or_else(|| panic!("no emptyDir mounted at {dest_dir} in consul-template"))["name"]
         .as_str()
         .unwrap()
         .to_string();
     let (sidecar_dir, sidecar_ro) = mount(&sidecar, &shared);
-    assert!(
-        !sidecar_ro,
-        "consul-template must be able to write {sidecar_dir}"
-    );
+    assert!(!sidecar_ro, "consul-template must be able to write {sidecar_dir}");
     let (keyrouter_dir, keyrouter_ro) = mount(&container("keyrouter"), &shared);
     assert_eq!(keyrouter_dir, dest_dir);
     assert!(keyrouter_ro, "keyrouter only reads the rendered file");
@@ -391,35 +331,22 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     // After each render it sends keyrouter SIGHUP: one process namespace, the same user, and
     // the process name keyrouter runs under (the image's ENTRYPOINT).
     assert_eq!(spec["shareProcessNamespace"], true);
-    let uid = |c: &Value| {
-        c["securityContext"]["runAsUser"]
-            .as_i64()
-            .or(spec["securityContext"]["runAsUser"].as_i64())
-    };
+    let uid = |c: &Value| c["securityContext"]["runAsUser"].as_i64().or(spec["securityContext"]["runAsUser"].as_i64());
     assert!(uid(&sidecar).is_some());
     assert_eq!(uid(&sidecar), uid(&container("keyrouter")));
     let command = hcl_list("command");
     assert_eq!(command[..2], ["/bin/sh", "-c"], "{command:?}");
     let entrypoint = dockerfile_entrypoint();
-    let process = Path::new(&entrypoint[0])
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap();
+    let process = Path::new(&entrypoint[0]).file_name().unwrap().to_str().unwrap();
     let words: Vec<&str> = command[2].split_whitespace().collect();
     assert!(
-        words
-            .windows(4)
-            .any(|w| w == ["pkill", "-HUP", "-x", process]),
+        words.windows(4).any(|w| w == ["pkill", "-HUP", "-x", process]),
         "{command:?} does not send SIGHUP to {process}"
     );
 
     // Consul's address comes from the environment.
     let env = sidecar["env"].as_array().unwrap();
-    let addr = env
-        .iter()
-        .find(|e| e["name"] == "CONSUL_HTTP_ADDR")
-        .expect("CONSUL_HTTP_ADDR");
+    let addr = env.iter().find(|e| e["name"] == "CONSUL_HTTP_ADDR").expect("CONSUL_HTTP_ADDR");
     assert!(addr["value"].as_str().is_some_and(|v| !v.is_empty()) || addr["valueFrom"].is_object());
 }
 
@@ -433,21 +360,9 @@ fn the_pod_meets_the_restricted_pod_security_standard() {
         assert!(spec[host] != true, "{host}");
     }
     for v in spec["volumes"].as_array().unwrap() {
-        let kinds: Vec<&String> = v
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| *k != "name")
-            .collect();
+        let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
         assert!(
-            kinds.iter().all(|k| [
-                "emptyDir",
-                "configMap",
-                "secret",
-                "projected",
-                "downwardAPI"
-            ]
-            .contains(&k.as_str())),
+            kinds.iter().all(|k| ["emptyDir", "configMap", "secret", "projected", "downwardAPI"].contains(&k.as_str())),
             "volume type not allowed by Restricted: {v}"
         );
     }
@@ -474,28 +389,12 @@ fn the_pod_meets_the_restricted_pod_security_standard() {
         assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
         assert!(sc["privileged"] != true, "{name}");
         assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
-        assert!(
-            strs(&sc["capabilities"]["drop"]).contains(&"ALL".to_string()),
-            "{name}"
-        );
-        let added = sc["capabilities"]["add"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        assert!(
-            added.iter().all(|a| a == "NET_BIND_SERVICE"),
-            "{name}: {added:?}"
-        );
+        assert!(strs(&sc["capabilities"]["drop"]).contains(&"ALL".to_string()), "{name}");
+        let added = sc["capabilities"]["add"].as_array().cloned().unwrap_or_default();
+        assert!(added.iter().all(|a| a == "NET_BIND_SERVICE"), "{name}: {added:?}");
         let seccomp = effective("seccompProfile");
-        assert!(
-            seccomp["type"] == "RuntimeDefault" || seccomp["type"] == "Localhost",
-            "{name}: seccomp {seccomp}"
-        );
-        assert!(c["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .all(|p| p["hostPort"].is_null()));
+        assert!(seccomp["type"] == "RuntimeDefault" || seccomp["type"] == "Localhost", "{name}: seccomp {seccomp}");
+        assert!(c["ports"].as_array().into_iter().flatten().all(|p| p["hostPort"].is_null()));
 
         let res = &c["resources"];
         for kind in ["requests", "limits"] {
@@ -508,10 +407,7 @@ fn the_pod_meets_the_restricted_pod_security_standard() {
     let sc = &container("keyrouter")["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
-    assert_eq!(
-        of_kind("ServiceAccount")["automountServiceAccountToken"],
-        false
-    );
+    assert_eq!(of_kind("ServiceAccount")["automountServiceAccountToken"], false);
     assert_eq!(spec["automountServiceAccountToken"], false);
 }
 
@@ -538,13 +434,8 @@ fn dockerfile() -> Vec<Instruction> {
             continue;
         }
         current.push_str(t);
-        let (cmd, args) = current
-            .split_once(char::is_whitespace)
-            .unwrap_or((&current, ""));
-        out.push(Instruction {
-            cmd: cmd.to_ascii_uppercase(),
-            args: args.trim().to_string(),
-        });
+        let (cmd, args) = current.split_once(char::is_whitespace).unwrap_or((&current, ""));
+        out.push(Instruction { cmd: cmd.to_ascii_uppercase(), args: args.trim().to_string() });
         current.clear();
     }
     assert!(current.is_empty(), "dangling continuation");
@@ -558,11 +449,7 @@ fn stages() -> Vec<(String, Vec<Instruction>)> {
         if i.cmd == "FROM" {
             stages.push((i.args, Vec::new()));
         } else {
-            stages
-                .last_mut()
-                .expect("instruction before FROM")
-                .1
-                .push(i);
+            stages.last_mut().expect("instruction before FROM").1.push(i);
         }
     }
     stages
@@ -570,12 +457,7 @@ fn stages() -> Vec<(String, Vec<Instruction>)> {
 
 /// An exec-form (JSON array) argument list.
 fn exec_form(i: &Instruction) -> Vec<String> {
-    assert!(
-        i.args.starts_with('['),
-        "{} must use the exec form (JSON array), not the shell form: {}",
-        i.cmd,
-        i.args
-    );
+    assert!(i.args.starts_with('['), "{} must use the exec form (JSON array), not the shell form: {}", i.cmd, i.args);
     serde_json::from_str(&i.args).unwrap_or_else(|e| panic!("{} {}: {e}", i.cmd, i.args))
 }
 
@@ -597,10 +479,7 @@ fn the_image_is_multi_stage_pinned_and_the_runtime_is_small_and_non_root() {
     assert!(stages.len() >= 2, "multi-stage");
     let mut names = Vec::new();
     for (from, _) in &stages {
-        let words: Vec<&str> = from
-            .split_whitespace()
-            .filter(|w| !w.starts_with("--"))
-            .collect();
+        let words: Vec<&str> = from.split_whitespace().filter(|w| !w.starts_with("--")).collect();
         let image = words[0];
         let tag = image
             .rsplit_once(':')
@@ -621,44 +500,24 @@ fn the_image_is_multi_stage_pinned_and_the_runtime_is_small_and_non_root() {
         .unwrap_or_else(|| panic!("build stage should be the Rust image: {build_from}"));
     let version = toolchain.split('-').next().unwrap();
     let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
-    assert!(
-        parse(version) >= parse(env!("CARGO_PKG_RUST_VERSION")),
-        "{version}"
-    );
-    assert!(build
-        .iter()
-        .any(|i| i.cmd == "RUN" && i.args.contains("cargo build --release --locked")));
+    assert!(parse(version) >= parse(env!("CARGO_PKG_RUST_VERSION")), "{version}");
+    assert!(build.iter().any(|i| i.cmd == "RUN" && i.args.contains("cargo build --release --locked")));
 
     // The runtime stage: distroless, nothing run in it, the binary copied from the build stage.
     let (runtime_from, runtime) = stages.last().unwrap();
     assert!(
-        runtime_from.starts_with("gcr.io/distroless/cc-")
-            || runtime_from.starts_with("gcr.io/distroless/static-"),
+        runtime_from.starts_with("gcr.io/distroless/cc-") || runtime_from.starts_with("gcr.io/distroless/static-"),
         "{runtime_from}"
     );
     assert!(runtime_from.contains(":nonroot"), "{runtime_from}");
-    assert!(
-        runtime.iter().all(|i| i.cmd != "RUN"),
-        "the runtime image has no shell: nothing can RUN there"
-    );
-    let user = runtime
-        .iter()
-        .rev()
-        .find(|i| i.cmd == "USER")
-        .expect("a USER")
-        .args
-        .clone();
+    assert!(runtime.iter().all(|i| i.cmd != "RUN"), "the runtime image has no shell: nothing can RUN there");
+    let user = runtime.iter().rev().find(|i| i.cmd == "USER").expect("a USER").args.clone();
     let (uid, gid) = user.split_once(':').unwrap_or((&user, ""));
-    let uid: u32 = uid
-        .parse()
-        .unwrap_or_else(|_| panic!("USER {user}: numeric, so runAsNonRoot can check it"));
+    let uid: u32 = uid.parse().unwrap_or_else(|_| panic!("USER {user}: numeric, so runAsNonRoot can check it"));
     assert!(uid != 0, "USER {user}");
     assert!(gid.is_empty() || gid.parse::<u32>().is_ok_and(|g| g != 0));
     // Kubernetes runs the pod as the same user.
-    assert_eq!(
-        pod_spec()["securityContext"]["runAsUser"].as_u64(),
-        Some(uid as u64)
-    );
+    assert_eq!(pod_spec()["securityContext"]["runAsUser"].as_u64(), Some(uid as u64));
 
     let entrypoint = dockerfile_entrypoint();
     assert_eq!(entrypoint.len(), 1, "{entrypoint:?}");
@@ -666,17 +525,11 @@ fn the_image_is_multi_stage_pinned_and_the_runtime_is_small_and_non_root() {
     assert_eq!(Path::new(&entrypoint[0]).file_name().unwrap(), "keyrouter");
     let copied = runtime.iter().any(|i| {
         i.cmd == "COPY"
-            && names
-                .iter()
-                .any(|n| i.args.starts_with(&format!("--from={n} ")))
+            && names.iter().any(|n| i.args.starts_with(&format!("--from={n} ")))
             && i.args.split_whitespace().last() == Some(entrypoint[0].as_str())
     });
     assert!(copied, "no COPY --from=<build stage> to {}", entrypoint[0]);
-    let expose: Vec<String> = runtime
-        .iter()
-        .filter(|i| i.cmd == "EXPOSE")
-        .map(|i| i.args.clone())
-        .collect();
+    let expose: Vec<String> = runtime.iter().filter(|i| i.cmd == "EXPOSE").map(|i| i.args.clone()).collect();
     assert_eq!(expose, ["8080"]);
 }
 
@@ -695,26 +548,16 @@ fn the_image_default_command_is_accepted_and_serves_on_8080() {
 
 #[test]
 fn no_target_cpu_flags_anywhere_in_the_build() {
-    let mut sources = vec![(
-        "deploy/Dockerfile".to_string(),
-        read(&repo().join("deploy/Dockerfile")),
-    )];
+    let mut sources = vec![("deploy/Dockerfile".to_string(), read(&repo().join("deploy/Dockerfile")))];
     for f in [".cargo/config.toml", ".cargo/config"] {
         if let Ok(s) = std::fs::read_to_string(repo().join(f)) {
             sources.push((f.to_string(), s));
         }
     }
     for (f, s) in sources {
-        let code: String = s
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let code: String = s.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
         for bad in ["target-cpu", "target-feature", "+aes"] {
-            assert!(
-                !code.contains(bad),
-                "{f} sets {bad}: ahash would hash differently"
-            );
+            assert!(!code.contains(bad), "{f} sets {bad}: ahash would hash differently");
         }
     }
 }
@@ -725,9 +568,7 @@ fn docker_ignored(patterns: &[String], path: &str) -> bool {
     fn glob(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => {
-                glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..]))
-            }
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
             (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
             _ => false,
         }
@@ -765,15 +606,8 @@ fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
     // Every COPY from the build context (not --from a stage) must reach the daemon...
     let mut copied = Vec::new();
     for (_, stage) in stages() {
-        for i in stage
-            .iter()
-            .filter(|i| i.cmd == "COPY" && !i.args.starts_with("--from"))
-        {
-            let words: Vec<&str> = i
-                .args
-                .split_whitespace()
-                .filter(|w| !w.starts_with("--"))
-                .collect();
+        for i in stage.iter().filter(|i| i.cmd == "COPY" && !i.args.starts_with("--from")) {
+            let words: Vec<&str> = i.args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
             copied.extend(words[..words.len() - 1].iter().map(|s| s.to_string()));
         }
     }
@@ -787,23 +621,11 @@ fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
         } else {
             c.clone()
         };
-        assert!(
-            !docker_ignored(&patterns, &probe),
-            "{probe} is excluded from the context"
-        );
+        assert!(!docker_ignored(&patterns, &probe), "{probe} is excluded from the context");
     }
     // ...and the bulky or private parts must not.
-    for p in [
-        "target/debug/keyrouter",
-        ".git/HEAD",
-        "target",
-        "tests/http.rs",
-        ".env",
-    ] {
-        assert!(
-            docker_ignored(&patterns, p),
-            "{p} would be sent to the daemon"
-        );
+    for p in ["target/debug/keyrouter", ".git/HEAD", "target", "tests/http.rs", ".env"] {
+        assert!(docker_ignored(&patterns, p), "{p} would be sent to the daemon");
     }
     // The matcher itself.
     let pats = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -819,10 +641,8 @@ fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
 fn the_readme_sections_local_command_uses_real_files_and_flags() {
     let doc = read(&repo().join("deploy/README-section.md"));
     assert!(doc.starts_with("## Deploying with Kubernetes and consul-template"));
-    let line = doc
-        .lines()
-        .find(|l| l.trim_start().starts_with("consul-template -template"))
-        .expect("the one-line local run");
+    let line =
+        doc.lines().find(|l| l.trim_start().starts_with("consul-template -template")).expect("the one-line local run");
     assert!(line.contains("-exec-reload-signal SIGHUP"), "{line}");
     let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
     let (template, exec) = (quoted[0], quoted[1]);
@@ -832,15 +652,8 @@ fn the_readme_sections_local_command_uses_real_files_and_flags() {
     let argv: Vec<String> = exec.split_whitespace().map(String::from).collect();
     assert_eq!(argv[0], "keyrouter");
     let cli = parse_cli(&argv[1..]);
-    assert_eq!(
-        cli.services,
-        Path::new(rendered),
-        "keyrouter must read what is rendered"
-    );
-    for cmd in [
-        "kubectl apply -k deploy/kubernetes",
-        "docker build -f deploy/Dockerfile",
-    ] {
+    assert_eq!(cli.services, Path::new(rendered), "keyrouter must read what is rendered");
+    for cmd in ["kubectl apply -k deploy/kubernetes", "docker build -f deploy/Dockerfile"] {
         assert!(doc.contains(cmd), "{cmd}");
     }
 }

@@ -34,15 +34,7 @@ struct Instance {
 }
 
 fn inst(node: &'static str, address: &'static str, port: i64) -> Instance {
-    Instance {
-        node,
-        node_address: address,
-        service_address: "",
-        id: node,
-        port,
-        tags: &[],
-        status: "passing",
-    }
+    Instance { node, node_address: address, service_address: "", id: node, port, tags: &[], status: "passing" }
 }
 
 impl Instance {
@@ -80,9 +72,7 @@ fn s(v: &str) -> Value {
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(Arc::new(
-        entries.into_iter().map(|(k, v)| (k.into(), v)).collect(),
-    ))
+    Value::Map(Arc::new(entries.into_iter().map(|(k, v)| (k.into(), v)).collect()))
 }
 
 fn list(items: Vec<Value>) -> Value {
@@ -96,9 +86,7 @@ fn exec_err(msg: String) -> TemplateError {
 fn str_arg<'a>(f: &str, args: &'a [Value], i: usize) -> Result<&'a str, TemplateError> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s),
-        other => Err(exec_err(format!(
-            "{f}: argument {i} must be a string, got {other:?}"
-        ))),
+        other => Err(exec_err(format!("{f}: argument {i} must be a string, got {other:?}"))),
     }
 }
 
@@ -203,23 +191,17 @@ fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
                 .0
                 .iter()
                 .map(|(name, instances)| {
-                    let mut tags: Vec<&str> =
-                        instances.iter().flat_map(|i| i.tags).copied().collect();
+                    let mut tags: Vec<&str> = instances.iter().flat_map(|i| i.tags).copied().collect();
                     tags.sort_unstable();
                     tags.dedup();
-                    map(vec![
-                        ("Name", s(name)),
-                        ("Tags", list(tags.into_iter().map(s).collect())),
-                    ])
+                    map(vec![("Name", s(name)), ("Tags", list(tags.into_iter().map(s).collect()))])
                 })
                 .collect();
             Ok(list(snippets))
         })
         // service "tag.name@dc~near|filter" ["filter"]: healthy instances as HealthService.
         .func("service", move |args| {
-            let parts = (0..args.len())
-                .map(|i| str_arg("service", args, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let parts = (0..args.len()).map(|i| str_arg("service", args, i)).collect::<Result<Vec<_>, _>>()?;
             if parts.is_empty() || parts[0].is_empty() {
                 return Ok(list(vec![]));
             }
@@ -229,20 +211,10 @@ fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
                 .ok_or_else(|| exec_err(format!("health.service: invalid format: {query:?}")))?;
             let get = |n: &str| caps.name(n).map_or("", |m| m.as_str()).to_string();
             let (tag, name, filter) = (get("tag"), get("name"), get("filter"));
-            recorded
-                .lock()
-                .unwrap()
-                .push((query.clone(), tag.clone(), name.clone()));
-            let filters: Vec<&str> = if filter.is_empty() {
-                vec!["passing"]
-            } else {
-                filter.split(',').collect()
-            };
-            let mut found: Vec<&Instance> = service_catalog
-                .0
-                .get(&name)
-                .map(|v| v.iter().collect())
-                .unwrap_or_default();
+            recorded.lock().unwrap().push((query.clone(), tag.clone(), name.clone()));
+            let filters: Vec<&str> = if filter.is_empty() { vec!["passing"] } else { filter.split(',').collect() };
+            let mut found: Vec<&Instance> =
+                service_catalog.0.get(&name).map(|v| v.iter().collect()).unwrap_or_default();
             found.retain(|i| {
                 (tag.is_empty() || i.tags.contains(&tag.as_str()))
                     && filters.iter().any(|f| *f == "any" || *f == i.status)
@@ -251,11 +223,7 @@ fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
             let entries = found
                 .into_iter()
                 .map(|i| {
-                    let address = if i.service_address.is_empty() {
-                        i.node_address
-                    } else {
-                        i.service_address
-                    };
+                    let address = if i.service_address.is_empty() { i.node_address } else { i.service_address };
                     let empty = || Value::Map(Arc::default());
                     map(vec![
                         ("Node", s(i.node)),
@@ -291,8 +259,8 @@ fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
             if args.len() != 2 {
                 return Err(exec_err("regexMatch: expected 2 arguments".into()));
             }
-            let re = regex::Regex::new(str_arg("regexMatch", args, 0)?)
-                .map_err(|e| exec_err(format!("regexMatch: {e}")))?;
+            let re =
+                regex::Regex::new(str_arg("regexMatch", args, 0)?).map_err(|e| exec_err(format!("regexMatch: {e}")))?;
             Ok(Value::Bool(re.is_match(str_arg("regexMatch", args, 1)?)))
         })
         // replaceAll FROM TO S.
@@ -300,11 +268,8 @@ fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
             if args.len() != 3 {
                 return Err(exec_err("replaceAll: expected 3 arguments".into()));
             }
-            let (f, t, x) = (
-                str_arg("replaceAll", args, 0)?,
-                str_arg("replaceAll", args, 1)?,
-                str_arg("replaceAll", args, 2)?,
-            );
+            let (f, t, x) =
+                (str_arg("replaceAll", args, 0)?, str_arg("replaceAll", args, 1)?, str_arg("replaceAll", args, 2)?);
             Ok(s(&x.replace(f, t)))
         })
         .parse(src)
@@ -319,9 +284,7 @@ fn render_with(src: &str, catalog: &Catalog) -> Result<(String, Queries), Templa
 }
 
 fn render(catalog: &Catalog) -> String {
-    render_with(TEMPLATE, catalog)
-        .unwrap_or_else(|e| panic!("template failed: {e}"))
-        .0
+    render_with(TEMPLATE, catalog).unwrap_or_else(|e| panic!("template failed: {e}")).0
 }
 
 /// Parses with keyrouter's own parser: service name -> nodes.
@@ -355,10 +318,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 #[test]
 fn small_catalog_renders_to_this_file() {
     let catalog = Catalog::default()
-        .with(
-            "api",
-            vec![inst("n2", "10.0.0.2", 9000), inst("n1", "10.0.0.1", 9000)],
-        )
+        .with("api", vec![inst("n2", "10.0.0.2", 9000), inst("n1", "10.0.0.1", 9000)])
         .with("idle", vec![]);
     let expected = "\
 # keyrouter services file, rendered by consul-template from Consul's catalog (services.toml.tmpl).
@@ -395,13 +355,7 @@ fn healthy_instances_become_nodes_and_an_unhealthy_service_is_empty() {
                 inst("node-e", "10.0.1.5", 8080).status("warning"),
             ],
         )
-        .with(
-            "db",
-            vec![
-                inst("db-1", "fd00::1", 5432),
-                inst("db-2", "10.0.2.2", 5432).service_address("2001:db8::2"),
-            ],
-        )
+        .with("db", vec![inst("db-1", "fd00::1", 5432), inst("db-2", "10.0.2.2", 5432).service_address("2001:db8::2")])
         .with("down", vec![inst("x", "10.0.3.1", 80).status("critical")])
         .with("none", vec![])
         .with("consul", vec![inst("server-1", "10.0.0.10", 8300)]);
@@ -411,17 +365,9 @@ fn healthy_instances_become_nodes_and_an_unhealthy_service_is_empty() {
     let mut expected = BTreeMap::new();
     expected.insert(
         "web".to_string(),
-        strings(&[
-            "10.0.1.1:8080",
-            "10.0.1.1:8081",
-            "10.0.1.2:8080",
-            "web-c.internal:8080",
-        ]),
+        strings(&["10.0.1.1:8080", "10.0.1.1:8081", "10.0.1.2:8080", "web-c.internal:8080"]),
     );
-    expected.insert(
-        "db".to_string(),
-        strings(&["[fd00::1]:5432", "[2001:db8::2]:5432"]),
-    );
+    expected.insert("db".to_string(), strings(&["[fd00::1]:5432", "[2001:db8::2]:5432"]));
     expected.insert("down".to_string(), vec![]);
     expected.insert("none".to_string(), vec![]);
     expected.insert("consul".to_string(), strings(&["10.0.0.10:8300"]));
@@ -461,8 +407,8 @@ fn names_service_cannot_query_are_commented_out_not_misread_and_the_file_stays_v
     for name in UNQUERYABLE {
         catalog = catalog.with(name, vec![inst("n", "10.0.0.2", 2)]);
     }
-    let (rendered, queries) = render_with(TEMPLATE, &catalog)
-        .unwrap_or_else(|e| panic!("template failed on odd names: {e}"));
+    let (rendered, queries) =
+        render_with(TEMPLATE, &catalog).unwrap_or_else(|e| panic!("template failed on odd names: {e}"));
     assert_no_raw_control_chars(&rendered);
 
     // Only plain names were queried, each as itself (no tag, no datacenter, no filter).
@@ -482,9 +428,7 @@ fn names_service_cannot_query_are_commented_out_not_misread_and_the_file_stays_v
     // to the name.
     let commented: Vec<String> = rendered
         .lines()
-        .filter_map(|l| {
-            l.strip_prefix("# Not served: consul-template's `service` cannot query this name: ")
-        })
+        .filter_map(|l| l.strip_prefix("# Not served: consul-template's `service` cannot query this name: "))
         .map(|json| {
             // TOML allows \u007f where JSON parsers may balk at nothing: decode as JSON.
             serde_json::from_str::<String>(json)
@@ -526,11 +470,7 @@ fn odd_addresses_are_escaped_and_survive_the_round_trip() {
     let rendered = render(&catalog);
     assert_no_raw_control_chars(&rendered);
     let got = table(&rendered);
-    let expected: Vec<String> = odd
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{a}:{}", 7000 + i))
-        .collect();
+    let expected: Vec<String> = odd.iter().enumerate().map(|(i, a)| format!("{a}:{}", 7000 + i)).collect();
     assert_eq!(got["odd"], expected, "{rendered}");
 }
 
@@ -560,8 +500,7 @@ fn without_the_guard_odd_names_break_consul_template() {
 #[test]
 fn a_missing_field_fails_like_consul_template_structs() {
     let catalog = Catalog::default().with("web", vec![inst("n", "10.0.0.1", 1)]);
-    let typo =
-        "{{ range services }}{{ range service .Name }}{{ .ServiceAddress }}{{ end }}{{ end }}";
+    let typo = "{{ range services }}{{ range service .Name }}{{ .ServiceAddress }}{{ end }}{{ end }}";
     assert!(render_with(typo, &catalog).is_err());
 }
 
@@ -569,14 +508,7 @@ fn a_missing_field_fails_like_consul_template_structs() {
 #[test]
 fn rendered_file_is_served_and_a_rerender_plus_sighup_reloads_it() {
     let v1 = Catalog::default()
-        .with(
-            "web",
-            vec![
-                inst("a", "10.0.0.1", 80),
-                inst("b", "10.0.0.2", 80),
-                inst("c", "10.0.0.3", 80),
-            ],
-        )
+        .with("web", vec![inst("a", "10.0.0.1", 80), inst("b", "10.0.0.2", 80), inst("c", "10.0.0.3", 80)])
         .with("odd name", vec![inst("a", "10.0.0.1", 81)]);
     let kr = common::Keyrouter::start(&render(&v1));
     let nodes = |service: &str| {
@@ -592,11 +524,7 @@ fn rendered_file_is_served_and_a_rerender_plus_sighup_reloads_it() {
         .clone()
         .with(
             "web",
-            vec![
-                inst("a", "10.0.0.1", 80),
-                inst("b", "10.0.0.2", 80).status("critical"),
-                inst("c", "10.0.0.3", 80),
-            ],
+            vec![inst("a", "10.0.0.1", 80), inst("b", "10.0.0.2", 80).status("critical"), inst("c", "10.0.0.3", 80)],
         )
         .with("new", vec![inst("d", "10.0.0.4", 80)]);
     let before = kr.log().len();

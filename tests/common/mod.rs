@@ -272,21 +272,45 @@ pub fn path_str(p: &Path) -> &str {
 
 /// A Python command-line tool from PyPI, installed on first use into its own virtual
 /// environment under the target directory, so that a plain `cargo test` on a fresh machine
-/// provisions what the tests need. Returns the path of `program`.
+/// provisions what the tests need. Returns the path of `program` in the environment's `bin`.
+/// Installs once, across test processes too (a file lock), and starts over after an
+/// interrupted install.
 pub fn python_tool(venv: &str, requirement: &str, program: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(venv);
+    use std::os::fd::AsRawFd;
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = base.join(venv);
     let exe = dir.join("bin").join(program);
-    let marker = dir.join(format!(".installed {requirement}"));
-    if marker.exists() && exe.exists() {
+    let marker = dir.join(".installed");
+    std::fs::create_dir_all(base).unwrap();
+    let lock = std::fs::File::create(base.join(format!("{venv}.lock"))).unwrap();
+    // SAFETY: flock(2) on a descriptor we own; released when `lock` is dropped.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == requirement) && exe.exists() {
         return exe;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (python3 with venv and pip is needed)"));
-        assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+        assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     };
-    run(Command::new("python3").arg("-m").arg("venv").arg(&dir));
-    run(Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", requirement]));
-    std::fs::write(&marker, "").unwrap();
+    let python3 = std::env::var("KEYROUTER_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    run(
+        Command::new(python3).arg("-m").arg("venv").arg(&dir),
+        "creating a virtual environment (on Debian: apt-get install python3-venv)",
+    );
+    run(
+        Command::new(dir.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            requirement,
+        ]),
+        &format!("pip install {requirement}"),
+    );
+    std::fs::write(&marker, requirement).unwrap();
     exe
 }

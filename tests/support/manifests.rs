@@ -22,9 +22,7 @@ pub fn read(path: &Path) -> String {
 /// Every YAML document in `src`, skipping empty ones.
 pub fn yaml_docs(src: &str, origin: &str) -> Vec<Value> {
     serde_norway::Deserializer::from_str(src)
-        .map(|doc| {
-            Value::deserialize(doc).unwrap_or_else(|e| panic!("{origin}: invalid YAML: {e}"))
-        })
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{origin}: invalid YAML: {e}")))
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -59,11 +57,8 @@ pub fn resource_manifests() -> Vec<(String, Value)> {
 
 /// The one resource of `kind` among the kustomization's resources.
 pub fn of_kind(kind: &str) -> Value {
-    let mut found: Vec<Value> = resource_manifests()
-        .into_iter()
-        .map(|(_, m)| m)
-        .filter(|m| m["kind"] == kind)
-        .collect();
+    let mut found: Vec<Value> =
+        resource_manifests().into_iter().map(|(_, m)| m).filter(|m| m["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "expected exactly one {kind}");
     found.remove(0)
 }
@@ -72,11 +67,7 @@ pub fn strs(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not a list: {v}"))
         .iter()
-        .map(|s| {
-            s.as_str()
-                .unwrap_or_else(|| panic!("not a string: {s}"))
-                .to_string()
-        })
+        .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")).to_string())
         .collect()
 }
 
@@ -87,11 +78,7 @@ pub fn pod_spec() -> Value {
 /// A container (or init container) of the Deployment's pod, by name.
 pub fn container(name: &str) -> Value {
     let spec = pod_spec();
-    let all = spec["containers"]
-        .as_array()
-        .into_iter()
-        .chain(spec["initContainers"].as_array())
-        .flatten();
+    let all = spec["containers"].as_array().into_iter().chain(spec["initContainers"].as_array()).flatten();
     let found: Vec<&Value> = all.filter(|c| c["name"] == name).collect();
     assert_eq!(found.len(), 1, "expected one container named {name}");
     found[0].clone()
@@ -137,16 +124,8 @@ pub fn hcl_strings() -> Vec<(String, String)> {
 }
 
 pub fn hcl_string(key: &str) -> String {
-    let found: Vec<String> = hcl_strings()
-        .into_iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "consul-template.hcl: expected one {key} = \"...\""
-    );
+    let found: Vec<String> = hcl_strings().into_iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect();
+    assert_eq!(found.len(), 1, "consul-template.hcl: expected one {key} = \"...\"");
     found[0].clone()
 }
 
@@ -160,10 +139,6 @@ pub fn hcl_list(key: &str) -> Vec<String> {
         .filter(|(k, _)| k.trim() == key)
         .map(|(_, v)| serde_json::from_str(v.trim()).expect("an HCL list of strings"))
         .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "consul-template.hcl: expected one {key} = [...]"
-    );
+    assert_eq!(found.len(), 1, "consul-template.hcl: expected one {key} = [...]");
     found[0].clone()
 }
