@@ -261,7 +261,7 @@ async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<AppSta
     let name = req.match_info().query("name");
     let found = live.table.find(name);
     let response = input
-        .and_then(|input| answer(&req, &input, name, found.map(|(_, s)| s)))
+        .and_then(|input| answer(&req, &input, name, found.map(|(i, s)| (s, &live.fingerprints[i]))))
         .unwrap_or_else(|e| e.error_response());
     let counters = found.map_or(state.metrics().unknown(), |(i, _)| &live.counters[i]);
     counters.count(response.status().as_u16());
@@ -274,12 +274,12 @@ fn answer(
     req: &HttpRequest,
     input: &Input,
     name: &str,
-    service: Option<&Service>,
+    service: Option<(&Service, &header::HeaderValue)>,
 ) -> Result<HttpResponse, RequestError> {
     if req.query_string().len() > MAX_QUERY_BYTES {
         return Err(RequestError::QueryTooLong { limit: MAX_QUERY_BYTES });
     }
-    let service = service.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
+    let (service, fingerprint) = service.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
     let query = Fields::from_urlencoded(req.query_string().as_bytes())?;
     let fields = match input.kind {
         None => query,
@@ -293,7 +293,7 @@ fn answer(
     tracing::debug!(service = name, "lookup");
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
-        .insert_header((FINGERPRINT_HEADER, fingerprint_hex(service.fingerprint())))
+        .insert_header((FINGERPRINT_HEADER, fingerprint.clone()))
         .body(body))
 }
 

@@ -8,7 +8,8 @@ use arc_swap::ArcSwap;
 
 use crate::config::{self, ConfigError, Loaded};
 use crate::metrics::{LookupCounters, Metrics};
-use crate::ranking::Table;
+use crate::ranking::{fingerprint_hex, Table};
+use actix_web::http::header::HeaderValue;
 
 /// One table and what goes with it, swapped as a whole.
 #[derive(Debug)]
@@ -16,6 +17,24 @@ pub struct Live {
     pub table: Table,
     /// Lookup counters of each service, in the order of `table.services()`.
     pub counters: Vec<LookupCounters>,
+    /// Each service's fingerprint as a ready response header value, in the same order.
+    pub fingerprints: Vec<HeaderValue>,
+}
+
+impl Live {
+    /// `table` with its metric handles (registered in `metrics`, replacing `old`'s) and headers.
+    fn new(table: Table, metrics: &Metrics, old: Option<&Table>) -> Live {
+        let counters = metrics.install(old, &table);
+        let fingerprints = table
+            .services()
+            .iter()
+            .map(|s| {
+                // Sixteen hex digits are always a valid header value.
+                HeaderValue::from_str(&fingerprint_hex(s.fingerprint())).unwrap_or(HeaderValue::from_static("?"))
+            })
+            .collect();
+        Live { table, counters, fingerprints }
+    }
 }
 
 /// What the server shares between workers.
@@ -33,10 +52,10 @@ impl AppState {
     /// State serving `table`, which was loaded from `services_path`.
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
         let metrics = Metrics::new();
-        let counters = metrics.install(None, &table);
+        let live = Live::new(table, &metrics, None);
         metrics.loaded(true, false);
         Arc::new(AppState {
-            live: ArcSwap::from_pointee(Live { table, counters }),
+            live: ArcSwap::from_pointee(live),
             services_path: services_path.into(),
             ready: AtomicBool::new(true),
             reloading: Mutex::new(()),
@@ -78,8 +97,7 @@ impl AppState {
             return Ok(None);
         }
         let summary = ReloadSummary::between(&old.table, &table, report.duplicates_removed);
-        let counters = self.metrics.install(Some(&old.table), &table);
-        self.live.store(Arc::new(Live { table, counters }));
+        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old.table))));
         self.metrics.loaded(true, true);
         Ok(Some(summary))
     }
