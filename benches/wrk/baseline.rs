@@ -3,7 +3,7 @@
 //! throughput divided by this one's is the cost of keyrouter's own work, measured in the same
 //! run on the same (noisy, shared) machine.
 //!
-//! `cargo run --release --example baseline -- 127.0.0.1:PORT`
+//! `cargo run --release --example baseline -- 127.0.0.1:PORT [WORKERS]`
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
@@ -23,7 +23,12 @@ async fn lookup(_name: web::Path<String>, body: web::Json<Lookup>) -> HttpRespon
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8081".into());
+    let workers = std::env::args().nth(2).and_then(|w| w.parse().ok()).unwrap_or(1);
     actix_rt::System::new().block_on(async move {
-        HttpServer::new(|| App::new().route("/service/{name}", web::post().to(lookup))).bind(&addr)?.run().await
+        HttpServer::new(|| App::new().route("/service/{name}", web::post().to(lookup)))
+            .workers(workers)
+            .bind(&addr)?
+            .run()
+            .await
     })
 }
