@@ -29,9 +29,34 @@ fn requests(c: &mut Criterion) {
             .to_request()
     };
 
+    // The wrk harness's baseline handler: parse the same JSON, answer a fixed array.
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Lookup {
+        key: String,
+        min: Option<u64>,
+        max: Option<u64>,
+    }
+    async fn fixed(_name: web::Path<String>, body: web::Json<Lookup>) -> actix_web::HttpResponse {
+        black_box(&body.key);
+        actix_web::HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"["node1:8080","node2:8080","node3:8080"]"#)
+    }
+    let baseline =
+        rt.block_on(test::init_service(actix_web::App::new().route("/service/{name}", web::post().to(fixed))));
+
     let mut group = c.benchmark_group("http in process, 100 nodes, top 3");
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
+    group.bench_function("baseline handler (fixed answer)", |b| {
+        b.iter(|| {
+            i = (i + 1) % single.len();
+            let resp = rt.block_on(test::call_service(&baseline, post(single[i].clone())));
+            assert!(resp.status().is_success());
+            black_box(resp)
+        })
+    });
     group.bench_function("one key per request", |b| {
         b.iter(|| {
             i = (i + 1) % single.len();

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load test keyrouter with wrk, against a baseline actix-web server measured in the same run.
 #
-#   benches/wrk/run.sh                 # every scenario, 10 s each, wrk -t1 -c64
-#   DURATION=5 benches/wrk/run.sh      # shorter
+#   benches/wrk/run.sh                 # every scenario, 3 rounds of 10 s each, wrk -t1 -c64
+#   DURATION=5 ROUNDS=1 benches/wrk/run.sh   # quicker
 #
 # Installs wrk if missing, builds release, generates services files, starts each server on a
 # free 127.0.0.1 port, runs the scenarios and prints a Markdown table. Everything it starts is
@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-10}
+# Each scenario runs ROUNDS times, alternating with the baseline; the table shows medians.
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 # Server workers, the same for keyrouter and the baseline. On a small machine wrk needs cores
@@ -82,23 +84,36 @@ start_keyrouter() { # FILE -> sets KR_PID, KR_PORT
 
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
-baseline_rps() {
-  local port; port=$(free_port)
-  "$BASELINE" "127.0.0.1:$port" "$WORKERS" 2>/dev/null &
-  local pid=$!; PIDS+=("$pid")
-  wait_port "$port"
-  local r; r=$(run_wrk json.lua "$port" 10 3)
-  stop "$pid"
-  echo "$r"
+start_baseline() { # -> sets BL_PORT
+  BL_PORT=$(free_port)
+  "$BASELINE" "127.0.0.1:$BL_PORT" "$WORKERS" 2>/dev/null &
+  PIDS+=("$!")
+  wait_port "$BL_PORT"
 }
 
 ROWS=()
-row() { # NAME RESULT BASELINE_RESULT
-  local rps p50 p99 ratio=""
-  rps=$(field "$2" rps); p50=$(field "$2" p50_us); p99=$(field "$2" p99_us)
-  if [ -n "${3:-}" ]; then ratio=$(python3 -c "print(f'{$rps / $(field "$3" rps):.2f}×')"); fi
-  ROWS+=("| $1 | $(printf '%.0f' "$rps") | $ratio | $(python3 -c "print(f'{$p50/1000:.2f}')") | $(python3 -c "print(f'{$p99/1000:.2f}')") | $(field "$2" non2xx) | $(field "$2" socket_errors) |")
-  echo "done: $1" >&2
+# measure NAME SCRIPT SERVICES: ROUNDS rounds of (baseline, keyrouter), each DURATION long, so
+# that drift on the shared machine hits both alike; reports medians and the median ratio.
+measure() {
+  local name=$1 script=$2 services=$3 round b r
+  local -a krs=() ratios=() lines=()
+  local non2xx=0 sockets=0
+  for round in $(seq "$ROUNDS"); do
+    b=$(run_wrk json.lua "$BL_PORT" 10 3)
+    r=$(run_wrk "$script" "$KR_PORT" "$services" 3)
+    krs+=("$(field "$r" rps)"); ratios+=("$(python3 -c "print($(field "$r" rps) / $(field "$b" rps))")")
+    lines+=("$(field "$r" rps) $(field "$r" p50_us) $(field "$r" p99_us) $(field "$b" rps)")
+    non2xx=$((non2xx + $(field "$r" non2xx))); sockets=$((sockets + $(field "$r" socket_errors)))
+  done
+  ROWS+=("$(printf '%s\n' "${lines[@]}" | python3 -c "
+import statistics, sys
+rounds = sorted((list(map(float, l.split())) for l in sys.stdin), key=lambda r: r[0])
+median = rounds[len(rounds) // 2]
+ratio = statistics.median([$(IFS=,; echo "${ratios[*]}")])
+print(f'| $name | {median[0]:.0f} | {statistics.median(r[3] for r in rounds):.0f} | {ratio:.2f}× | '
+      f'{median[1] / 1000:.2f} | {median[2] / 1000:.2f} | $non2xx | $sockets |')
+")")
+  echo "done: $name" >&2
 }
 
 gen_services "$WORK/s10x100.toml" 10 100
@@ -107,18 +122,16 @@ gen_services "$WORK/s1x10000.toml" 1 10000
 gen_services "$WORK/flip-a.toml" 10 100
 gen_services "$WORK/flip-b.toml" 10 97 ":1"
 
-# 10 services x 100 nodes: JSON, form and query, each after a baseline run.
+start_baseline
 start_keyrouter "$WORK/s10x100.toml"
 for scenario in json form query; do
-  b=$(baseline_rps); row "baseline (actix, fixed answer, JSON)" "$b"
-  r=$(run_wrk "$scenario.lua" "$KR_PORT" 10 3); row "10 services × 100 nodes, top-3, $scenario" "$r" "$b"
+  measure "10 services × 100 nodes, top-3, $scenario" "$scenario.lua" 10
 done
 stop "$KR_PID"
 
 for size in 1000 10000; do
   start_keyrouter "$WORK/s1x$size.toml"
-  b=$(baseline_rps); row "baseline (actix, fixed answer, JSON)" "$b"
-  r=$(run_wrk json.lua "$KR_PORT" 1 3); row "1 service × $size nodes, top-3, json" "$r" "$b"
+  measure "1 service × $size nodes, top-3, json" json.lua 1
   if [ "$size" = 10000 ]; then
     RSS_KB=$(sed -n 's/^VmHWM:\s*\([0-9]*\) kB/\1/p' "/proc/$KR_PID/status")
   fi
@@ -142,16 +155,17 @@ FLIPPER=$!; PIDS+=("$FLIPPER")
 r=$(run_wrk json.lua "$KR_PORT" 10 3)
 kill "$FLIPPER"; wait "$FLIPPER" 2>/dev/null || true
 FLIPS=$(cat "$WORK/flips")
-row "reload under load ($FLIPS SIGHUPs, 10 × 100/97 nodes), json" "$r"
+ROWS+=("| reload under load ($FLIPS SIGHUPs, 10 × 100/97 nodes), json | $(printf '%.0f' "$(field "$r" rps)") | | | \
+$(python3 -c "print(f'{$(field "$r" p50_us)/1000:.2f} | {$(field "$r" p99_us)/1000:.2f}')") | $(field "$r" non2xx) | $(field "$r" socket_errors) |")
 RELOAD_ERRORS=$(( $(field "$r" non2xx) + $(field "$r" socket_errors) ))
 FAILED_RELOADS=$(grep -c "reload failed" "$WORK/keyrouter.log" || true)
 stop "$KR_PID"
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $WORKERS server worker(s), $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS server worker(s), $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
-echo "| scenario | requests/s | ratio to baseline | p50 ms | p99 ms | non-2xx | socket errors |"
-echo "|---|---|---|---|---|---|---|"
+echo "| scenario | keyrouter req/s | baseline req/s | ratio | p50 ms | p99 ms | non-2xx | socket errors |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "peak RSS of keyrouter serving 1 × 10 000 nodes: $((RSS_KB / 1024)) MiB ($RSS_KB kB)"

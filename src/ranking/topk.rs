@@ -47,7 +47,24 @@ pub fn top_k<S: Copy + Default>(
         return;
     }
 
-    let mut buf = [Candidate::<S>::default(); INLINE];
+    // The buffer lives on the stack and is initialised every lookup: size it to k.
+    match k {
+        ..=4 => scan::<S, 4>(n, k, at, better, emit),
+        ..=8 => scan::<S, 8>(n, k, at, better, emit),
+        _ => scan::<S, INLINE>(n, k, at, better, emit),
+    }
+}
+
+/// The stack-buffer selection for `k <= N`.
+#[inline(always)]
+fn scan<S: Copy + Default, const N: usize>(
+    n: usize,
+    k: usize,
+    at: impl Fn(usize) -> Candidate<S>,
+    better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
+    mut emit: impl FnMut(usize),
+) {
+    let mut buf = [Candidate::<S>::default(); N];
     let buf = &mut buf[..k];
     // Fill with the first k, kept sorted best first.
     for i in 0..k {
