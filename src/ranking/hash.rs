@@ -49,6 +49,49 @@ pub fn score(key_hash: u64, node_hash: u64) -> u64 {
     mix(key_hash ^ node_hash)
 }
 
+/// Scores of many nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns the largest
+/// (0 for none), so that a block that cannot change the answer is skipped at once.
+///
+/// The same integer arithmetic everywhere, so the same bits; on x86-64 CPUs with AVX-512 (or
+/// AVX2) the loop runs vectorized, chosen at run time so that builds stay portable (no
+/// target-cpu flags: they would also change ahash's output).
+#[inline]
+pub fn fill_scores(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { fill_scores_avx512(key_hash, hashes, out) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { fill_scores_avx2(key_hash, hashes, out) };
+        }
+    }
+    fill_scores_portable(key_hash, hashes, out)
+}
+
+/// [`fill_scores`] without SIMD dispatch (also the reference the tests compare against).
+#[inline(always)]
+pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+    for (o, &h) in out.iter_mut().zip(hashes) {
+        *o = score(key_hash, h);
+    }
+    out.iter().fold(0, |m, &s| m.max(s))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn fill_scores_avx512(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+    fill_scores_portable(key_hash, hashes, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_scores_avx2(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+    fill_scores_portable(key_hash, hashes, out)
+}
+
 /// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by
 /// half a step. `v + 0.5` with `v < 2^52` is exact in an f64, so neither 0 nor 1 can come out
 /// (with 53 bits the top value would round to exactly 1, and `ln(1) = 0`).
@@ -90,6 +133,22 @@ mod tests {
             let w = weighted_score(s, 1.0);
             assert!(w.is_finite() && w > last, "{s}: {w} after {last}");
             last = w;
+        }
+    }
+
+    #[test]
+    fn vectorized_scores_equal_the_portable_ones() {
+        let hashes: Vec<u64> = (0..1000u64).map(|i| mix(i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+        for key in ["", "ryans", "user:42", "ключ"] {
+            let kh = hash_str(key);
+            for len in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
+                let (mut fast, mut reference) = (vec![0; len], vec![0; len]);
+                let max = fill_scores(kh, &hashes[..len], &mut fast);
+                let reference_max = fill_scores_portable(kh, &hashes[..len], &mut reference);
+                assert_eq!(fast, reference, "key {key:?}, {len} nodes");
+                assert_eq!(max, reference_max);
+                assert_eq!(max, reference.iter().copied().max().unwrap_or(0));
+            }
         }
     }
 

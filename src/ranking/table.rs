@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::hash::{hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
+use super::hash::{fill_scores, hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
 use super::topk::{top_k, Candidate};
 
 /// One node as written in the services file: an opaque string and its weight (1 by default).
@@ -188,16 +188,20 @@ impl Service {
             None => top_k(
                 hashes.len(),
                 k,
-                |i| score(key_hash, hashes[i]),
+                |start, out: &mut [u64]| fill_scores(key_hash, &hashes[start..start + out.len()], out),
                 |a: &Candidate<u64>, b| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index)),
                 emit,
             ),
             Some(weights) => top_k(
                 hashes.len(),
                 k,
-                |i| {
-                    let raw = score(key_hash, hashes[i]);
-                    (weighted_score(raw, weights[i]), raw)
+                |start, out: &mut [(f64, u64)]| {
+                    for (i, o) in (start..).zip(out.iter_mut()) {
+                        let raw = score(key_hash, hashes[i]);
+                        *o = (weighted_score(raw, weights[i]), raw);
+                    }
+                    // No block skipping: the bound would cost as much as the scan it saves.
+                    (f64::INFINITY, u64::MAX)
                 },
                 |a: &Candidate<(f64, u64)>, b| {
                     a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))

@@ -1,5 +1,6 @@
 //! Top-k selection without sorting all candidates.
 //!
+//! Scores are computed a block at a time (so the unweighted scorer can use SIMD), then scanned.
 //! For `k <= INLINE` the best candidates live in a sorted array on the stack. Once it is full,
 //! almost every candidate loses against the current k-th best in one comparison (only about
 //! `k * ln(n / k)` of `n` candidates ever get in), so the scan costs little more than scoring.
@@ -11,6 +12,9 @@ use std::cmp::Ordering;
 /// Largest `k` served from the stack buffer, without allocating.
 pub const INLINE: usize = 32;
 
+/// Candidates scored per call of the block scorer.
+pub const BLOCK: usize = 32;
+
 /// A scored candidate: `score` orders it, `index` names the node.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Candidate<S> {
@@ -20,13 +24,14 @@ pub struct Candidate<S> {
 
 /// Calls `emit` with the indexes of the `k` best of `n` candidates, best first.
 ///
-/// `score(i)` gives candidate `i`'s score and `better(a, b)` is a total order in which
-/// `Ordering::Greater` means `a` ranks before `b`.
+/// `fill(start, out)` writes the scores of candidates `start .. start + out.len()` into `out`
+/// and returns the greatest of them (or any score at least as great); `better(a, b)` is a total
+/// order in which `Ordering::Greater` means `a` ranks before `b`, scores first.
 #[inline]
 pub fn top_k<S: Copy + Default>(
     n: usize,
     k: usize,
-    score: impl Fn(usize) -> S,
+    fill: impl Fn(usize, &mut [S]) -> S,
     better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -34,9 +39,13 @@ pub fn top_k<S: Copy + Default>(
     if k == 0 {
         return;
     }
-    let at = |i: usize| Candidate { score: score(i), index: i as u32 };
     if k > INLINE {
-        let mut all: Vec<Candidate<S>> = (0..n).map(at).collect();
+        let mut scores = vec![S::default(); n];
+        for (b, chunk) in scores.chunks_mut(BLOCK).enumerate() {
+            fill(b * BLOCK, chunk);
+        }
+        let mut all: Vec<Candidate<S>> =
+            scores.into_iter().enumerate().map(|(i, score)| Candidate { score, index: i as u32 }).collect();
         let best_first = |a: &Candidate<S>, b: &Candidate<S>| better(b, a);
         if k < n {
             all.select_nth_unstable_by(k - 1, best_first);
@@ -49,9 +58,9 @@ pub fn top_k<S: Copy + Default>(
 
     // The buffer lives on the stack and is initialised every lookup: size it to k.
     match k {
-        ..=4 => scan::<S, 4>(n, k, at, better, emit),
-        ..=8 => scan::<S, 8>(n, k, at, better, emit),
-        _ => scan::<S, INLINE>(n, k, at, better, emit),
+        0..=4 => scan::<S, 4>(n, k, fill, better, emit),
+        5..=8 => scan::<S, 8>(n, k, fill, better, emit),
+        _ => scan::<S, INLINE>(n, k, fill, better, emit),
     }
 }
 
@@ -60,36 +69,41 @@ pub fn top_k<S: Copy + Default>(
 fn scan<S: Copy + Default, const N: usize>(
     n: usize,
     k: usize,
-    at: impl Fn(usize) -> Candidate<S>,
+    fill: impl Fn(usize, &mut [S]) -> S,
     better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
     let mut buf = [Candidate::<S>::default(); N];
     let buf = &mut buf[..k];
-    // Fill with the first k, kept sorted best first.
-    for i in 0..k {
-        let c = at(i);
-        let mut j = i;
-        while j > 0 && better(&c, &buf[j - 1]) == Ordering::Greater {
-            buf[j] = buf[j - 1];
-            j -= 1;
-        }
-        buf[j] = c;
-    }
-    // Scan the rest against a copy of the current k-th best.
-    let mut worst = buf[k - 1];
-    for i in k..n {
-        let c = at(i);
-        if better(&c, &worst) != Ordering::Greater {
+    let mut block = [S::default(); BLOCK];
+    let mut filled = 0;
+    let mut worst = Candidate::<S>::default();
+    for start in (0..n).step_by(BLOCK) {
+        let scores = &mut block[..BLOCK.min(n - start)];
+        let max = fill(start, scores);
+        // A block whose best score is below the k-th best cannot change the answer (an equal
+        // score can, by the tie-break: `better` then compares the same index, so not Less).
+        if filled == k && better(&Candidate { score: max, index: worst.index }, &worst) == Ordering::Less {
             continue;
         }
-        let mut j = k - 1;
-        while j > 0 && better(&c, &buf[j - 1]) == Ordering::Greater {
-            buf[j] = buf[j - 1];
-            j -= 1;
+        for (j, &score) in scores.iter().enumerate() {
+            let c = Candidate { score, index: (start + j) as u32 };
+            let mut at = if filled < k {
+                // Still filling: every candidate gets in.
+                filled += 1;
+                filled - 1
+            } else if better(&c, &worst) == Ordering::Greater {
+                k - 1
+            } else {
+                continue;
+            };
+            while at > 0 && better(&c, &buf[at - 1]) == Ordering::Greater {
+                buf[at] = buf[at - 1];
+                at -= 1;
+            }
+            buf[at] = c;
+            worst = buf[filled - 1];
         }
-        buf[j] = c;
-        worst = buf[k - 1];
     }
     buf.iter().for_each(|c| emit(c.index as usize));
 }
@@ -103,7 +117,10 @@ mod tests {
         top_k(
             scores.len(),
             k,
-            |i| scores[i],
+            |start, out: &mut [u64]| {
+                out.copy_from_slice(&scores[start..start + out.len()]);
+                out.iter().copied().max().unwrap_or(0)
+            },
             |a, b| a.score.cmp(&b.score).then(b.index.cmp(&a.index)),
             |i| out.push(i),
         );
@@ -119,8 +136,9 @@ mod tests {
 
     #[test]
     fn matches_a_full_sort_for_every_k() {
-        let scores: Vec<u64> = (0..50u64).map(|i| super::super::hash::mix(i) % 20).collect();
-        for k in 0..=60 {
+        // More than a block, with ties.
+        let scores: Vec<u64> = (0..150u64).map(|i| super::super::hash::mix(i) % 40).collect();
+        for k in 0..=160 {
             // Crosses INLINE, so both paths are checked.
             assert_eq!(pick(&scores, k), by_sorting(&scores, k), "k={k}");
         }
