@@ -22,7 +22,12 @@ def fmt(ns):
 
 print("| group | case | fast | per node | weighted | naive | naive / fast |")
 print("|---|---|---|---|---|---|---|")
-for (group, func, value), ns in sorted(rows.items(), key=lambda kv: (len(kv[0][0]), kv[0])):
+def order(kv):
+    (group, _, value), _ = kv
+    return (int(group.split("=")[1]) if "=" in group else 0, int(value[3:]) if value.startswith("top") else 0)
+
+
+for (group, func, value), ns in sorted(rows.items(), key=order):
     if func != "fast":
         continue
     n = int(group.split("=")[1])
