@@ -292,7 +292,7 @@ fn answer(
     let body = rank(service, fields)?;
     tracing::debug!(service = name, "lookup");
     Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
+        .insert_header((header::CONTENT_TYPE, header::HeaderValue::from_static("application/json")))
         .insert_header((FINGERPRINT_HEADER, fingerprint.clone()))
         .body(body))
 }
