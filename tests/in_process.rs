@@ -1,0 +1,134 @@
+//! The same service in process: the actix app on an `AppState` (no sockets), and `server::run`
+//! on a listener bound to port 0 with a shutdown future, as an embedding program would use it.
+
+use std::sync::Arc;
+
+use actix_web::{test as actix_test, web};
+use keyrouter::config;
+use keyrouter::server::{self, ServerOptions};
+use keyrouter::state::AppState;
+
+const FILE: &str =
+    "[[Services]]\nName = \"bar\"\nNodes = [\"bar1:8080\", \"bar2:8080\", \"bar3:8080\", \"bar4:8080\"]\n";
+
+fn state(dir: &tempfile::TempDir) -> Arc<AppState> {
+    let path = dir.path().join("services.toml");
+    std::fs::write(&path, FILE).unwrap();
+    AppState::new(config::load(&path).unwrap().table, path)
+}
+
+#[actix_web::test]
+async fn every_input_form_agrees_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = actix_test::init_service(server::app(web::Data::from(state(&dir)), false)).await;
+    let requests = [
+        actix_test::TestRequest::post().uri("/service/bar?key=ryans&min=1&max=3").to_request(),
+        actix_test::TestRequest::get().uri("/service/bar?key=ryans&min=1&max=3").to_request(),
+        actix_test::TestRequest::post()
+            .uri("/service/bar")
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+            .set_payload("key=ryans&min=1&max=3")
+            .to_request(),
+        actix_test::TestRequest::post()
+            .uri("/service/bar")
+            .insert_header(("Content-Type", "application/json; charset=utf-8"))
+            .set_payload(r#"{"key":"ryans","min":1,"max":3}"#)
+            .to_request(),
+    ];
+    let mut answers = Vec::new();
+    for req in requests {
+        let resp = actix_test::call_service(&app, req).await;
+        assert_eq!(resp.status(), 200);
+        answers.push(actix_test::read_body_json::<serde_json::Value, _>(resp).await);
+    }
+    // The answer is the library's, and every form agrees.
+    let (table, _) = keyrouter::ranking::Table::build([keyrouter::ranking::ServiceSpec::new(
+        "bar",
+        ["bar1:8080", "bar2:8080", "bar3:8080", "bar4:8080"],
+    )])
+    .unwrap();
+    let expected = serde_json::json!(table.get("bar").unwrap().lookup("ryans", 1, 3).unwrap());
+    assert_eq!(expected.as_array().unwrap().len(), 3);
+    for a in &answers {
+        assert_eq!(*a, expected);
+    }
+}
+
+#[actix_web::test]
+async fn errors_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = actix_test::init_service(server::app(web::Data::from(state(&dir)), false)).await;
+    for (req, status) in [
+        (actix_test::TestRequest::get().uri("/service/nope?key=a").to_request(), 404),
+        (actix_test::TestRequest::get().uri("/service/bar?key=a&min=2&max=1").to_request(), 400),
+        (actix_test::TestRequest::get().uri("/service/bar?key=a&min=5&max=5").to_request(), 400),
+        (actix_test::TestRequest::delete().uri("/service/bar").to_request(), 405),
+        (
+            actix_test::TestRequest::post()
+                .uri("/service/bar")
+                .insert_header(("Content-Type", "text/plain"))
+                .set_payload("key=a")
+                .to_request(),
+            415,
+        ),
+    ] {
+        let resp = actix_test::call_service(&app, req).await;
+        assert_eq!(resp.status(), status);
+        let body: serde_json::Value = actix_test::read_body_json(resp).await;
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    }
+}
+
+#[actix_web::test]
+async fn a_reload_swaps_the_table_for_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(&dir);
+    let app = actix_test::init_service(server::app(web::Data::from(st.clone()), false)).await;
+    std::fs::write(st.services_path(), "[[Services]]\nName = \"new\"\nNodes = [\"n1\"]\n").unwrap();
+    let summary = st.reload(false).unwrap().unwrap();
+    assert_eq!((summary.added.clone(), summary.removed.clone()), (vec!["new".to_string()], vec!["bar".to_string()]));
+    let resp = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/service").to_request()).await;
+    assert_eq!(actix_test::read_body_json::<serde_json::Value, _>(resp).await, serde_json::json!(["new"]));
+    // A bad file keeps the table; the same file again is not a change.
+    std::fs::write(st.services_path(), "[[Services]\n").unwrap();
+    assert!(st.reload(false).is_err());
+    std::fs::write(st.services_path(), "[[Services]]\nName = \"new\"\nNodes = [\"n1\"]\n").unwrap();
+    assert!(st.reload(true).unwrap().is_none());
+    let resp =
+        actix_test::call_service(&app, actix_test::TestRequest::get().uri("/service/new?key=k").to_request()).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[test]
+fn run_serves_on_a_bound_listener_until_the_shutdown_future_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(&dir);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_state = st.clone();
+    let server = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(server::run(
+            listener,
+            server_state,
+            ServerOptions { workers: 1, ..Default::default() },
+            async move {
+                let _ = stop_rx.await;
+            },
+        ))
+    });
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(get("/service").ends_with(r#"["bar"]"#));
+    assert!(get("/readyz").starts_with("HTTP/1.1 200"));
+    stop_tx.send(()).unwrap();
+    server.join().unwrap().unwrap();
+    assert!(!st.is_ready(), "readiness turns off on shutdown");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still listening after shutdown");
+}
