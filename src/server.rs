@@ -170,22 +170,36 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] (before reading, when the client
 /// announced its length).
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::BytesMut, RequestError> {
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, RequestError> {
     let too_large = RequestError::PayloadTooLarge { limit: MAX_BODY_BYTES };
     let announced =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large);
     }
-    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| RequestError::Invalid(format!("cannot read request body: {e}")))?;
+    let unreadable =
+        |e: actix_web::error::PayloadError| RequestError::Invalid(format!("cannot read request body: {e}"));
+    // A small body usually arrives as one chunk: keep it as it is, without copying.
+    let first = match payload.next().await {
+        None => return Ok(web::Bytes::new()),
+        Some(chunk) => chunk.map_err(unreadable)?,
+    };
+    if first.len() > MAX_BODY_BYTES {
+        return Err(too_large);
+    }
+    let Some(second) = payload.next().await else { return Ok(first) };
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0).max(first.len()));
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        let chunk = chunk.map_err(unreadable)?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large);
         }
         body.extend_from_slice(&chunk);
+        next = payload.next().await;
     }
-    Ok(body)
+    Ok(body.freeze())
 }
 
 /// The kinds of body a lookup accepts.
@@ -202,6 +216,16 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default()
     };
+    // The usual spellings without parameters, without parsing a media type.
+    if let Some(v) = req.headers().get(header::CONTENT_TYPE) {
+        let v = v.as_bytes();
+        if v.eq_ignore_ascii_case(b"application/json") {
+            return Ok(BodyKind::Json);
+        }
+        if v.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+            return Ok(BodyKind::Form);
+        }
+    }
     let mime = match req.mime_type() {
         Ok(Some(m)) => m,
         Ok(None) => return Err(RequestError::UnsupportedMediaType(String::new())),
@@ -245,10 +269,11 @@ struct Input {
 /// Everything that needs to wait for the client, done before the table is loaded so that no
 /// table guard is held across an await.
 async fn read_input(req: &HttpRequest, payload: web::Payload) -> Result<Input, RequestError> {
-    let body = read_body(req, payload).await?.freeze();
+    let body = read_body(req, payload).await?;
     let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
     let multipart = match kind {
-        Some(BodyKind::Multipart) => multipart_pairs(req, body.clone()).await?,
+        // Boxed: the multipart parser's state would otherwise make every lookup's future larger.
+        Some(BodyKind::Multipart) => Box::pin(multipart_pairs(req, body.clone())).await?,
         _ => Vec::new(),
     };
     Ok(Input { body, kind, multipart })
