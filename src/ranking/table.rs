@@ -67,10 +67,11 @@ pub struct Service {
     name: String,
     nodes: Vec<String>,
     hashes: Vec<u64>,
-    /// `None` when all weights are equal: the unweighted ranking is then exactly the weighted
+    /// Each node's weight, in the order of `nodes`.
+    weights: Vec<f64>,
+    /// False when all weights are equal: the unweighted ranking is then exactly the weighted
     /// one, and much cheaper.
-    weights: Option<Vec<f64>>,
-    all_weights: Vec<f64>,
+    weighted: bool,
     fingerprint: u64,
 }
 
@@ -106,17 +107,7 @@ impl Service {
         let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
         let fingerprint = fingerprint(&hashes, &weights);
         let uniform = weights.windows(2).all(|w| w[0] == w[1]);
-        Ok((
-            Service {
-                name: spec.name,
-                nodes,
-                hashes,
-                weights: if uniform { None } else { Some(weights.clone()) },
-                all_weights: weights,
-                fingerprint,
-            },
-            removed,
-        ))
+        Ok((Service { name: spec.name, nodes, hashes, weights, weighted: !uniform, fingerprint }, removed))
     }
 
     pub fn name(&self) -> &str {
@@ -130,12 +121,12 @@ impl Service {
 
     /// Each node's weight, in the order of [`Service::nodes`].
     pub fn weights(&self) -> &[f64] {
-        &self.all_weights
+        &self.weights
     }
 
     /// Whether the nodes have different weights (and lookups take the weighted path).
     pub fn is_weighted(&self) -> bool {
-        self.weights.is_some()
+        self.weighted
     }
 
     pub fn len(&self) -> usize {
@@ -184,15 +175,16 @@ impl Service {
         // total and does not depend on the order of nodes in the file.
         let tie = |a: u32, b: u32| nodes[b as usize].cmp(&nodes[a as usize]);
         let emit = |i: usize| out.push(nodes[i].as_str());
-        match &self.weights {
-            None => top_k(
+        let weights = &self.weights[..];
+        match self.weighted {
+            false => top_k(
                 hashes.len(),
                 k,
                 |start, out: &mut [u64]| fill_scores(key_hash, &hashes[start..start + out.len()], out),
                 |a: &Candidate<u64>, b| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index)),
                 emit,
             ),
-            Some(weights) => top_k(
+            true => top_k(
                 hashes.len(),
                 k,
                 |start, out: &mut [(f64, u64)]| {
