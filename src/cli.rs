@@ -12,7 +12,7 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::config;
 use crate::ranking;
 use crate::server::{self, ServerOptions};
-use crate::signals::Signals;
+use crate::signals::{self, Signals};
 use crate::state::AppState;
 use crate::watch;
 
@@ -211,10 +211,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The hash self-check, then the services file: what every command needs before it ranks.
+fn load_checked(path: &Path) -> Result<config::Loaded, String> {
+    ranking::self_check().map_err(|e| e.to_string())?;
+    config::load(path).map_err(|e| e.to_string())
+}
+
 /// `keyrouter check`.
 fn check(path: &Path) -> Result<(), String> {
-    ranking::self_check().map_err(|e| e.to_string())?;
-    let loaded = config::load(path).map_err(|e| e.to_string())?;
+    let loaded = load_checked(path)?;
     let t = &loaded.table;
     println!(
         "{}: OK: {} services, {} nodes, fingerprint {}",
@@ -235,8 +240,7 @@ fn check(path: &Path) -> Result<(), String> {
 
 /// `keyrouter lookup`: the server's validation and ranking, without the server.
 fn offline_lookup(path: &Path, service: &str, key: &str, min: Option<&str>, max: Option<&str>) -> Result<(), String> {
-    ranking::self_check().map_err(|e| e.to_string())?;
-    let loaded = config::load(path).map_err(|e| e.to_string())?;
+    let loaded = load_checked(path)?;
     let mut pairs = vec![("key", key)];
     pairs.extend(min.map(|m| ("min", m)));
     pairs.extend(max.map(|m| ("max", m)));
@@ -258,11 +262,8 @@ fn serve(cli: &Cli) -> Result<(), String> {
         // send one while keyrouter is still starting. Registered now, a SIGHUP that arrives
         // during startup waits, and triggers a reload once the server runs.
         let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        ranking::self_check().map_err(|e| e.to_string())?;
-        let loaded = config::load(&cli.services).map_err(|e| e.to_string())?;
-        for (service, n) in &loaded.report.duplicates_removed {
-            tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", cli.services.display());
-        }
+        let loaded = load_checked(&cli.services)?;
+        signals::warn_duplicates(&cli.services, &loaded.report.duplicates_removed);
         let listener = cli.address.bind().map_err(|e| format!("cannot listen on {}: {e}", cli.address))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let opts = ServerOptions {

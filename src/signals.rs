@@ -45,15 +45,20 @@ impl Signals {
     }
 }
 
+/// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
+pub fn warn_duplicates(path: &std::path::Path, removed: &[(String, usize)]) {
+    for (service, n) in removed {
+        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", path.display());
+    }
+}
+
 /// Reloads the services file and logs the outcome; a bad file keeps the old table.
 pub fn reload_and_log(state: &AppState, cause: &str, only_if_changed: bool) {
     let path = state.services_path().display();
     match state.reload(only_if_changed) {
         Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
         Ok(Some(summary)) => {
-            for (service, n) in &summary.duplicates_removed {
-                tracing::warn!("{path}: service {service:?}: removed {n} duplicate node(s)");
-            }
+            warn_duplicates(state.services_path(), &summary.duplicates_removed);
             tracing::info!("{cause}: reloaded {path}: {summary}");
         }
         Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
