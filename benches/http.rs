@@ -7,8 +7,8 @@ use std::hint::black_box;
 
 use actix_web::{test, web};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use keyrouter::http as server;
 use keyrouter::ranking::{ServiceSpec, Table};
-use keyrouter::server;
 use keyrouter::state::AppState;
 
 fn requests(c: &mut Criterion) {

@@ -1,21 +1,31 @@
 //! keyrouter: maps a key to one or more nodes of a named service by rendezvous hashing.
 //!
-//! - [`ranking`]: the pure ranking core (hashing, table, top-k selection).
+//! A request flows down through these modules; nothing imports upward:
+//!
+//! - [`commands`]: the binary's entry point; runs what [`cli`] parsed, maps failures to exit codes.
+//! - [`startup`]: validated settings → signal handlers, self-check, table, listener, server.
+//! - [`http`]: the actix side: routes, body reading, small endpoints, errors as JSON.
+//! - [`request`]: every input form → one validated lookup → the answer's JSON (also used by
+//!   `keyrouter lookup`).
+//! - [`state`]: the live table behind one atomic pointer, with per-service metric handles.
+//! - [`reload`]: the one reload path (startup, SIGHUP and `--watch`).
+//! - [`signals`], [`watch`]: who triggers reloads and shutdown.
 //! - [`config`]: the services file format, with errors that name line and column.
-//! - [`lookup`]: the request boundary: every input form becomes one validated lookup.
 //! - [`metrics`]: Prometheus metrics, lock-free on the lookup path.
-//! - [`state`]: the live table behind one atomic pointer, and reload.
-//! - [`server`]: the actix-web service, started on a listener the caller has bound.
-//! - [`signals`]: SIGHUP reload, SIGTERM/SIGINT graceful stop.
-//! - [`watch`]: `--watch`, reload when the file changes on disk.
-//! - [`cli`]: flags and the binary's entry point.
+//! - [`ranking`]: the pure ranking core (hashing, table, top-k selection).
+//! - [`address`], [`logging`]: listen addresses and log output.
 
+pub mod address;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod lookup;
+pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod ranking;
-pub mod server;
+pub mod reload;
+pub mod request;
 pub mod signals;
+pub mod startup;
 pub mod state;
 pub mod watch;

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    keyrouter::cli::main()
+    keyrouter::commands::main()
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::reload::{reload_and_log, When};
 use crate::state::AppState;
 
 pub struct Signals {
@@ -31,7 +32,7 @@ impl Signals {
     pub async fn reload_until_stopped(mut self, state: Arc<AppState>) {
         loop {
             tokio::select! {
-                _ = self.hangup.recv() => reload_and_log(&state, "SIGHUP", false),
+                _ = self.hangup.recv() => reload_and_log(&state, "SIGHUP", When::Always),
                 _ = self.terminate.recv() => {
                     tracing::info!("SIGTERM: finishing in-flight requests, then exiting");
                     return;
@@ -42,25 +43,5 @@ impl Signals {
                 }
             }
         }
-    }
-}
-
-/// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
-pub fn warn_duplicates(path: &std::path::Path, removed: &[(String, usize)]) {
-    for (service, n) in removed {
-        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", path.display());
-    }
-}
-
-/// Reloads the services file and logs the outcome; a bad file keeps the old table.
-pub fn reload_and_log(state: &AppState, cause: &str, only_if_changed: bool) {
-    let path = state.services_path().display();
-    match state.reload(only_if_changed) {
-        Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
-        Ok(Some(summary)) => {
-            warn_duplicates(state.services_path(), &summary.duplicates_removed);
-            tracing::info!("{cause}: reloaded {path}: {summary}");
-        }
-        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
     }
 }

@@ -1,39 +1,66 @@
-//! The live state shared by every worker: the table behind one atomic pointer, and reload.
+//! The live state shared by every worker: the table behind one atomic pointer.
+//!
+//! A [`Live`] is a table with what the server needs per service (metric handles, the
+//! fingerprint header); it is built whole off to the side and swapped in by [`AppState::swap`],
+//! which only [`crate::reload`] calls. Requests load it once and keep that one table to the end.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
 
-use crate::config::{self, ConfigError, Loaded};
 use crate::metrics::{LookupCounters, Metrics};
-use crate::ranking::{fingerprint_hex, Table};
-use actix_web::http::header::HeaderValue;
+use crate::ranking::{fingerprint_hex, Service, Table};
 
-/// One table and what goes with it, swapped as a whole.
+/// One table and what goes with each of its services, swapped as a whole.
 #[derive(Debug)]
 pub struct Live {
     pub table: Table,
-    /// Lookup counters of each service, in the order of `table.services()`.
-    pub counters: Vec<LookupCounters>,
-    /// Each service's fingerprint as a ready response header value, in the same order.
-    pub fingerprints: Vec<HeaderValue>,
+    /// What the server keeps per service, in the order of `table.services()`; built in
+    /// [`Live::new`] from the same iteration, read only through [`Live::service`].
+    extras: Box<[Extras]>,
+}
+
+#[derive(Debug)]
+struct Extras {
+    counters: LookupCounters,
+    fingerprint: HeaderValue,
+}
+
+/// A served service: the ranking entry, its lookup counters and its fingerprint header.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    pub service: &'a Service,
+    pub counters: &'a LookupCounters,
+    /// The service's fingerprint as a ready response header value.
+    pub fingerprint: &'a HeaderValue,
 }
 
 impl Live {
     /// `table` with its metric handles (registered in `metrics`, replacing `old`'s) and headers.
     fn new(table: Table, metrics: &Metrics, old: Option<&Table>) -> Live {
-        let counters = metrics.install(old, &table);
-        let fingerprints = table
-            .services()
-            .iter()
-            .map(|s| {
+        let extras = metrics
+            .install(old, &table)
+            .into_iter()
+            .zip(table.services())
+            .map(|(counters, s)| Extras {
+                counters,
                 // Sixteen hex digits are always a valid header value.
-                HeaderValue::from_str(&fingerprint_hex(s.fingerprint())).unwrap_or(HeaderValue::from_static("?"))
+                fingerprint: HeaderValue::from_str(&fingerprint_hex(s.fingerprint()))
+                    .unwrap_or(HeaderValue::from_static("?")),
             })
             .collect();
-        Live { table, counters, fingerprints }
+        Live { table, extras }
+    }
+
+    /// The service called `name`, if it is in the table.
+    #[inline]
+    pub fn service(&self, name: &str) -> Option<Served<'_>> {
+        let (i, service) = self.table.find(name)?;
+        let extras = self.extras.get(i)?;
+        Some(Served { service, counters: &extras.counters, fingerprint: &extras.fingerprint })
     }
 }
 
@@ -65,6 +92,7 @@ impl AppState {
 
     /// The current table. Load it once per request: a reload may swap it at any moment, and
     /// the guard keeps the table it points to alive.
+    #[inline]
     pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
         self.live.load()
     }
@@ -85,57 +113,15 @@ impl AppState {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// Re-reads the services file and swaps the new table in whole, or keeps the old one if
-    /// the file cannot be read or is invalid. With `only_if_changed`, a file that gives the
-    /// same table as the current one is left alone (`Ok(None)`, not counted as a reload).
-    pub fn reload(&self, only_if_changed: bool) -> Result<Option<ReloadSummary>, ConfigError> {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Loaded { table, report } =
-            config::load(&self.services_path).inspect_err(|_| self.metrics.loaded(false, true))?;
+    /// Held for the whole of a reload, so that two never interleave.
+    pub(crate) fn lock_reloads(&self) -> MutexGuard<'_, ()> {
+        self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Installs `table` (with its metrics) in place of the current one; returns the old one.
+    pub(crate) fn swap(&self, table: Table) -> Arc<Live> {
         let old = self.live.load_full();
-        if only_if_changed && old.table.fingerprint() == table.fingerprint() {
-            return Ok(None);
-        }
-        let summary = ReloadSummary::between(&old.table, &table, report.duplicates_removed);
         self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old.table))));
-        self.metrics.loaded(true, true);
-        Ok(Some(summary))
-    }
-}
-
-/// What a successful reload changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadSummary {
-    pub services: usize,
-    pub nodes: usize,
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub changed: Vec<String>,
-    pub duplicates_removed: Vec<(String, usize)>,
-}
-
-impl ReloadSummary {
-    fn between(old: &Table, new: &Table, duplicates_removed: Vec<(String, usize)>) -> Self {
-        let mut s =
-            ReloadSummary { services: new.len(), nodes: new.node_count(), duplicates_removed, ..Default::default() };
-        for service in new.services() {
-            match old.get(service.name()) {
-                None => s.added.push(service.name().to_string()),
-                Some(o) if o.fingerprint() != service.fingerprint() => s.changed.push(service.name().to_string()),
-                Some(_) => {}
-            }
-        }
-        s.removed = old.names().iter().filter(|n| new.get(n).is_none()).cloned().collect();
-        s
-    }
-}
-
-impl std::fmt::Display for ReloadSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} services, {} nodes; added {:?}, removed {:?}, changed {:?}",
-            self.services, self.nodes, self.added, self.removed, self.changed
-        )
+        old
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::signals::reload_and_log;
+use crate::reload::{reload_and_log, When};
 use crate::state::AppState;
 
 /// How long the directory must stay quiet before a reload.
@@ -43,7 +43,7 @@ pub fn spawn(state: Arc<AppState>) -> notify::Result<RecommendedWatcher> {
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
-            reload_and_log(&state, "file change", true);
+            reload_and_log(&state, "file change", When::IfChanged);
         }
     })?;
     Ok(watcher)

@@ -135,7 +135,7 @@ fn errors_have_status_and_json_body() {
 #[test]
 fn oversized_body_is_413_and_the_server_keeps_serving() {
     let kr = server();
-    let big = format!(r#"{{"key":"{}"}}"#, "k".repeat(keyrouter::server::MAX_BODY_BYTES));
+    let big = format!(r#"{{"key":"{}"}}"#, "k".repeat(keyrouter::http::MAX_BODY_BYTES));
     kr.post_json("/service/bar", &big).assert_error(413, "larger than");
     assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected("ryans", 1, 3));
 }
@@ -162,7 +162,7 @@ fn garbage_never_causes_a_server_error() {
 #[test]
 fn an_overlong_query_string_is_414_with_a_json_error() {
     let kr = server();
-    let keys = "keys=0123456789&".repeat(keyrouter::server::MAX_QUERY_BYTES / 16 + 1);
+    let keys = "keys=0123456789&".repeat(keyrouter::http::MAX_QUERY_BYTES / 16 + 1);
     kr.get(&format!("/service/bar?{keys}max=1")).assert_error(414, "query string is longer than");
     let r = kr.request("OPTIONS", "/service/bar", &[], b"");
     r.assert_error(405, "OPTIONS");

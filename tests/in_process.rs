@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use actix_web::{test as actix_test, web};
 use keyrouter::config;
-use keyrouter::server::{self, ServerOptions};
+use keyrouter::http::{self as server, ServerOptions};
+use keyrouter::reload::{self, When};
 use keyrouter::state::AppState;
 
 const FILE: &str =
@@ -85,15 +86,15 @@ async fn a_reload_swaps_the_table_for_the_next_request() {
     let st = state(&dir);
     let app = actix_test::init_service(server::app(web::Data::from(st.clone()), false)).await;
     std::fs::write(st.services_path(), "[[Services]]\nName = \"new\"\nNodes = [\"n1\"]\n").unwrap();
-    let summary = st.reload(false).unwrap().unwrap();
+    let summary = reload::reload(&st, When::Always).unwrap().unwrap();
     assert_eq!((summary.added.clone(), summary.removed.clone()), (vec!["new".to_string()], vec!["bar".to_string()]));
     let resp = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/service").to_request()).await;
     assert_eq!(actix_test::read_body_json::<serde_json::Value, _>(resp).await, serde_json::json!(["new"]));
     // A bad file keeps the table; the same file again is not a change.
     std::fs::write(st.services_path(), "[[Services]\n").unwrap();
-    assert!(st.reload(false).is_err());
+    assert!(reload::reload(&st, When::Always).is_err());
     std::fs::write(st.services_path(), "[[Services]]\nName = \"new\"\nNodes = [\"n1\"]\n").unwrap();
-    assert!(st.reload(true).unwrap().is_none());
+    assert!(reload::reload(&st, When::IfChanged).unwrap().is_none());
     let resp =
         actix_test::call_service(&app, actix_test::TestRequest::get().uri("/service/new?key=k").to_request()).await;
     assert_eq!(resp.status(), 200);

@@ -1,17 +1,20 @@
 //! The request boundary: every way a client can ask for a lookup (query string, urlencoded form,
-//! multipart form, JSON) becomes one [`Fields`], then one validated [`Lookup`]; every way it can
-//! go wrong is a [`RequestError`] with an HTTP status and a message.
+//! multipart form, JSON) becomes one [`Fields`], then one validated [`Lookup`], and [`answer`]
+//! turns that into the answer's JSON bytes. Every way it can go wrong is a [`RequestError`].
 //!
-//! Nothing here knows about actix: the server feeds it bytes and form pairs, and the offline
-//! `keyrouter lookup` command uses the same validation.
+//! Nothing here knows about actix: the HTTP layer (`crate::http`) feeds it the query string and
+//! the body it read, and maps `RequestError` to a status; the offline `keyrouter lookup` command
+//! calls the same [`answer_in`], so both give the same bytes for the same table.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
+use serde::ser::{SerializeMap, Serializer};
 use serde::Deserialize;
 
-use crate::ranking::LookupError;
+use crate::ranking::{LookupError, Service, Table};
 
 /// Largest number of keys in one batch lookup.
 pub const MAX_BATCH_KEYS: usize = 10_000;
@@ -31,7 +34,7 @@ pub enum Keys<'a> {
     Batch(Vec<Cow<'a, str>>),
 }
 
-/// Everything a client can get wrong, each with its HTTP status.
+/// Everything that can go wrong with a request; `crate::http` gives each its HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("unknown service {0:?}")]
@@ -50,21 +53,12 @@ pub enum RequestError {
     MethodNotAllowed(String),
     #[error("no such route: {0}")]
     NotFound(String),
+    /// The answer could not be encoded: our fault, not the client's.
+    #[error("cannot encode answer: {0}")]
+    Encode(String),
 }
 
 impl RequestError {
-    /// The HTTP status code for this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            RequestError::UnknownService(_) | RequestError::NotFound(_) => 404,
-            RequestError::Invalid(_) | RequestError::Lookup(_) => 400,
-            RequestError::MethodNotAllowed(_) => 405,
-            RequestError::PayloadTooLarge { .. } => 413,
-            RequestError::QueryTooLong { .. } => 414,
-            RequestError::UnsupportedMediaType(_) => 415,
-        }
-    }
-
     fn invalid(msg: impl Into<String>) -> Self {
         RequestError::Invalid(msg.into())
     }
@@ -172,6 +166,66 @@ impl<'a> Fields<'a> {
         };
         Ok(Lookup { keys, min, max })
     }
+}
+
+/// A request body as the HTTP layer read and classified it.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// No body: the query string alone.
+    Empty,
+    Json(&'a [u8]),
+    /// `application/x-www-form-urlencoded`.
+    Form(&'a [u8]),
+    /// The text fields of a `multipart/form-data` body.
+    Pairs(&'a [(String, String)]),
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of one request: the body's win over the query string's.
+    pub fn from_request(query: &'a [u8], body: Body<'a>) -> Result<Self, RequestError> {
+        let query = Fields::from_urlencoded(query)?;
+        Ok(match body {
+            Body::Empty => query,
+            Body::Json(b) => Fields::from_json(b)?.or(query),
+            Body::Form(b) => Fields::from_urlencoded(b)?.or(query),
+            Body::Pairs(p) => Fields::from_pairs(p.iter().map(|(n, v)| (n.as_str(), v.as_str())))?.or(query),
+        })
+    }
+}
+
+/// Answers a lookup of service `name` in `table`: the JSON body a client gets.
+pub fn answer_in(table: &Table, name: &str, fields: Fields) -> Result<Vec<u8>, RequestError> {
+    let service = table.get(name).ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
+    answer(service, fields)
+}
+
+/// Validates the fields and ranks: the one path from any input form to an answer's JSON.
+pub fn answer(service: &Service, fields: Fields) -> Result<Vec<u8>, RequestError> {
+    let lookup = fields.into_lookup()?;
+    let k = service.answer_len(lookup.min, lookup.max)?;
+    let mut nodes = Vec::with_capacity(k);
+    match &lookup.keys {
+        Keys::One(key) => {
+            service.rank_into(key, k, &mut nodes);
+            serde_json::to_vec(&nodes)
+        }
+        Keys::Batch(keys) => {
+            let mut out = Vec::with_capacity(keys.len() * (16 + 24 * k));
+            let mut ser = serde_json::Serializer::new(&mut out);
+            let mut seen = HashSet::with_capacity(keys.len());
+            (|| {
+                let mut map = ser.serialize_map(None)?;
+                for key in keys.iter().map(|k| k.as_ref()).filter(|k| seen.insert(*k)) {
+                    nodes.clear();
+                    service.rank_into(key, k, &mut nodes);
+                    map.serialize_entry(key, &nodes)?;
+                }
+                map.end()
+            })()
+            .map(|()| out)
+        }
+    }
+    .map_err(|e| RequestError::Encode(e.to_string()))
 }
 
 fn unknown_field(name: &str) -> RequestError {

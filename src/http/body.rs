@@ -1,0 +1,137 @@
+//! Reading a lookup's body: the size limit, the content type, and multipart fields.
+//!
+//! Everything here waits for the client, so the handler does it before it loads the table: no
+//! table guard is held across an await.
+
+use actix_web::http::header;
+use actix_web::{web, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+
+use crate::request::{Body, RequestError};
+
+/// Largest request body: enough for a batch of 10 000 ordinary keys, small enough that a
+/// client cannot make a worker buffer much.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request body, read and classified; multipart forms already split into fields.
+pub struct Input {
+    body: web::Bytes,
+    kind: Option<BodyKind>,
+    multipart: Vec<(String, String)>,
+}
+
+impl Input {
+    /// The body as the request layer takes it.
+    pub fn body(&self) -> Body<'_> {
+        match self.kind {
+            None => Body::Empty,
+            Some(BodyKind::Json) => Body::Json(&self.body),
+            Some(BodyKind::Form) => Body::Form(&self.body),
+            Some(BodyKind::Multipart) => Body::Pairs(&self.multipart),
+        }
+    }
+}
+
+/// Reads and classifies the body of `req`.
+pub async fn read_input(req: &HttpRequest, payload: web::Payload) -> Result<Input, RequestError> {
+    let body = read_body(req, payload).await?;
+    let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
+    let multipart = match kind {
+        // Boxed: the multipart parser's state would otherwise make every lookup's future larger.
+        Some(BodyKind::Multipart) => Box::pin(multipart_pairs(req, body.clone())).await?,
+        _ => Vec::new(),
+    };
+    Ok(Input { body, kind, multipart })
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] (before reading, when the client
+/// announced its length).
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, RequestError> {
+    let too_large = RequestError::PayloadTooLarge { limit: MAX_BODY_BYTES };
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let unreadable =
+        |e: actix_web::error::PayloadError| RequestError::Invalid(format!("cannot read request body: {e}"));
+    // A small body usually arrives as one chunk: keep it as it is, without copying.
+    let first = match payload.next().await {
+        None => return Ok(web::Bytes::new()),
+        Some(chunk) => chunk.map_err(unreadable)?,
+    };
+    if first.len() > MAX_BODY_BYTES {
+        return Err(too_large);
+    }
+    let Some(second) = payload.next().await else { return Ok(first) };
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0).max(first.len()));
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        let chunk = chunk.map_err(unreadable)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+        next = payload.next().await;
+    }
+    Ok(body.freeze())
+}
+
+/// The kinds of body a lookup accepts.
+#[derive(Clone, Copy)]
+enum BodyKind {
+    Json,
+    Form,
+    Multipart,
+}
+
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
+    let raw = || {
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    };
+    // The usual spellings without parameters, without parsing a media type.
+    if let Some(v) = req.headers().get(header::CONTENT_TYPE) {
+        let v = v.as_bytes();
+        if v.eq_ignore_ascii_case(b"application/json") {
+            return Ok(BodyKind::Json);
+        }
+        if v.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+            return Ok(BodyKind::Form);
+        }
+    }
+    let mime = match req.mime_type() {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(RequestError::UnsupportedMediaType(String::new())),
+        Err(_) => return Err(RequestError::UnsupportedMediaType(raw())),
+    };
+    match (mime.type_().as_str(), mime.subtype().as_str(), mime.suffix().map(|s| s.as_str())) {
+        ("application", "json", _) | ("application", _, Some("json")) => Ok(BodyKind::Json),
+        ("application", "x-www-form-urlencoded", _) => Ok(BodyKind::Form),
+        ("multipart", "form-data", _) => Ok(BodyKind::Multipart),
+        _ => Err(RequestError::UnsupportedMediaType(raw())),
+    }
+}
+
+/// Collects the text fields of a multipart body.
+async fn multipart_pairs(req: &HttpRequest, body: web::Bytes) -> Result<Vec<(String, String)>, RequestError> {
+    let bad = |e: &dyn std::fmt::Display| RequestError::Invalid(format!("invalid multipart body: {e}"));
+    let stream = futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+    let mut form = actix_multipart::Multipart::new(req.headers(), stream);
+    let mut pairs = Vec::new();
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| bad(&e))?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            value.extend_from_slice(&chunk.map_err(|e| bad(&e))?);
+        }
+        let value = String::from_utf8(value)
+            .map_err(|_| RequestError::Invalid(format!("multipart field `{name}` is not UTF-8 text")))?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}

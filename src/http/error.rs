@@ -1,0 +1,31 @@
+//! How a [`RequestError`] reaches the client: a status and a JSON `{"error": "..."}` body.
+
+use actix_web::http::header::ContentType;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::request::RequestError;
+
+impl ResponseError for RequestError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RequestError::UnknownService(_) | RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+            RequestError::Invalid(_) | RequestError::Lookup(_) => StatusCode::BAD_REQUEST,
+            RequestError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::QueryTooLong { .. } => StatusCode::URI_TOO_LONG,
+            RequestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_body(self.status_code(), &self.to_string())
+    }
+}
+
+/// A JSON error answer: `{"error": message}`.
+pub fn error_body(status: StatusCode, message: &str) -> HttpResponse {
+    let body = serde_json::json!({ "error": message });
+    HttpResponse::build(status).content_type(ContentType::json()).body(body.to_string())
+}

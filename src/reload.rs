@@ -1,0 +1,105 @@
+//! The one reload path: read → build → compare → swap → metrics → log. SIGHUP
+//! ([`crate::signals`]), `--watch` ([`crate::watch`]) and startup ([`initial_load`]) all come
+//! through here, so a file is judged the same way whoever asked.
+//!
+//! A file that cannot be read or is invalid keeps the table being served: the new table is
+//! built whole off to the side and only then swapped in.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::config::{self, ConfigError, Loaded};
+use crate::ranking::Table;
+use crate::state::AppState;
+
+/// When to swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Whatever the file gives (SIGHUP: the operator asked).
+    Always,
+    /// Only when the file gives another table than the one served (`--watch`, which also sees
+    /// events that change nothing).
+    IfChanged,
+}
+
+/// Loads the services file at startup, warning about removed duplicates as a reload would.
+pub fn initial_load(path: &Path) -> Result<Loaded, ConfigError> {
+    let loaded = config::load(path)?;
+    warn_duplicates(path, &loaded.report.duplicates_removed);
+    Ok(loaded)
+}
+
+/// Re-reads the services file and swaps the new table in whole, or keeps the old one if the
+/// file cannot be read or is invalid. With [`When::IfChanged`], a file that gives the same table
+/// as the current one is left alone (`Ok(None)`, not counted as a reload).
+pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, ConfigError> {
+    let _one_at_a_time = state.lock_reloads();
+    let Loaded { table, report } =
+        config::load(state.services_path()).inspect_err(|_| state.metrics().loaded(false, true))?;
+    let current = state.live();
+    if when == When::IfChanged && current.table.fingerprint() == table.fingerprint() {
+        return Ok(None);
+    }
+    let summary = ReloadSummary::between(&current.table, &table, report.duplicates_removed);
+    drop(current);
+    state.swap(table);
+    state.metrics().loaded(true, true);
+    Ok(Some(summary))
+}
+
+/// [`reload`], with the outcome logged; `cause` says who asked ("SIGHUP", "file change").
+pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
+    let path = state.services_path().display();
+    match reload(state, when) {
+        Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
+        Ok(Some(summary)) => {
+            warn_duplicates(state.services_path(), &summary.duplicates_removed);
+            tracing::info!("{cause}: reloaded {path}: {summary}");
+        }
+        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
+    }
+}
+
+/// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
+fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
+    for (service, n) in removed {
+        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", path.display());
+    }
+}
+
+/// What a successful reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub services: usize,
+    pub nodes: usize,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub duplicates_removed: Vec<(String, usize)>,
+}
+
+impl ReloadSummary {
+    fn between(old: &Table, new: &Table, duplicates_removed: Vec<(String, usize)>) -> Self {
+        let mut s =
+            ReloadSummary { services: new.len(), nodes: new.node_count(), duplicates_removed, ..Default::default() };
+        for service in new.services() {
+            match old.get(service.name()) {
+                None => s.added.push(service.name().to_string()),
+                Some(o) if o.fingerprint() != service.fingerprint() => s.changed.push(service.name().to_string()),
+                Some(_) => {}
+            }
+        }
+        s.removed = old.names().iter().filter(|n| new.get(n).is_none()).cloned().collect();
+        s
+    }
+}
+
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} services, {} nodes; added {:?}, removed {:?}, changed {:?}",
+            self.services, self.nodes, self.added, self.removed, self.changed
+        )
+    }
+}

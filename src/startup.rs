@@ -1,0 +1,130 @@
+//! From validated [`Settings`] to a running server: signal handlers first, then the hash
+//! self-check, the services file, the listener, the watcher, and the server itself.
+//!
+//! [`Application::build`] does everything that can fail before serving, so a test (or an
+//! embedding program) gets the bound port before anything runs; [`Application::run_until_stopped`]
+//! serves until SIGTERM or SIGINT.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::address::ListenAddress;
+use crate::config::ConfigError;
+use crate::http::{self, ServerOptions};
+use crate::ranking::{self, SelfCheckError};
+use crate::reload;
+use crate::signals::Signals;
+use crate::state::AppState;
+use crate::watch;
+
+/// What `keyrouter` (serving) needs, validated: the command line's and environment's flags
+/// after parsing (see `crate::cli`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub services: PathBuf,
+    pub address: ListenAddress,
+    pub watch: bool,
+    /// Worker threads; 0: one per CPU this process may use (container limits included).
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+    pub shutdown_delay: Duration,
+    /// Log a line per request (DEBUG and TRACE).
+    pub log_requests: bool,
+}
+
+/// Why keyrouter could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    SelfCheck(#[from] SelfCheckError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: ListenAddress, source: std::io::Error },
+    #[error("cannot watch {path}: {source}", path = .path.display())]
+    Watch { path: PathBuf, source: notify::Error },
+    #[error("server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// A server ready to run: table loaded, listener bound, signal handlers installed.
+pub struct Application {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    local: SocketAddr,
+    options: ServerOptions,
+    signals: Signals,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Application {
+    /// Prepares everything that can fail. Call inside the actix runtime.
+    pub fn build(settings: &Settings) -> Result<Application, StartupError> {
+        // First of all: an unhandled SIGHUP kills the process, and in a pod consul-template may
+        // send one while keyrouter is still starting. Registered now, a SIGHUP that arrives
+        // during startup waits, and triggers a reload once the server runs.
+        let signals = Signals::install().map_err(StartupError::Signals)?;
+        ranking::self_check()?;
+        let loaded = reload::initial_load(&settings.services)?;
+        let listener = settings
+            .address
+            .bind()
+            .map_err(|source| StartupError::Bind { address: settings.address.clone(), source })?;
+        let local =
+            listener.local_addr().map_err(|source| StartupError::Bind { address: settings.address.clone(), source })?;
+        let options = ServerOptions {
+            workers: match settings.workers {
+                // The CPUs this process may use (cgroup limits included), not the machine's.
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+            shutdown_timeout: settings.shutdown_timeout,
+            shutdown_delay: settings.shutdown_delay,
+            log_requests: settings.log_requests,
+        };
+        let state = AppState::new(loaded.table, settings.services.clone());
+        let watcher = match settings.watch {
+            true => Some(
+                watch::spawn(state.clone())
+                    .map_err(|source| StartupError::Watch { path: settings.services.clone(), source })?,
+            ),
+            false => None,
+        };
+        Ok(Application { state, listener, local, options, signals, _watcher: watcher })
+    }
+
+    /// The address the listener is bound to (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops gracefully.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let live = self.state.live();
+        tracing::info!(
+            "keyrouter {} listening on {} with {} workers, serving {} ({} services, {} nodes)",
+            env!("CARGO_PKG_VERSION"),
+            self.local,
+            self.options.workers,
+            self.state.services_path().display(),
+            live.table.len(),
+            live.table.node_count(),
+        );
+        drop(live);
+        let shutdown = self.signals.reload_until_stopped(self.state.clone());
+        http::run(self.listener, self.state, self.options, shutdown).await.map_err(StartupError::Server)?;
+        drop(self._watcher);
+        Ok(())
+    }
+}
+
+/// Runs the server with `settings` until it is stopped.
+pub fn serve(settings: &Settings) -> Result<(), StartupError> {
+    actix_rt::System::new().block_on(async move { Application::build(settings)?.run_until_stopped().await })?;
+    tracing::info!("stopped");
+    Ok(())
+}
