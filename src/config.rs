@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::ranking::{BuildReport, NodeSpec, ServiceSpec, Table};
+use crate::ranking::{BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
 
 /// One problem in a services file, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +133,16 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
                         at(
                             w.span(),
                             format!("node {node:?}: Weight must be a finite number greater than 0, got {value}"),
+                        );
+                    } else if !crate::ranking::hash::weight_in_range(value) {
+                        // Beyond this range the share formula stops holding numerically (see
+                        // `ranking::MAX_WEIGHT`); weights are relative, so the file can scale them.
+                        at(
+                            w.span(),
+                            format!(
+                                "node {node:?}: Weight {value:e} is outside {MIN_WEIGHT:e}..={MAX_WEIGHT:e}, \
+                                 where shares follow the weights (weights are relative: scale them all)"
+                            ),
                         );
                     }
                     value
@@ -302,6 +312,16 @@ mod tests {
                 one(&format!("[[Services]]\nName = \"a\"\nNodes = [\n  {{ Node = \"y\", Weight = {bad} }},\n]\n"));
             assert_eq!((line, col), (4, 26), "{bad}: {msg}");
             assert!(msg.contains("greater than 0"), "{msg}");
+        }
+        for bad in ["1e-7", "9.99e-7", "1000000.5", "1e300", "1.7976931348623157e308", "5e-324"] {
+            let (line, col, msg) =
+                one(&format!("[[Services]]\nName = \"a\"\nNodes = [\n  {{ Node = \"y\", Weight = {bad} }},\n]\n"));
+            assert_eq!((line, col), (4, 26), "{bad}: {msg}");
+            assert!(msg.contains("outside 1e-6..=1e6"), "{msg}");
+        }
+        for good in ["1e-6", "0.000001", "1e6", "1000000", "0.5"] {
+            let src = format!("[[Services]]\nName = \"a\"\nNodes = [\"x\", {{ Node = \"y\", Weight = {good} }}]\n");
+            assert!(parse(&src, "t").is_ok(), "{good}");
         }
         let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"y\", Wieght = 2 }]\n");
         assert_eq!(line, 3);

@@ -101,8 +101,37 @@ pub fn unit_interval(score: u64) -> f64 {
     ((score >> 12) as f64 + 0.5) * STEP
 }
 
-/// Weighted rendezvous score: `-weight / ln(u)`. It is positive and finite for a finite
-/// positive weight, and increasing in `u`, so equal weights keep the unweighted order.
+/// The smallest weight a node may have (see [`MAX_WEIGHT`]).
+pub const MIN_WEIGHT: f64 = 1e-6;
+
+/// The largest weight a node may have. Inside `MIN_WEIGHT..=MAX_WEIGHT` the share formula of
+/// [`weighted_score`] holds numerically; outside it, it need not:
+///
+/// - `u` comes from [`unit_interval`], so `E = -ln(u)` lies in about `[1.1e-16, 36.7]` and a
+///   score `w / E` in `[0.027 w, 9.0e15 w]`. Near `f64::MAX` the quotient overflows to `+inf`
+///   for many keys (for `w = f64::MAX`, whenever `E < 1`: 63 % of them), infinities tie, and
+///   the tie is broken by the raw hash instead of the weight: 2 : 1 came out as 1.58 : 1. Near
+///   the smallest floats it would round into the subnormals and lose precision. The range keeps
+///   every score inside `[2.7e-8, 9.0e21]`, far from both.
+/// - The finer limit is the ratio of two weights. A node `r` times lighter than another wins
+///   when its `E` is below about `r` times the other's, and the grid of `u` resolves `E` near 0
+///   only in steps of `2^-52 ≈ 2.2e-16`. A ratio of at most `MAX_WEIGHT / MIN_WEIGHT = 1e12`
+///   keeps the smallest possible share (1e-12) within about 2e-4 (relative) of its true value;
+///   at a ratio of 1e15 the error would be about 20 %, and it grows from there.
+///
+/// Weights are relative (only their ratios matter), so any sensible set of weights can be
+/// scaled into the range.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+/// Whether `w` is a weight the ranking accepts: finite, in `MIN_WEIGHT..=MAX_WEIGHT`.
+#[inline]
+pub fn weight_in_range(w: f64) -> bool {
+    (MIN_WEIGHT..=MAX_WEIGHT).contains(&w)
+}
+
+/// Weighted rendezvous score: `-weight / ln(u)`. It is positive and finite for a weight in
+/// [`MIN_WEIGHT`]`..=`[`MAX_WEIGHT`], and increasing in `u`, so equal weights keep the
+/// unweighted order.
 ///
 /// For one key, node i wins with probability `w_i / sum(w)`: with `E_i = -ln(u_i)`
 /// exponentially distributed, the node with the largest `w_i / E_i` is the one with the

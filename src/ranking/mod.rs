@@ -18,7 +18,7 @@ pub mod hash;
 mod table;
 pub mod topk;
 
-pub use hash::ALGORITHM_VERSION;
+pub use hash::{ALGORITHM_VERSION, MAX_WEIGHT, MIN_WEIGHT};
 pub use table::{fingerprint_hex, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table, TableError};
 
 /// Known answers, copied from `tests/golden.jsonl`: `(nodes, key, k, expected)`.

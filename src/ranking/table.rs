@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::hash::{fill_scores, hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
+use super::hash::{
+    fill_scores, hash_str, mix, score, weight_in_range, weighted_score, ALGORITHM_VERSION, MAX_WEIGHT, MIN_WEIGHT,
+};
 use super::topk::{top_k, Candidate};
 
 /// One node as written in the services file: an opaque string and its weight (1 by default).
@@ -41,7 +43,9 @@ pub enum TableError {
     EmptyName,
     #[error("service {0:?} is defined more than once")]
     DuplicateService(String),
-    #[error("service {service:?}: node {node:?} has weight {weight}; a weight must be finite and greater than 0")]
+    #[error(
+        "service {service:?}: node {node:?} has weight {weight}; a weight must be from {MIN_WEIGHT:e} to {MAX_WEIGHT:e}"
+    )]
     InvalidWeight { service: String, node: String, weight: f64 },
 }
 
@@ -85,7 +89,7 @@ impl Service {
         let mut seen = HashSet::with_capacity(spec.nodes.len());
         let mut keep = Vec::with_capacity(spec.nodes.len());
         for n in &spec.nodes {
-            if !(n.weight.is_finite() && n.weight > 0.0) {
+            if !weight_in_range(n.weight) {
                 return Err(TableError::InvalidWeight {
                     service: spec.name.clone(),
                     node: n.node.clone(),
