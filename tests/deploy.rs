@@ -115,7 +115,7 @@ fn kustomization_lists_every_manifest_and_nothing_else() {
     let kinds: BTreeSet<String> =
         resource_manifests().iter().map(|(_, m)| m["kind"].as_str().unwrap().to_string()).collect();
     let want: BTreeSet<String> =
-        ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount"]
+        ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount", "NetworkPolicy"]
             .map(String::from)
             .into();
     assert_eq!(kinds, want);
@@ -659,4 +659,104 @@ fn the_readme_sections_local_command_uses_real_files_and_flags() {
     for cmd in ["kubectl apply -k deploy/kubernetes", "docker build -f deploy/Dockerfile"] {
         assert!(doc.contains(cmd), "{cmd}");
     }
+}
+
+// ---- the network policy -----------------------------------------------------------------------
+
+/// The NetworkPolicy covers keyrouter's pods and lets in only its clients (by the labels the
+/// README names) and the monitoring namespace, on the port keyrouter listens on; it lets out
+/// only Consul (8500/TCP) and DNS (53, UDP and TCP). Self-contained: it uses only the manifest
+/// readers.
+#[test]
+fn the_network_policy_admits_clients_to_the_http_port_and_lets_out_only_consul_and_dns() {
+    const CLIENT_LABEL: &str = "keyrouter.io/client";
+    let policy = of_kind("NetworkPolicy");
+    assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
+    let spec = &policy["spec"];
+
+    // It selects exactly the Deployment's pods.
+    let deployment = of_kind("Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = &spec["podSelector"];
+    assert!(selector.get("matchExpressions").is_none(), "{selector}");
+    let match_labels = selector["matchLabels"].as_object().expect("podSelector.matchLabels");
+    assert!(!match_labels.is_empty(), "an empty podSelector would cover every pod of the namespace");
+    for (k, v) in match_labels {
+        assert_eq!(&pod_labels[k], v, "podSelector {k}={v} vs the pod's labels {pod_labels}");
+    }
+    assert_eq!(
+        match_labels,
+        deployment["spec"]["selector"]["matchLabels"].as_object().unwrap(),
+        "the policy and the Deployment select the same pods"
+    );
+    assert_eq!(strs(&spec["policyTypes"]), ["Ingress", "Egress"], "both directions are restricted");
+
+    // The keyrouter container's http port, and the port keyrouter is told to listen on.
+    let keyrouter = container("keyrouter");
+    let http = keyrouter["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http").expect("a port named http");
+    let http_port = http["containerPort"].as_u64().unwrap();
+    let listen = parse_cli(&deployment_args()).address.port as u64;
+    assert_eq!(http_port, listen, "the http port is the one keyrouter listens on");
+
+    // Ingress: one rule, the http port only, from the client label and the monitoring namespace.
+    let ingress = spec["ingress"].as_array().expect("ingress rules");
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    let rule = &ingress[0];
+    let ports = rule["ports"].as_array().expect("ingress names its ports (none would mean all)");
+    assert_eq!(ports.len(), 1);
+    let port = &ports[0]["port"];
+    let resolved = match (port.as_u64(), port.as_str()) {
+        (Some(n), _) => n,
+        (None, Some(name)) => {
+            assert_eq!(name, "http", "a named port must be the container's http port");
+            http_port
+        }
+        _ => panic!("ingress port {port}"),
+    };
+    assert_eq!(resolved, http_port);
+    assert_eq!(ports[0]["protocol"], "TCP");
+    let from = rule["from"].as_array().expect("ingress names its sources (none would mean everyone)");
+    let only = |v: &serde_json::Value| -> (String, String) {
+        let m = v["matchLabels"].as_object().unwrap_or_else(|| panic!("matchLabels in {v}"));
+        assert_eq!(m.len(), 1, "{v}");
+        let (k, val) = m.iter().next().unwrap();
+        (k.clone(), val.as_str().unwrap().to_string())
+    };
+    let mut peers = Vec::new();
+    for peer in from {
+        assert!(peer.get("ipBlock").is_none(), "no address ranges: {peer}");
+        match (peer.get("podSelector"), peer.get("namespaceSelector")) {
+            (Some(pods), None) => peers.push(("pods", only(pods))),
+            (None, Some(ns)) => peers.push(("namespaces", only(ns))),
+            _ => panic!("a peer is either labelled pods or labelled namespaces: {peer}"),
+        }
+    }
+    let client = (CLIENT_LABEL.to_string(), "true".to_string());
+    let monitoring = ("kubernetes.io/metadata.name".to_string(), "monitoring".to_string());
+    assert_eq!(peers, [("pods", client.clone()), ("namespaces", client), ("namespaces", monitoring)]);
+
+    // Egress: Consul's HTTP API and DNS, nothing else.
+    let mut egress: Vec<(u64, String)> = Vec::new();
+    for rule in spec["egress"].as_array().expect("egress rules") {
+        assert!(rule.get("to").is_none_or(|t| !t.as_array().unwrap().is_empty()), "{rule}");
+        for p in rule["ports"].as_array().expect("egress names its ports (none would mean all)") {
+            assert!(p.get("endPort").is_none(), "{p}");
+            egress.push((p["port"].as_u64().expect("a numeric port"), p["protocol"].as_str().unwrap().to_string()));
+        }
+    }
+    egress.sort();
+    let want: Vec<(u64, String)> = [(53, "TCP"), (53, "UDP"), (8500, "TCP")].map(|(p, t)| (p, t.to_string())).into();
+    assert_eq!(egress, want);
+    // consul-template's Consul address uses that port.
+    let env = container("consul-template")["env"].clone();
+    let addr = env.as_array().unwrap().iter().find(|e| e["name"] == "CONSUL_HTTP_ADDR").unwrap()["value"].clone();
+    assert!(addr.as_str().unwrap().ends_with(":8500"), "{addr}");
+
+    // The README tells clients which label to set.
+    let readme = read(&repo().join("README.md"));
+    assert!(readme.contains(&format!("{CLIENT_LABEL}: \"true\"")), "README does not name the client label");
+    assert!(
+        readme.contains("kubernetes.io/metadata.name: monitoring"),
+        "README does not name the monitoring namespace"
+    );
 }

@@ -72,7 +72,7 @@ fn every_manifest_validates_against_the_api_schemas_in_strict_mode() {
     let cm = dir.path().join("configmap.yaml");
     std::fs::write(&cm, serde_json::to_string_pretty(&generated_config_map()).unwrap()).unwrap();
     files.push(cm);
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7);
     assert_all_valid(&files);
 }
 
@@ -110,9 +110,15 @@ fn what_kubectl_apply_k_applies_validates_and_wires_the_generated_configmap() {
 
     let docs = yaml_docs(&built, "kubectl kustomize");
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    for kind in
-        ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount"]
-    {
+    for kind in [
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceAccount",
+        "NetworkPolicy",
+    ] {
         assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 1, "{kind} in {kinds:?}");
     }
     let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
