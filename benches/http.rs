@@ -12,6 +12,11 @@ use keyrouter::ranking::{ServiceSpec, Table};
 use keyrouter::state::AppState;
 
 fn requests(c: &mut Criterion) {
+    // The allocator set up as the binary sets it up (src/memory.rs). BENCH_MALLOC_DEFAULTS=1
+    // leaves glibc's defaults, to measure what that setup costs.
+    if std::env::var_os("BENCH_MALLOC_DEFAULTS").is_none() {
+        keyrouter::memory::configure();
+    }
     let nodes: Vec<String> = (0..100).map(|i| format!("10.0.0.{i}:8080")).collect();
     let (table, _) = Table::build([ServiceSpec::new("bar", nodes)]).unwrap();
     let state = AppState::new(table, "unused.toml");

@@ -41,6 +41,7 @@ impl CommandError {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::memory::configure();
     let cli = Cli::parse();
     let result = match &cli.command {
         _ if cli.help_man => man(),

@@ -14,6 +14,7 @@
 //! - [`metrics`]: Prometheus metrics, lock-free on the lookup path.
 //! - [`ranking`]: the pure ranking core (hashing, table, top-k selection).
 //! - [`address`], [`logging`]: listen addresses and log output.
+//! - [`memory`]: giving freed memory back to the system after big tables and answers.
 
 pub mod address;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod ranking;
 pub mod reload;

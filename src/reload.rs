@@ -24,6 +24,7 @@ pub enum When {
 
 /// Loads the services file at startup, warning about removed duplicates as a reload would.
 pub fn initial_load(path: &Path) -> Result<Loaded, ConfigError> {
+    let _release = crate::memory::ReleaseOnDrop;
     let loaded = config::load(path)?;
     warn_duplicates(path, &loaded.report.duplicates_removed);
     Ok(loaded)
@@ -34,6 +35,8 @@ pub fn initial_load(path: &Path) -> Result<Loaded, ConfigError> {
 /// as the current one is left alone (`Ok(None)`, not counted as a reload).
 pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, ConfigError> {
     let _one_at_a_time = state.lock_reloads();
+    // Last out: whatever this load freed (file text, parse tree, a refused or unchanged table).
+    let _release = crate::memory::ReleaseOnDrop;
     let Loaded { table, report } =
         config::load(state.services_path()).inspect_err(|_| state.metrics().loaded(false, true))?;
     let current = state.live();

@@ -21,6 +21,9 @@ pub struct Live {
     /// What the server keeps per service, in the order of `table.services()`; built in
     /// [`Live::new`] from the same iteration, read only through [`Live::service`].
     extras: Box<[Extras]>,
+    /// Declared last, so dropped last: once a replaced table is freed (by the reload, or by the
+    /// last request that still held it), its memory goes back to the system.
+    _release: crate::memory::ReleaseOnDrop,
 }
 
 #[derive(Debug)]
@@ -52,7 +55,7 @@ impl Live {
                     .unwrap_or(HeaderValue::from_static("?")),
             })
             .collect();
-        Live { table, extras }
+        Live { table, extras, _release: crate::memory::ReleaseOnDrop }
     }
 
     /// The service called `name`, if it is in the table.

@@ -47,29 +47,41 @@ pub async fn openapi() -> HttpResponse {
 }
 
 /// The whole table with fingerprints, for comparing replicas.
+///
+/// Serialized straight from the table: a tree of JSON values would allocate a copy of every node
+/// string (millions of small blocks for a big table, left in the worker's malloc arena). Fields
+/// are in alphabetical order, as the `serde_json::Value` this replaced wrote them.
 pub async fn table(state: web::Data<AppState>) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    struct TableBody<'a> {
+        algorithm: u32,
+        fingerprint: String,
+        services: Vec<ServiceBody<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct ServiceBody<'a> {
+        fingerprint: String,
+        name: &'a str,
+        nodes: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        weights: Option<&'a [f64]>,
+    }
     let live = state.live();
     let t = &live.table;
-    let services: Vec<serde_json::Value> = t
-        .services()
-        .iter()
-        .map(|s| {
-            let mut v = serde_json::json!({
-                "name": s.name(),
-                "nodes": s.nodes(),
-                "fingerprint": fingerprint_hex(s.fingerprint()),
-            });
-            if s.is_weighted() {
-                v["weights"] = serde_json::json!(s.weights());
-            }
-            v
-        })
-        .collect();
-    let body = serde_json::json!({
-        "fingerprint": fingerprint_hex(t.fingerprint()),
-        "algorithm": crate::ranking::ALGORITHM_VERSION,
-        "services": services,
-    });
+    let body = TableBody {
+        algorithm: crate::ranking::ALGORITHM_VERSION,
+        fingerprint: fingerprint_hex(t.fingerprint()),
+        services: t
+            .services()
+            .iter()
+            .map(|s| ServiceBody {
+                fingerprint: fingerprint_hex(s.fingerprint()),
+                name: s.name(),
+                nodes: s.nodes(),
+                weights: s.is_weighted().then(|| s.weights()),
+            })
+            .collect(),
+    };
     json(serde_json::to_vec(&body))
 }
 
