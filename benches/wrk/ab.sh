@@ -2,7 +2,9 @@
 # A/B of two keyrouter binaries under wrk, e.g. before and after a change to the allocator:
 # the 10 services × 100 nodes top-3 JSON scenario of run.sh, ROUNDS rounds of DURATION seconds,
 # A and B alternating (the order swapped every round), both servers up the whole time.
-# Prints each round and the medians, and the median of the per-round ratios B/A.
+# Prints each round and the medians, and the median of the per-round ratios B/A, of requests/s
+# and of the server's CPU time per request (utime + stime from /proc, less sensitive than
+# requests/s to what else runs on a shared machine).
 #
 #   benches/wrk/ab.sh OLD_BINARY NEW_BINARY           # 5 rounds × 5 s
 #   ROUNDS=7 DURATION=10 benches/wrk/ab.sh A B
@@ -33,33 +35,44 @@ with open(sys.argv[1], "w") as f:
         f.write(f'[[Services]]\nName = "svc{s}"\nNodes = [{names}]\n\n')
 PY
 
-start() { # BINARY -> prints the port
+start() { # BINARY -> sets PORT and SPID
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$1" --services "$WORK/s10x100.toml" --address "127.0.0.1:$port" --workers "$WORKERS" --log-level WARN \
     2>>"$WORK/log" &
-  PIDS+=("$!")
+  SPID=$!; PIDS+=("$SPID")
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
   PORT=$port
 }
-rps() { # PORT
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/wrk/json.lua "http://127.0.0.1:$1" -- 10 3 \
-    | sed -n 's/^RESULT .*rps=\([0-9.]*\).*/\1/p'
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # after "pid (comm)": utime + stime
+run() { # PORT PID -> "requests/s CPU-µs-per-request"
+  local before after out
+  before=$(cpu_ticks "$2")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/wrk/json.lua "http://127.0.0.1:$1" -- 10 3 \
+    | grep '^RESULT')
+  after=$(cpu_ticks "$2")
+  python3 -c "
+import os
+f = dict(kv.split('=') for kv in '$out'.split()[1:])
+cpu = ($after - $before) / os.sysconf('SC_CLK_TCK')
+print(f'{float(f[\"rps\"]):.1f} {cpu * 1e6 / int(f[\"requests\"]):.2f}')"
 }
-start "$A"; PORT_A=$PORT
-start "$B"; PORT_B=$PORT
+start "$A"; PORT_A=$PORT; PID_A=$SPID
+start "$B"; PORT_B=$PORT; PID_B=$SPID
 
 RESULTS=()
 for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then a=$(rps "$PORT_A"); b=$(rps "$PORT_B")
-  else b=$(rps "$PORT_B"); a=$(rps "$PORT_A"); fi
-  echo "round $round: A $a req/s, B $b req/s, B/A $(python3 -c "print(f'{$b / $a:.3f}')")"
+  if [ $((round % 2)) = 1 ]; then a=$(run "$PORT_A" "$PID_A"); b=$(run "$PORT_B" "$PID_B")
+  else b=$(run "$PORT_B" "$PID_B"); a=$(run "$PORT_A" "$PID_A"); fi
+  echo "round $round: A $a, B $b (req/s, server CPU µs per request)"
   RESULTS+=("$a $b")
 done
 printf '%s\n' "${RESULTS[@]}" | python3 -c "
 import statistics, sys
-rounds = [list(map(float, l.split())) for l in sys.stdin]
-a = statistics.median(r[0] for r in rounds); b = statistics.median(r[1] for r in rounds)
-ratio = statistics.median(r[1] / r[0] for r in rounds)
-print(f'median: A {a:.0f} req/s, B {b:.0f} req/s; median of per-round B/A: {ratio:.3f} ({len(rounds)} rounds × ${DURATION} s, wrk -t1 -c$CONNECTIONS, $WORKERS worker(s))')
+r = [list(map(float, l.split())) for l in sys.stdin]
+m = lambda xs: statistics.median(xs)
+print(f'median req/s: A {m(x[0] for x in r):.0f}, B {m(x[2] for x in r):.0f}, per-round B/A {m(x[2] / x[0] for x in r):.3f}')
+print(f'median server CPU per request: A {m(x[1] for x in r):.2f} µs, B {m(x[3] for x in r):.2f} µs, '
+      f'per-round B/A {m(x[3] / x[1] for x in r):.3f}')
+print(f'({len(r)} rounds × ${DURATION} s, wrk -t1 -c$CONNECTIONS, $WORKERS worker(s), 10 services × 100 nodes, top-3 JSON)')
 "
