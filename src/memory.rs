@@ -8,12 +8,12 @@
 //! frees (up to 32 MiB), after which such blocks come from the arenas and stay there.
 //!
 //! - [`configure`] pins the mmap threshold at glibc's initial 128 KiB, so every block at least
-//!   that big (a `GET /table` body, a connection's write buffer after it, a table's node array)
+//!   that big (a `GET /table` body, the answer to a lookup of many nodes, a table's node array)
 //!   is its own mapping, returned to the system by `free`. An ordinary lookup allocates far
 //!   less, so the lookup path is unchanged; a batch body that large pays one `mmap`.
 //! - [`release`] runs `malloc_trim(0)`, which returns the free pages of every arena. It is
 //!   called after a services file was loaded (kept or not) and when a table is dropped: rare
-//!   events, each worth the few milliseconds a trim of a large heap costs.
+//!   events, never on the lookup path.
 //!
 //! An allocator that returns memory by itself (mimalloc, jemalloc) was the alternative; this
 //! needs no new dependency and no C build (benches/wrk/README.md has the measurements).

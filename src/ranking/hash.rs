@@ -110,9 +110,10 @@ pub const MIN_WEIGHT: f64 = 1e-6;
 /// - `u` comes from [`unit_interval`], so `E = -ln(u)` lies in about `[1.1e-16, 36.7]` and a
 ///   score `w / E` in `[0.027 w, 9.0e15 w]`. Near `f64::MAX` the quotient overflows to `+inf`
 ///   for many keys (for `w = f64::MAX`, whenever `E < 1`: 63 % of them), infinities tie, and
-///   the tie is broken by the raw hash instead of the weight: 2 : 1 came out as 1.58 : 1. Near
-///   the smallest floats it would round into the subnormals and lose precision. The range keeps
-///   every score inside `[2.7e-8, 9.0e21]`, far from both.
+///   the tie is broken by the raw hash instead of the weight: 2 : 1 came out as 1.58 : 1 in the
+///   field, 1.55 : 1 in tests/weight_range.rs. Near the smallest floats it would round into
+///   the subnormals and lose precision. The range keeps every score inside `[2.7e-8, 9.0e21]`,
+///   far from both.
 /// - The finer limit is the ratio of two weights. A node `r` times lighter than another wins
 ///   when its `E` is below about `r` times the other's, and the grid of `u` resolves `E` near 0
 ///   only in steps of `2^-52 ≈ 2.2e-16`. A ratio of at most `MAX_WEIGHT / MIN_WEIGHT = 1e12`
