@@ -43,6 +43,12 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_WATCH")]
     pub watch: bool,
 
+    /// Services with metric series of their own (lookups, nodes, fingerprint); lookups of the
+    /// services beyond it (in name order) are counted together in
+    /// keyrouter_other_service_lookups_total, which keeps /metrics small for large catalogs.
+    #[arg(long, env = "KEYROUTER_MAX_SERVICE_SERIES", default_value_t = crate::metrics::DEFAULT_MAX_SERVICE_SERIES)]
+    pub max_service_series: usize,
+
     /// Worker threads (0: one per CPU this process may use, container limits included).
     #[arg(long, env = "KEYROUTER_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -93,6 +99,7 @@ impl Cli {
             services: self.services.clone(),
             address: self.address.clone(),
             watch: self.watch,
+            max_service_series: self.max_service_series,
             workers: self.workers,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),

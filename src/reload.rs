@@ -31,13 +31,15 @@ pub fn initial_load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Re-reads the services file and swaps the new table in whole, or keeps the old one if the
 /// file cannot be read or is invalid. With [`When::IfChanged`], a file that gives the same table
-/// as the current one is left alone (`Ok(None)`, not counted as a reload).
+/// as the current one is left alone (`Ok(None)`); it is still a successful reload for the
+/// metrics, as in Prometheus: the gauge goes back to 1 after a failure, the timestamp moves.
 pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, ConfigError> {
     let _one_at_a_time = state.lock_reloads();
     let Loaded { table, report } =
         config::load(state.services_path()).inspect_err(|_| state.metrics().loaded(false, true))?;
     let current = state.live();
     if when == When::IfChanged && current.table.fingerprint() == table.fingerprint() {
+        state.metrics().loaded(true, true);
         return Ok(None);
     }
     let summary = ReloadSummary::between(&current.table, &table, report.duplicates_removed);

@@ -26,6 +26,8 @@ pub struct Settings {
     pub services: PathBuf,
     pub address: ListenAddress,
     pub watch: bool,
+    /// Services with metric series of their own; the others are aggregated.
+    pub max_service_series: usize,
     /// Worker threads; 0: one per CPU this process may use (container limits included).
     pub workers: usize,
     pub shutdown_timeout: Duration,
@@ -86,7 +88,8 @@ impl Application {
             shutdown_delay: settings.shutdown_delay,
             log_requests: settings.log_requests,
         };
-        let state = AppState::new(loaded.table, settings.services.clone());
+        let state =
+            AppState::with_max_service_series(loaded.table, settings.services.clone(), settings.max_service_series);
         let watcher = match settings.watch {
             true => Some(
                 watch::spawn(state.clone())

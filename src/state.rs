@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
 
-use crate::metrics::{LookupCounters, Metrics};
+use crate::metrics::{self, LookupCounters, Metrics, TableSeries};
 use crate::ranking::{fingerprint_hex, Service, Table};
 
 /// One table and what goes with each of its services, swapped as a whole.
@@ -21,11 +21,17 @@ pub struct Live {
     /// What the server keeps per service, in the order of `table.services()`; built in
     /// [`Live::new`] from the same iteration, read only through [`Live::service`].
     extras: Box<[Extras]>,
+    /// The table's own metric series, rendered once: a scrape takes them and the lookup
+    /// counters from the same `Live`, so it never mixes two tables.
+    series: TableSeries,
+    /// How many services (the first, in table order) have lookup counters of their own; the
+    /// others share [`Metrics::other`].
+    own_series: usize,
 }
 
 #[derive(Debug)]
 struct Extras {
-    counters: LookupCounters,
+    counters: Arc<LookupCounters>,
     fingerprint: HeaderValue,
 }
 
@@ -39,20 +45,43 @@ pub struct Served<'a> {
 }
 
 impl Live {
-    /// `table` with its metric handles (registered in `metrics`, replacing `old`'s) and headers.
-    fn new(table: Table, metrics: &Metrics, old: Option<&Table>) -> Live {
-        let extras = metrics
-            .install(old, &table)
-            .into_iter()
-            .zip(table.services())
-            .map(|(counters, s)| Extras {
-                counters,
+    /// `table` with its lookup counters (a service that `old` served keeps its counts), its
+    /// metric series and its fingerprint headers.
+    fn new(table: Table, metrics: &Metrics, old: Option<&Live>) -> Live {
+        let own_series = table.len().min(metrics.max_service_series());
+        let extras = table
+            .services()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Extras {
+                counters: match i < own_series {
+                    true => old.and_then(|old| old.own_counters(s.name())).unwrap_or_default(),
+                    false => metrics.other().clone(),
+                },
                 // Sixteen hex digits are always a valid header value.
                 fingerprint: HeaderValue::from_str(&fingerprint_hex(s.fingerprint()))
                     .unwrap_or(HeaderValue::from_static("?")),
             })
             .collect();
-        Live { table, extras }
+        let series = TableSeries::render(&table, own_series);
+        Live { table, extras, series, own_series }
+    }
+
+    /// The counters of `name`, if it has counters of its own in this table.
+    fn own_counters(&self, name: &str) -> Option<Arc<LookupCounters>> {
+        let (i, _) = self.table.find(name)?;
+        (i < self.own_series).then(|| self.extras.get(i).map(|e| e.counters.clone())).flatten()
+    }
+
+    fn series_len_hint(&self) -> usize {
+        self.series.as_bytes().len() + self.own_series * 180
+    }
+
+    /// Appends this table's metric series (static part and lookup counters) to `out`.
+    pub fn render_metrics(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.series.as_bytes());
+        let own = self.table.services().iter().zip(self.extras.iter()).take(self.own_series);
+        metrics::render_lookups(out, own.map(|(s, e)| (s, &*e.counters)));
     }
 
     /// The service called `name`, if it is in the table.
@@ -78,7 +107,17 @@ pub struct AppState {
 impl AppState {
     /// State serving `table`, which was loaded from `services_path`.
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
-        let metrics = Metrics::new();
+        Self::with_max_service_series(table, services_path, metrics::DEFAULT_MAX_SERVICE_SERIES)
+    }
+
+    /// [`AppState::new`], with per-service metric series for at most `max_service_series`
+    /// services.
+    pub fn with_max_service_series(
+        table: Table,
+        services_path: impl Into<PathBuf>,
+        max_service_series: usize,
+    ) -> Arc<Self> {
+        let metrics = Metrics::new(max_service_series);
         let live = Live::new(table, &metrics, None);
         metrics.loaded(true, false);
         Arc::new(AppState {
@@ -121,7 +160,17 @@ impl AppState {
     /// Installs `table` (with its metrics) in place of the current one; returns the old one.
     pub(crate) fn swap(&self, table: Table) -> Arc<Live> {
         let old = self.live.load_full();
-        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old.table))));
+        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old))));
         old
+    }
+
+    /// The whole `/metrics` exposition: process-wide series, then the current table's, all
+    /// from one snapshot of the table.
+    pub fn render_metrics(&self) -> Vec<u8> {
+        let live = self.live();
+        let mut out = Vec::with_capacity(8192 + live.series_len_hint());
+        self.metrics.render_into(&mut out);
+        live.render_metrics(&mut out);
+        out
     }
 }

@@ -37,7 +37,7 @@ fn metrics_count_lookups_and_reloads() {
     let text = kr.get("/metrics").text();
     assert_eq!(metric(&text, r#"keyrouter_lookups_total{service="bar",status="2xx"}"#), Some(3.0), "{text}");
     assert_eq!(metric(&text, r#"keyrouter_lookups_total{service="bar",status="4xx"}"#), Some(1.0), "{text}");
-    assert_eq!(metric(&text, r#"keyrouter_lookups_total{service="_unknown",status="4xx"}"#), Some(3.0), "{text}");
+    assert_eq!(metric(&text, r#"keyrouter_unknown_service_lookups_total{status="4xx"}"#), Some(3.0), "{text}");
     assert!(!text.contains("nope"), "unknown service names must not become labels: {text}");
     assert_eq!(metric(&text, "keyrouter_lookup_duration_seconds_count"), Some(7.0), "{text}");
     assert_eq!(metric(&text, "keyrouter_services"), Some(2.0));

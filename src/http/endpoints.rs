@@ -73,8 +73,14 @@ pub async fn table(state: web::Data<AppState>) -> HttpResponse {
     json(serde_json::to_vec(&body))
 }
 
+/// The Prometheus exposition, rendered on the blocking pool: with a large table it is
+/// megabytes of text, which must not hold up the lookups queued on this worker.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(state.metrics().render())
+    let state = state.into_inner();
+    match web::block(move || state.render_metrics()).await {
+        Ok(body) => HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(body),
+        Err(e) => RequestError::Encode(e.to_string()).error_response(),
+    }
 }
 
 /// A JSON answer, or a 500 if it could not be encoded.
