@@ -60,7 +60,7 @@ pub struct Application {
     local: SocketAddr,
     options: ServerOptions,
     signals: Signals,
-    _watcher: Option<notify::RecommendedWatcher>,
+    _watcher: Option<watch::WatchHandle>,
 }
 
 impl Application {
