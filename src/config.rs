@@ -120,11 +120,39 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
             at(service.name.span(), format!("service {name:?} is already defined at line {line}"));
         }
         let mut nodes = Vec::with_capacity(service.nodes.len());
-        for node in &service.nodes {
-            let (node, weight) = match node.get_ref() {
-                NodeDoc::Plain(n) => (n.clone(), None),
-                NodeDoc::Weighted { node, weight } => (node.clone(), weight.as_ref()),
+        // Where each node was first listed and with which weight: a node listed again must
+        // have the same weight (then it is a duplicate, removed), or the answer would depend on
+        // which listing came first.
+        let mut first_listed: std::collections::HashMap<&str, (usize, f64)> =
+            std::collections::HashMap::with_capacity(service.nodes.len());
+        for spanned in &service.nodes {
+            let (node, weight) = match spanned.get_ref() {
+                NodeDoc::Plain(n) => (n, None),
+                NodeDoc::Weighted { node, weight } => (node, weight.as_ref()),
             };
+            let weight_value = weight.map_or(1.0, |w| *w.get_ref());
+            match first_listed.entry(node.as_str()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((spanned.span().start, weight_value));
+                }
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let &(first_at, first_weight) = e.get();
+                    let valid = |w: f64| w.is_finite() && w > 0.0;
+                    // (An invalid weight is reported on its own below.)
+                    if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
+                        let (line, column) = line_col(src, first_at);
+                        let (here_line, here_column) = line_col(src, spanned.span().start);
+                        at(
+                            spanned.span(),
+                            format!(
+                                "node {node:?} is listed with Weight {weight_value} at {here_line}:{here_column} \
+                                 and with Weight {first_weight} at {line}:{column}; a node has one weight"
+                            ),
+                        );
+                    }
+                }
+            }
+            let node = node.clone();
             let weight = match weight {
                 None => 1.0,
                 Some(w) => {
@@ -290,6 +318,24 @@ mod tests {
         let l = parse("[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\", \"x\", \"x\"]\n", "t").unwrap();
         assert_eq!(l.table.get("a").unwrap().nodes(), ["x", "y"]);
         assert_eq!(l.report.duplicates_removed, vec![("a".to_string(), 2)]);
+    }
+
+    #[test]
+    fn a_node_listed_twice_needs_the_same_weight() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\",\n  { Node = \"x\", Weight = 5 }]\n";
+        let (line, col, msg) = one(src);
+        assert_eq!((line, col), (4, 3), "{msg}");
+        assert!(msg.contains("node \"x\" is listed with Weight 5 at 4:3 and with Weight 1 at 3:10"), "{msg}");
+        // The other order is the same error: the answer must not depend on which came first.
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Weight = 5 }, \"x\"]\n");
+        assert_eq!(line, 3, "{msg}");
+        assert!(msg.contains("with Weight 1 at 3:38 and with Weight 5 at 3:10"), "{msg}");
+        // The same weight spelt two ways is a plain duplicate, removed.
+        let l = parse("[[Services]]\nName = \"a\"\nNodes = [\"x\", { Node = \"x\", Weight = 1.0 }]\n", "t").unwrap();
+        assert_eq!(l.table.get("a").unwrap().nodes(), ["x"]);
+        assert_eq!(l.report.duplicates_removed, vec![("a".to_string(), 1)]);
+        // An invalid weight is one error, not two.
+        assert_eq!(err("[[Services]]\nName = \"a\"\nNodes = [\"x\", { Node = \"x\", Weight = -1 }]\n").len(), 1);
     }
 
     #[test]
