@@ -59,7 +59,7 @@ pub async fn table(state: web::Data<AppState>) -> HttpResponse {
                 "nodes": s.nodes(),
                 "fingerprint": fingerprint_hex(s.fingerprint()),
             });
-            if s.is_weighted() {
+            if s.has_weights() {
                 v["weights"] = serde_json::json!(s.weights());
             }
             v

@@ -105,8 +105,10 @@ impl Service {
             }
         }
         let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
-        let fingerprint = fingerprint(&hashes, &weights);
         let uniform = weights.windows(2).all(|w| w[0] == w[1]);
+        // All-equal weights rank exactly like no weights (the unweighted path below), so they
+        // get the unweighted fingerprint: the fingerprint identifies the answers.
+        let fingerprint = fingerprint(&hashes, (!uniform).then_some(&weights[..]));
         Ok((Service { name: spec.name, nodes, hashes, weights, weighted: !uniform, fingerprint }, removed))
     }
 
@@ -129,6 +131,12 @@ impl Service {
         self.weighted
     }
 
+    /// Whether any node has a weight other than the default 1 (then `/table` shows them, even
+    /// when they are all equal and rank like no weights).
+    pub fn has_weights(&self) -> bool {
+        self.weights.iter().any(|&w| w != 1.0)
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -138,7 +146,8 @@ impl Service {
     }
 
     /// A stable hash of the node set, the weights and the algorithm version, independent of
-    /// node order.
+    /// node order. Services that answer every lookup alike have the same fingerprint: all-equal
+    /// weights count as no weights.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -205,10 +214,12 @@ impl Service {
 }
 
 /// Order-independent fingerprint: a sum of per-node mixes, so it is linear to compute and the
-/// same for any permutation of the nodes.
-fn fingerprint(hashes: &[u64], weights: &[f64]) -> u64 {
+/// same for any permutation of the nodes. `None`: unweighted (every weight counts as 1, which
+/// keeps the fingerprints of unweighted tables what they always were).
+fn fingerprint(hashes: &[u64], weights: Option<&[f64]>) -> u64 {
     let mut acc = mix(u64::from(ALGORITHM_VERSION) ^ 0x9e37_79b9_7f4a_7c15);
-    for (h, w) in hashes.iter().zip(weights) {
+    for (i, h) in hashes.iter().enumerate() {
+        let w = weights.and_then(|w| w.get(i)).copied().unwrap_or(1.0);
         acc = acc.wrapping_add(mix(h ^ mix(w.to_bits())));
     }
     mix(acc ^ hashes.len() as u64)
@@ -291,9 +302,57 @@ impl Table {
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+
+    /// Whether `other` answers alike (same fingerprint) and shows the same weights, so that
+    /// swapping it in would change nothing anyone can see.
+    pub fn same_as(&self, other: &Table) -> bool {
+        self.fingerprint == other.fingerprint
+            && self.services.len() == other.services.len()
+            && self.services.iter().zip(&other.services).all(|(a, b)| a.weights == b.weights)
+    }
 }
 
 /// Formats a fingerprint the way the API shows it.
 pub fn fingerprint_hex(f: u64) -> String {
     format!("{f:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(nodes: &[(&str, f64)]) -> Service {
+        let nodes = nodes.iter().map(|&(node, weight)| NodeSpec { node: node.into(), weight }).collect();
+        Service::build(ServiceSpec { name: "s".into(), nodes }).unwrap().0
+    }
+
+    #[test]
+    fn unweighted_fingerprints_are_pinned() {
+        // The value the README shows, computed before all-equal weights joined the unweighted
+        // fingerprint: unweighted tables keep theirs.
+        let s = service(&[("bar1:8080", 1.0), ("bar2:8080", 1.0), ("bar3:8080", 1.0)]);
+        assert_eq!(fingerprint_hex(s.fingerprint()), "8f291893d6c42466");
+    }
+
+    #[test]
+    fn equal_weights_fingerprint_like_no_weights_and_different_weights_do_not() {
+        let plain = service(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]);
+        let twos = service(&[("a", 2.0), ("b", 2.0), ("c", 2.0)]);
+        let mixed = service(&[("a", 2.0), ("b", 1.0), ("c", 1.0)]);
+        let mixed_elsewhere = service(&[("a", 1.0), ("b", 2.0), ("c", 1.0)]);
+        assert_eq!(plain.fingerprint(), twos.fingerprint());
+        assert!(!twos.is_weighted() && twos.has_weights() && !plain.has_weights());
+        assert_ne!(plain.fingerprint(), mixed.fingerprint());
+        assert_ne!(mixed.fingerprint(), mixed_elsewhere.fingerprint());
+        for key in ["k", "ryans", "user:1", "x"] {
+            assert_eq!(plain.lookup(key, 1, 3).unwrap(), twos.lookup(key, 1, 3).unwrap(), "{key}");
+        }
+        let (t1, _) = Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec::new("a")] }]).unwrap();
+        let (t2, _) =
+            Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec { node: "a".into(), weight: 3.0 }] }])
+                .unwrap();
+        assert_eq!(t1.fingerprint(), t2.fingerprint());
+        assert!(!t1.same_as(&t2), "the weights /table shows differ");
+        assert!(t1.same_as(&t1.clone()));
+    }
 }
