@@ -97,24 +97,26 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let invalid = |diags| ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) };
-    let doc: Doc = toml::from_str(src).map_err(|e| {
+    let docs = service_docs(src).map_err(|e| {
         let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
         invalid(vec![Diagnostic { line, column, message: e.message().trim_end().to_string() }])
     })?;
 
     let mut diags = Vec::new();
-    let mut at = |span: std::ops::Range<usize>, message: String| {
-        let (line, column) = line_col(src, span.start);
-        diags.push(Diagnostic { line, column, message });
-    };
-    let mut specs = Vec::with_capacity(doc.services.len());
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for service in &doc.services {
+    let mut specs = Vec::with_capacity(docs.len());
+    let mut seen: std::collections::HashMap<&str, usize, ahash::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(docs.len(), ahash::RandomState::with_seeds(1, 2, 3, 4));
+    for (offset, service) in &docs {
+        // Spans are relative to the part of the file the service was parsed from.
+        let mut at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(src, span.start + offset);
+            diags.push(Diagnostic { line, column, message });
+        };
         let service = service.get_ref();
         let name = service.name.get_ref();
         if name.is_empty() {
             at(service.name.span(), "service Name is empty".to_string());
-        } else if let Some(first) = seen.insert(name, service.name.span().start) {
+        } else if let Some(first) = seen.insert(name, service.name.span().start + offset) {
             seen.insert(name, first);
             let (line, _) = line_col(src, first);
             at(service.name.span(), format!("service {name:?} is already defined at line {line}"));
@@ -123,8 +125,8 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
         // Where each node was first listed and with which weight: a node listed again must
         // have the same weight (then it is a duplicate, removed), or the answer would depend on
         // which listing came first.
-        let mut first_listed: std::collections::HashMap<&str, (usize, f64)> =
-            std::collections::HashMap::with_capacity(service.nodes.len());
+        let mut first_listed: std::collections::HashMap<&str, (usize, f64), ahash::RandomState> =
+            std::collections::HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
         for spanned in &service.nodes {
             let (node, weight) = match spanned.get_ref() {
                 NodeDoc::Plain(n) => (n, None),
@@ -133,7 +135,7 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
             let weight_value = weight.map_or(1.0, |w| *w.get_ref());
             match first_listed.entry(node.as_str()) {
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((spanned.span().start, weight_value));
+                    e.insert((spanned.span().start + offset, weight_value));
                 }
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let &(first_at, first_weight) = e.get();
@@ -141,7 +143,7 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
                     // (An invalid weight is reported on its own below.)
                     if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
                         let (line, column) = line_col(src, first_at);
-                        let (here_line, here_column) = line_col(src, spanned.span().start);
+                        let (here_line, here_column) = line_col(src, spanned.span().start + offset);
                         at(
                             spanned.span(),
                             format!(
@@ -176,6 +178,43 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let (table, report) =
         Table::build(specs).map_err(|e| invalid(vec![Diagnostic { line: 1, column: 1, message: e.to_string() }]))?;
     Ok(Loaded { table, report })
+}
+
+/// The services of the file, each with the byte offset its spans are relative to.
+///
+/// The toml crate holds the whole document's tokens and events in memory at once, about 25
+/// times the file's size (270 MB for 100 000 services). So the file is cut before each line
+/// that is exactly a `[[Services]]` header and the parts are parsed one by one: they are the
+/// same document, since each such header starts a new element of the array of tables and
+/// nothing else. Whenever that could be in doubt the whole file is parsed instead, which also
+/// gives every error its position: a part that does not parse on its own (a cut inside a
+/// multi-line string leaves it unterminated), or anything but comments before the first cut
+/// (`Services = [...]` there could not be appended to).
+fn service_docs(src: &str) -> Result<Vec<(usize, Spanned<ServiceDoc>)>, toml::de::Error> {
+    let mut cuts = vec![0];
+    let mut pos = 0;
+    for line in src.split_inclusive('\n') {
+        let header = line.trim().strip_prefix("[[Services]]").map(str::trim_start);
+        if header.is_some_and(|rest| rest.is_empty() || rest.starts_with('#')) {
+            cuts.push(pos);
+        }
+        pos += line.len();
+    }
+    cuts.push(src.len());
+    if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(|t| t.is_empty()) {
+        let mut docs = Vec::with_capacity(cuts.len() - 2);
+        let parts = cuts[1..].windows(2).map(|w| (w[0], &src[w[0]..w[1]]));
+        let all = parts.into_iter().try_for_each(|(offset, part)| {
+            let doc: Doc = toml::from_str(part).map_err(drop)?;
+            docs.extend(doc.services.into_iter().map(|s| (offset, s)));
+            Ok::<(), ()>(())
+        });
+        if all.is_ok() {
+            return Ok(docs);
+        }
+    }
+    let doc: Doc = toml::from_str(src)?;
+    Ok(doc.services.into_iter().map(|s| (0, s)).collect())
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -366,6 +405,33 @@ mod tests {
         assert_eq!(e.to_string(), "svc.toml:2:8: service Name is empty");
         let e = load(Path::new("/nonexistent/x.toml")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/x.toml: cannot read services file"), "{e}");
+    }
+
+    #[test]
+    fn parsing_in_parts_is_parsing_the_whole_file() {
+        let three = "# comment\n[[Services]]\nName = \"a\"\nNodes = [\"x\"]\n[[Services]] # b\nName = \"b\"\n\
+                     [[Services]]\nName = \"c\"\nNodes = [{ Node = \"y\", Weight = -1 }]\n";
+        // Positions in a later part are positions in the file.
+        assert_eq!(one(three), (9, 33, "node \"y\": Weight must be a finite number greater than 0, got -1".into()));
+        let (line, col, msg) =
+            one("[[Services]]\nName = \"a\"\n[[Services]]\nName = \"b\"\n[[Services]]\nName = \"a\"\n");
+        assert_eq!((line, col), (6, 8));
+        assert!(msg.contains("already defined at line 2"), "{msg}");
+        // A header inside a multi-line string is not a cut.
+        let l =
+            parse("[[Services]]\nName = \"\"\"a\n[[Services]]\nb\"\"\"\n[[Services]]\nName = \"c\"\n", "t").unwrap();
+        assert_eq!(l.table.names(), ["a\n[[Services]]\nb", "c"]);
+        // A static array before the first header cannot be appended to, whole or in parts.
+        let (line, _, _) =
+            one("Services = [{ Name = \"a\" }]\n[[Services]]\nName = \"b\"\n[[Services]]\nName = \"c\"\n");
+        assert_eq!(line, 2);
+        // Sub-tables stay with their service.
+        let l = parse(
+            "[[Services]]\nName = \"a\"\n[[Services.Nodes]]\nNode = \"n\"\nWeight = 2\n[[Services]]\nName = \"b\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.table.get("a").unwrap().weights(), [2.0]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_web::http::header::HeaderValue;
+use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 
 use crate::metrics::{self, LookupCounters, Metrics, TableSeries};
@@ -27,6 +28,10 @@ pub struct Live {
     /// How many services (the first, in table order) have lookup counters of their own; the
     /// others share [`Metrics::other`].
     own_series: usize,
+    /// The `/table` body, rendered once when the table is built (never on an HTTP worker).
+    table_json: Bytes,
+    /// The `GET /service` body, likewise.
+    names_json: Bytes,
 }
 
 #[derive(Debug)]
@@ -64,7 +69,19 @@ impl Live {
             })
             .collect();
         let series = TableSeries::render(&table, own_series);
-        Live { table, extras, series, own_series }
+        let table_json = Bytes::from(render_table(&table));
+        let names_json = Bytes::from(serde_json::to_vec(table.names()).unwrap_or_else(|_| b"[]".to_vec()));
+        Live { table, extras, series, own_series, table_json, names_json }
+    }
+
+    /// The `/table` body: the table, its fingerprints and any weights the file set.
+    pub fn table_json(&self) -> &Bytes {
+        &self.table_json
+    }
+
+    /// The `GET /service` body: the service names, sorted.
+    pub fn names_json(&self) -> &Bytes {
+        &self.names_json
     }
 
     /// The counters of `name`, if it has counters of its own in this table.
@@ -91,6 +108,38 @@ impl Live {
         let extras = self.extras.get(i)?;
         Some(Served { service, counters: &extras.counters, fingerprint: &extras.fingerprint })
     }
+}
+
+/// The `/table` JSON of `table`, written service by service (no intermediate JSON values, which
+/// cost several times the table for large catalogs).
+fn render_table(table: &Table) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct ServiceView<'a> {
+        name: &'a str,
+        nodes: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        weights: Option<&'a [f64]>,
+        fingerprint: String,
+    }
+    let mut out = Vec::with_capacity(64 + table.len() * 64 + table.node_count() * 24);
+    out.extend_from_slice(b"{\"fingerprint\":\"");
+    out.extend_from_slice(fingerprint_hex(table.fingerprint()).as_bytes());
+    out.extend_from_slice(format!("\",\"algorithm\":{},\"services\":[", crate::ranking::ALGORITHM_VERSION).as_bytes());
+    for (i, s) in table.services().iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let view = ServiceView {
+            name: s.name(),
+            nodes: s.nodes(),
+            weights: s.has_weights().then(|| s.weights()),
+            fingerprint: fingerprint_hex(s.fingerprint()),
+        };
+        // Writing plain strings and finite numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &view);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// What the server shares between workers.

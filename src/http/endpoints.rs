@@ -6,7 +6,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::error_body;
-use crate::ranking::fingerprint_hex;
 use crate::request::RequestError;
 use crate::state::AppState;
 
@@ -37,40 +36,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The service names, rendered when the table was built.
 pub async fn list_services(state: web::Data<AppState>) -> HttpResponse {
-    let live = state.live();
-    json(serde_json::to_vec(live.table.names()))
+    HttpResponse::Ok().content_type(ContentType::json()).body(state.live().names_json().clone())
 }
 
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/yaml").body(OPENAPI)
 }
 
-/// The whole table with fingerprints, for comparing replicas.
+/// The whole table with fingerprints, for comparing replicas: rendered when the table was
+/// built, so a large catalog costs a pointer copy here.
 pub async fn table(state: web::Data<AppState>) -> HttpResponse {
-    let live = state.live();
-    let t = &live.table;
-    let services: Vec<serde_json::Value> = t
-        .services()
-        .iter()
-        .map(|s| {
-            let mut v = serde_json::json!({
-                "name": s.name(),
-                "nodes": s.nodes(),
-                "fingerprint": fingerprint_hex(s.fingerprint()),
-            });
-            if s.has_weights() {
-                v["weights"] = serde_json::json!(s.weights());
-            }
-            v
-        })
-        .collect();
-    let body = serde_json::json!({
-        "fingerprint": fingerprint_hex(t.fingerprint()),
-        "algorithm": crate::ranking::ALGORITHM_VERSION,
-        "services": services,
-    });
-    json(serde_json::to_vec(&body))
+    HttpResponse::Ok().content_type(ContentType::json()).body(state.live().table_json().clone())
 }
 
 /// The Prometheus exposition, rendered on the blocking pool: with a large table it is
@@ -79,14 +57,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     match web::block(move || state.render_metrics()).await {
         Ok(body) => HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(body),
-        Err(e) => RequestError::Encode(e.to_string()).error_response(),
-    }
-}
-
-/// A JSON answer, or a 500 if it could not be encoded.
-fn json(body: serde_json::Result<Vec<u8>>) -> HttpResponse {
-    match body {
-        Ok(body) => HttpResponse::Ok().content_type(ContentType::json()).body(body),
         Err(e) => RequestError::Encode(e.to_string()).error_response(),
     }
 }

@@ -82,9 +82,11 @@ impl Service {
         if spec.name.is_empty() {
             return Err(TableError::EmptyName);
         }
-        let mut seen = HashSet::with_capacity(spec.nodes.len());
+        // Few nodes (the usual case) are compared directly: cheaper than hashing them.
+        let capacity = if spec.nodes.len() > SMALL { spec.nodes.len() } else { 0 };
+        let mut seen = HashSet::with_capacity_and_hasher(capacity, ahash::RandomState::with_seeds(1, 2, 3, 4));
         let mut keep = Vec::with_capacity(spec.nodes.len());
-        for n in &spec.nodes {
+        for (i, n) in spec.nodes.iter().enumerate() {
             if !(n.weight.is_finite() && n.weight > 0.0) {
                 return Err(TableError::InvalidWeight {
                     service: spec.name.clone(),
@@ -92,7 +94,10 @@ impl Service {
                     weight: n.weight,
                 });
             }
-            keep.push(seen.insert(n.node.as_str()));
+            keep.push(match spec.nodes.len() > SMALL {
+                true => seen.insert(n.node.as_str()),
+                false => !spec.nodes[..i].iter().any(|m| m.node == n.node),
+            });
         }
         drop(seen);
         let removed = keep.iter().filter(|k| !**k).count();
@@ -213,6 +218,9 @@ impl Service {
     }
 }
 
+/// Up to this many nodes, duplicates are found by comparing every pair.
+const SMALL: usize = 16;
+
 /// Order-independent fingerprint: a sum of per-node mixes, so it is linear to compute and the
 /// same for any permutation of the nodes. `None`: unweighted (every weight counts as 1, which
 /// keeps the fingerprints of unweighted tables what they always were).
@@ -241,20 +249,21 @@ pub struct Table {
 impl Table {
     /// Builds a table from service specs.
     pub fn build(specs: impl IntoIterator<Item = ServiceSpec>) -> Result<(Table, BuildReport), TableError> {
-        let mut services = Vec::new();
+        let specs = specs.into_iter();
+        let mut services = Vec::with_capacity(specs.size_hint().0);
         let mut report = BuildReport::default();
-        let mut seen = HashSet::new();
         for spec in specs {
             let (service, removed) = Service::build(spec)?;
             if removed > 0 {
                 report.duplicates_removed.push((service.name.clone(), removed));
             }
-            if !seen.insert(service.name.clone()) {
-                return Err(TableError::DuplicateService(service.name));
-            }
             services.push(service);
         }
         services.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        // Sorted, two services of the same name are neighbours.
+        if let Some(w) = services.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(TableError::DuplicateService(w[0].name.clone()));
+        }
         let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
         let mut index = HashMap::with_capacity_and_hasher(names.len(), ahash::RandomState::with_seeds(1, 2, 3, 4));
         index.extend(names.iter().enumerate().map(|(i, n)| (n.clone(), i)));
