@@ -216,7 +216,7 @@ impl AppState {
     /// The whole `/metrics` exposition: process-wide series, then the current table's, all
     /// from one snapshot of the table.
     pub fn render_metrics(&self) -> Vec<u8> {
-        let live = self.live();
+        let live = self.live.load_full();
         let mut out = Vec::with_capacity(8192 + live.series_len_hint());
         self.metrics.render_into(&mut out);
         live.render_metrics(&mut out);
