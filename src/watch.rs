@@ -12,8 +12,10 @@
 //!   name, and the path is also polled every [`POLL`] until it resolves again.
 //! - **Never half a file.** Writes in place are not loaded until the writer closes the file
 //!   (inotify's close-after-write); renames into place and symlink swaps are complete by
-//!   construction. Before loading, the file's identity (inode, size, modification time) must
-//!   stay the same across [`SETTLE`]. A file whose writing was not seen (it appeared while the
+//!   construction. Before loading, keyrouter waits [`SETTLE`], takes in the events of that
+//!   interval, and loads only if no write has started and the file (the same inode) did not
+//!   change meanwhile; another file renamed into place is fine, so a file replaced every few
+//!   milliseconds is still loaded. A file whose writing was not seen (it appeared while the
 //!   watch was being re-attached) is loaded once it has been unchanged for [`QUIET_AGE`].
 //! - **Only the services file counts.** Events for other names in the watched directories (a
 //!   heartbeat file, keyrouter's own log file) are ignored, and nothing is logged per event, so
@@ -42,7 +44,7 @@ use crate::state::AppState;
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Longest a pending change waits for quiet, counted from its first event.
 pub const MAX_WAIT: Duration = Duration::from_millis(800);
-/// The file's identity must not change across this interval before it is loaded.
+/// Before a load, the file must not be written to across this interval.
 pub const SETTLE: Duration = Duration::from_millis(50);
 /// How often an incomplete chain (a directory or link missing) is resolved again.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -297,8 +299,8 @@ impl Follower {
             if now >= self.next_check {
                 self.periodic();
             }
-            if self.pending.is_some_and(|p| self.due(p, now)) {
-                self.load(state);
+            if self.pending.is_some_and(|p| self.due(p, now)) && !self.load(state, rx) {
+                return;
             }
         }
     }
@@ -524,28 +526,39 @@ impl Follower {
     }
 
     /// Loads a pending change once the file is finished and stable.
-    fn load(&mut self, state: &AppState) {
-        let Some(p) = self.pending else { return };
+    /// Returns false if the watcher was stopped meanwhile.
+    fn load(&mut self, state: &AppState, rx: &mpsc::Receiver<Msg>) -> bool {
+        let Some(p) = self.pending else { return true };
         if !self.chain.complete {
             self.pending = None;
-            return;
-        }
-        if self.writing {
-            // Written in place and not closed yet: its close will mark it again.
-            self.pending = None;
-            return;
+            return true;
         }
         if !p.seen && age(&self.path) < QUIET_AGE {
             // Written while we could not see it: wait until it has been quiet long enough.
             self.pending = Some(Pending { last: Instant::now(), first: Instant::now(), ..p });
-            return;
+            return true;
         }
         let before = identity(&self.path);
         std::thread::sleep(SETTLE);
+        // What happened during the settle interval: a writer that started since must be seen.
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Msg::Event(e) => self.on_event(e),
+                Msg::Stop => return false,
+            }
+        }
+        if !self.chain.complete || self.writing {
+            // Gone again, or written in place and not closed yet (its close marks it again).
+            self.pending = None;
+            return true;
+        }
         let after = identity(&self.path);
-        if before != after || after.is_none() {
+        // The same file changed: a write is under way. (Another inode is a file renamed into
+        // place, complete by construction: renames every few milliseconds must not starve.)
+        let same_inode = before.zip(after).is_some_and(|(b, a)| (b.dev, b.ino) == (a.dev, a.ino));
+        if after.is_none() || (same_inode && before != after) {
             self.pending = Some(Pending { last: Instant::now(), ..p });
-            return;
+            return true;
         }
         self.pending = None;
         reload_and_log(state, "file change", When::IfChanged);
@@ -554,6 +567,7 @@ impl Follower {
             // Changed while being read: read it again once it settles.
             self.mark(false);
         }
+        true
     }
 }
 

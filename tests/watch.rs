@@ -190,6 +190,40 @@ fn a_busy_directory_does_not_delay_a_change_beyond_a_second() {
 }
 
 #[test]
+fn a_file_rewritten_without_pause_is_still_loaded_within_about_a_second() {
+    let kr = Keyrouter::start_with(&one("s", "start"), &["--watch"]);
+    kr.wait_for_log("watching", 0);
+    let path = kr.services.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // A rename into place every 50 ms, for at most 6 s: never 100 ms of quiet.
+            for i in 0..120 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                replace(&path, &one("s", &format!("burst-{i}")));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut seen = None;
+    while started.elapsed() < Duration::from_secs(4) {
+        if answer(&kr, "s")[0].as_str().is_some_and(|n| n.starts_with("burst-")) {
+            seen = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let took = seen.expect("nothing from the burst was loaded while it lasted");
+    assert!(took < Duration::from_millis(2500), "the first load took {took:?}");
+}
+
+#[test]
 fn keyrouters_own_log_file_beside_the_services_file_causes_no_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let services_path = dir.path().join("services.toml");
