@@ -5,7 +5,8 @@
 //! `/usr/bin/time -v` reports it), the size and time of `/metrics` and `/table`, and lookup
 //! latency on keep-alive connections without and with a `/metrics` scrape every second.
 //!
-//! `cargo bench --bench large_catalog` (`KEYROUTER_BENCH_SERVICES=N` for another size). Talks to
+//! `cargo bench --bench large_catalog` (`KEYROUTER_BENCH_SERVICES=N` for another size,
+//! `KEYROUTER_BENCH_SERIES=N` for the server's `--max-service-series`). Talks to
 //! 127.0.0.1 only; every phase is bounded in time.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -118,6 +119,11 @@ impl Server {
             .arg("--services")
             .arg(file)
             .args(["--address", "127.0.0.1:0", "--workers", "2"])
+            .args(
+                std::env::var("KEYROUTER_BENCH_SERIES")
+                    .map(|n| vec!["--max-service-series".to_string(), n])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
