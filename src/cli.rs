@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::error::{ContextKind, ErrorKind};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 use crate::address::ListenAddress;
 use crate::logging::{parse_level, LogFormat};
@@ -18,42 +20,43 @@ use crate::startup::Settings;
 /// are for operators. SIGHUP re-reads the services file; an invalid file is logged and the
 /// previous table keeps serving. SIGTERM and SIGINT stop gracefully.
 #[derive(Debug, Parser)]
-#[command(name = "keyrouter", version, about, long_about)]
+#[command(name = "keyrouter", version, about, long_about, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
     /// Services file (TOML, `[[Services]]` with `Name` and `Nodes`).
-    #[arg(long, global = true, env = "KEYROUTER_SERVICES", default_value = "services.toml")]
+    #[arg(long, global = true, env = "KEYROUTER_SERVICES", default_value = "services.toml", value_name = "FILE")]
     pub services: PathBuf,
 
     /// Address to listen on: `:PORT` (all interfaces), `HOST:PORT` or `[IPv6]:PORT`.
-    #[arg(long, env = "KEYROUTER_ADDRESS", default_value = ":8080")]
+    #[arg(long, env = "KEYROUTER_ADDRESS", default_value = ":8080", value_name = "ADDR")]
     pub address: ListenAddress,
 
     /// Log level: TRACE, DEBUG, INFO, WARN or ERROR (any case). Requests are logged at DEBUG.
-    #[arg(long, env = "KEYROUTER_LOG_LEVEL", default_value = "INFO", value_parser = parse_level)]
+    #[arg(long, env = "KEYROUTER_LOG_LEVEL", default_value = "INFO", value_parser = parse_level, value_name = "LEVEL")]
     pub log_level: tracing::Level,
 
     /// Log format: human-readable text or JSON lines.
-    #[arg(long, env = "KEYROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "KEYROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
-    /// Also reload when the services file changes on disk (SIGHUP works either way).
-    #[arg(long, env = "KEYROUTER_WATCH")]
+    /// Also reload when the services file changes on disk (SIGHUP works either way). From the
+    /// environment: 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "KEYROUTER_WATCH", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub watch: bool,
 
     /// Worker threads (0: one per CPU this process may use, container limits included).
-    #[arg(long, env = "KEYROUTER_WORKERS", default_value_t = 0)]
+    #[arg(long, env = "KEYROUTER_WORKERS", default_value_t = 0, value_name = "N")]
     pub workers: usize,
 
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
-    #[arg(long, env = "KEYROUTER_SHUTDOWN_TIMEOUT", default_value_t = 5)]
+    #[arg(long, env = "KEYROUTER_SHUTDOWN_TIMEOUT", default_value_t = 5, value_name = "SECS")]
     pub shutdown_timeout: u64,
 
     /// Seconds between SIGTERM (readiness turns 503) and closing the listener, for load
     /// balancers to stop sending first.
-    #[arg(long, env = "KEYROUTER_SHUTDOWN_DELAY", default_value_t = 0)]
+    #[arg(long, env = "KEYROUTER_SHUTDOWN_DELAY", default_value_t = 0, value_name = "SECS")]
     pub shutdown_delay: u64,
 
     /// Print long help (same as --help).
@@ -78,15 +81,24 @@ pub enum Command {
         /// Key to place.
         key: String,
         /// Fewest nodes acceptable (default 1).
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
         min: Option<String>,
         /// Most nodes wanted (default: min).
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_name = "N")]
         max: Option<String>,
     },
 }
 
 impl Cli {
+    /// Parses the command line and the `KEYROUTER_*` environment. A bad value that came from the
+    /// environment is reported with the variable's name, which is what the user set.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        Cli::try_parse().map_err(|e| match from_environment(&e) {
+            Some(variable) => clap::Error::raw(e.kind(), format!("{variable}: {}\n", first_line(&e))),
+            None => e,
+        })
+    }
+
     /// The serving settings these flags ask for.
     pub fn settings(&self) -> Settings {
         Settings {
@@ -101,10 +113,37 @@ impl Cli {
     }
 }
 
+/// `NAME=value` when `e` is about a value that came from the environment variable NAME (and
+/// not from the command line).
+fn from_environment(e: &clap::Error) -> Option<String> {
+    if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let value = e.get(ContextKind::InvalidValue)?.to_string();
+    let arg = e.get(ContextKind::InvalidArg)?.to_string();
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?.to_string();
+    let cmd = Cli::command();
+    let variable = cmd.get_arguments().find(|a| a.get_long() == Some(&long))?.get_env()?.to_str()?.to_string();
+    let on_command_line = std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    (std::env::var(&variable).ok()? == value && !on_command_line).then(|| format!("{variable}={value}"))
+}
+
+/// clap's message without its `error: ` prefix, usage and help hint.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"));
+    let first = lines.next().unwrap_or_default().trim_start_matches("error: ").to_string();
+    let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    if rest.is_empty() {
+        first
+    } else {
+        format!("{first} {}", rest.join(" "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_valid() {

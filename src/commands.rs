@@ -5,10 +5,11 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Loaded};
+use crate::manpage;
 use crate::ranking::{self, SelfCheckError};
 use crate::request::{self, Fields, RequestError};
 use crate::startup::{self, StartupError};
@@ -41,7 +42,10 @@ impl CommandError {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let result = match &cli.command {
         _ if cli.help_man => man(),
         None => serve(&cli),
@@ -59,6 +63,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// clap's own answer: help and version on stdout with status 0, usage errors on stderr with 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
 fn serve(cli: &Cli) -> Result<(), CommandError> {
     logging::init(cli.log_level, cli.log_format);
     let settings: Settings = cli.settings();
@@ -66,9 +76,8 @@ fn serve(cli: &Cli) -> Result<(), CommandError> {
 }
 
 fn man() -> Result<(), CommandError> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out).map_err(CommandError::Man)?;
-    std::io::stdout().write_all(&out).map_err(CommandError::Output)
+    let page = manpage::render(Cli::command()).map_err(CommandError::Man)?;
+    std::io::stdout().write_all(&page).map_err(CommandError::Output)
 }
 
 /// The hash self-check, then the services file: what every offline command needs.

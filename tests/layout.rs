@@ -10,6 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["main"],
     &["commands"],
+    &["manpage"],
     &["cli"],
     &["startup"],
     &["signals", "watch"],
