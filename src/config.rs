@@ -96,13 +96,12 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    let invalid = |diags| ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) };
-    let doc: Doc = toml::from_str(src).map_err(|e| {
-        let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
-        invalid(vec![Diagnostic { line, column, message: e.message().trim_end().to_string() }])
-    })?;
-
-    let mut diags = Vec::new();
+    let invalid = |mut diags: Vec<Diagnostic>| {
+        diags.sort_by_key(|d| (d.line, d.column));
+        ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) }
+    };
+    let (doc, mut diags) = structure(src);
+    let Some(doc) = doc else { return Err(invalid(diags)) };
     let mut at = |span: std::ops::Range<usize>, message: String| {
         let (line, column) = line_col(src, span.start);
         diags.push(Diagnostic { line, column, message });
@@ -150,6 +149,43 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     Ok(Loaded { table, report })
 }
 
+/// The file's structure: each `[[Services]]` entry deserialized on its own, so that a missing
+/// field, a wrong type or an unknown key in one entry does not hide the errors of the others.
+/// `None` when the file is not TOML at all (every syntax error is in the diagnostics).
+fn structure(src: &str) -> (Option<Doc>, Vec<Diagnostic>) {
+    let diag = |e: &toml::de::Error, fallback: std::ops::Range<usize>| {
+        let (line, column) = line_col(src, e.span().unwrap_or(fallback).start);
+        Diagnostic { line, column, message: e.message().trim_end().to_string() }
+    };
+    let (root, syntax) = toml::de::DeTable::parse_recoverable(src);
+    if !syntax.is_empty() {
+        return (None, syntax.iter().map(|e| diag(e, 0..0)).collect());
+    }
+    let mut diags = Vec::new();
+    let mut doc = Doc::default();
+    for (key, value) in root.into_inner() {
+        let (line, column) = line_col(src, key.span().start);
+        if key.get_ref().as_ref() != "Services" {
+            let message = format!("unknown field `{}`, expected `Services`", key.get_ref());
+            diags.push(Diagnostic { line, column, message });
+            continue;
+        }
+        let toml::de::DeValue::Array(entries) = value.into_inner() else {
+            let message = "`Services` must be an array of tables: write each service as [[Services]]".into();
+            diags.push(Diagnostic { line, column, message });
+            continue;
+        };
+        for entry in entries {
+            let entry_span = entry.span();
+            match ServiceDoc::deserialize(toml::de::ValueDeserializer::from(entry)) {
+                Ok(service) => doc.services.push(Spanned::new(entry_span, service)),
+                Err(e) => diags.push(diag(&e, entry_span.clone())),
+            }
+        }
+    }
+    (Some(doc), diags)
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
@@ -159,10 +195,9 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The `[[Services]]` entries that have the right structure.
+#[derive(Default)]
 struct Doc {
-    #[serde(rename = "Services", default)]
     services: Vec<Spanned<ServiceDoc>>,
 }
 
@@ -312,6 +347,27 @@ mod tests {
     fn several_errors_are_all_reported() {
         let d = err("[[Services]]\nName = \"\"\n[[Services]]\nName = \"a\"\nNodes = [{ Node = \"y\", Weight = 0 }]\n");
         assert_eq!(d.len(), 2, "{d:?}");
+    }
+
+    #[test]
+    fn structural_errors_in_several_entries_are_all_reported() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Weight = 0 }]\n[[Services]]\nName = \"a\"\n\
+                   [[Services]]\nNodes = [\"y\"]\n[[Services]]\nName = \"b\"\nNode = [\"z\"]\n\
+                   [[Services]]\nName = 7\n";
+        let d = err(src);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [3, 5, 6, 10, 12], "{d:?}");
+        assert!(d[0].message.contains("greater than 0"), "{d:?}");
+        assert!(d[1].message.contains("already defined at line 2"), "{d:?}");
+        assert!(d[2].message.contains("missing field `Name`"), "{d:?}");
+        assert!(d[3].message.contains("unknown field `Node`"), "{d:?}");
+        assert!(d[4].message.contains("invalid type"), "{d:?}");
+    }
+
+    #[test]
+    fn several_syntax_errors_are_all_reported() {
+        let d = err("[[Services]]\nName = \"a\nNodes = [\n[[Services]]\nName = = \"b\"\n");
+        assert!(d.len() >= 2, "{d:?}");
     }
 
     #[test]

@@ -162,3 +162,28 @@ fn the_readme_installs_the_binary_before_the_local_one_liner() {
     let one_liner = readme.find("consul-template -template").expect("the local one-liner");
     assert!(install < one_liner);
 }
+
+#[test]
+fn check_lists_every_error_in_the_file_structural_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s3.toml");
+    std::fs::write(
+        &file,
+        "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Weight = 0 }]\n[[Services]]\nName = \"a\"\n\
+         [[Services]]\nNodes = [\"y\"]\n[[Services]]\nName = \"b\"\nNode = [\"z\"]\n",
+    )
+    .unwrap();
+    let out = keyrouter(&["check", "--services", file.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("s3.toml:")).collect();
+    assert_eq!(errors.len(), 4, "{stderr}");
+    for (line, needle) in
+        [(3, "Weight"), (5, "already defined"), (6, "missing field `Name`"), (10, "unknown field `Node`")]
+    {
+        assert!(
+            errors.iter().any(|e| e.contains(&format!("s3.toml:{line}:")) && e.contains(needle)),
+            "no error at line {line} ({needle}):\n{stderr}"
+        );
+    }
+}
