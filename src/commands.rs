@@ -9,11 +9,12 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Loaded};
+use crate::logging::{self, count};
 use crate::manpage;
 use crate::ranking::{self, SelfCheckError};
 use crate::request::{self, Fields, RequestError};
+use crate::startup::Settings;
 use crate::startup::{self, StartupError};
-use crate::{logging, startup::Settings};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,18 +92,18 @@ fn check(path: &Path) -> Result<(), CommandError> {
     let loaded = load_checked(path)?;
     let t = &loaded.table;
     let mut out = format!(
-        "{}: OK: {} services, {} nodes, fingerprint {}\n",
+        "{}: OK: {}, {}, fingerprint {}\n",
         path.display(),
-        t.len(),
-        t.node_count(),
+        count(t.len(), "service"),
+        count(t.node_count(), "node"),
         ranking::fingerprint_hex(t.fingerprint())
     );
     for s in t.services() {
         let weighted = if s.is_weighted() { ", weighted" } else { "" };
-        out.push_str(&format!("  {:?}: {} nodes{weighted}\n", s.name(), s.len()));
+        out.push_str(&format!("  {:?}: {}{weighted}\n", s.name(), count(s.len(), "node")));
     }
     for (service, n) in &loaded.report.duplicates_removed {
-        out.push_str(&format!("  {service:?}: removed {n} duplicate node(s)\n"));
+        out.push_str(&format!("  {service:?}: removed {}\n", count(*n, "duplicate node")));
     }
     std::io::stdout().write_all(out.as_bytes()).map_err(CommandError::Output)
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::config::{self, ConfigError, Loaded};
+use crate::logging::count;
 use crate::ranking::Table;
 use crate::state::AppState;
 
@@ -54,7 +55,13 @@ pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
         Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
         Ok(Some(summary)) => {
             warn_duplicates(state.services_path(), &summary.duplicates_removed);
-            tracing::info!("{cause}: reloaded {path}: {summary}");
+            // A reload that changes nothing is routine (consul-template renders on every catalog
+            // event); only changes are worth a line at INFO.
+            if summary.is_unchanged() {
+                tracing::debug!("{cause}: reloaded {path}: {summary}");
+            } else {
+                tracing::info!("{cause}: reloaded {path}: {summary}");
+            }
         }
         Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
     }
@@ -63,7 +70,7 @@ pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
 /// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
 fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
     for (service, n) in removed {
-        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", path.display());
+        tracing::warn!("{}: service {service:?}: removed {}", path.display(), count(*n, "duplicate node"));
     }
 }
 
@@ -79,6 +86,11 @@ pub struct ReloadSummary {
 }
 
 impl ReloadSummary {
+    /// No service was added, removed or changed: every answer stays the same.
+    pub fn is_unchanged(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
     fn between(old: &Table, new: &Table, duplicates_removed: Vec<(String, usize)>) -> Self {
         let mut s =
             ReloadSummary { services: new.len(), nodes: new.node_count(), duplicates_removed, ..Default::default() };
@@ -96,10 +108,10 @@ impl ReloadSummary {
 
 impl fmt::Display for ReloadSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} services, {} nodes; added {:?}, removed {:?}, changed {:?}",
-            self.services, self.nodes, self.added, self.removed, self.changed
-        )
+        write!(f, "{}, {}", count(self.services, "service"), count(self.nodes, "node"))?;
+        if self.is_unchanged() {
+            return f.write_str("; unchanged");
+        }
+        write!(f, "; added {:?}, removed {:?}, changed {:?}", self.added, self.removed, self.changed)
     }
 }

@@ -27,20 +27,15 @@ impl Signals {
         })
     }
 
-    /// Reloads on every SIGHUP until SIGTERM or SIGINT arrives, then returns. SIGHUPs that
-    /// arrive during a reload coalesce into one more reload, which reads the file as it is then.
-    pub async fn reload_until_stopped(mut self, state: Arc<AppState>) {
+    /// Reloads on every SIGHUP until SIGTERM or SIGINT arrives, then returns its name. SIGHUPs
+    /// that arrive during a reload coalesce into one more reload, which reads the file as it is
+    /// then.
+    pub async fn reload_until_stopped(mut self, state: Arc<AppState>) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.hangup.recv() => reload_and_log(&state, "SIGHUP", When::Always),
-                _ = self.terminate.recv() => {
-                    tracing::info!("SIGTERM: finishing in-flight requests, then exiting");
-                    return;
-                }
-                _ = self.interrupt.recv() => {
-                    tracing::info!("SIGINT: finishing in-flight requests, then exiting");
-                    return;
-                }
+                _ = self.terminate.recv() => return "SIGTERM",
+                _ = self.interrupt.recv() => return "SIGINT",
             }
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::address::ListenAddress;
 use crate::config::ConfigError;
 use crate::http::{self, ServerOptions};
+use crate::logging::count;
 use crate::ranking::{self, SelfCheckError};
 use crate::reload;
 use crate::signals::Signals;
@@ -106,16 +107,26 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let live = self.state.live();
         tracing::info!(
-            "keyrouter {} listening on {} with {} workers, serving {} ({} services, {} nodes)",
+            "keyrouter {} listening on {} with {}, serving {} ({}, {})",
             env!("CARGO_PKG_VERSION"),
             self.local,
-            self.options.workers,
+            count(self.options.workers, "worker"),
             self.state.services_path().display(),
-            live.table.len(),
-            live.table.node_count(),
+            count(live.table.len(), "service"),
+            count(live.table.node_count(), "node"),
         );
         drop(live);
-        let shutdown = self.signals.reload_until_stopped(self.state.clone());
+        let (delay, timeout) = (self.options.shutdown_delay, self.options.shutdown_timeout);
+        let stopping = self.signals.reload_until_stopped(self.state.clone());
+        let shutdown = async move {
+            let signal = stopping.await;
+            tracing::info!(
+                "{signal}: readiness is 503 from now; the listener closes in {} s, then in-flight \
+                 requests get up to {} s (--shutdown-delay, --shutdown-timeout)",
+                delay.as_secs(),
+                timeout.as_secs()
+            );
+        };
         http::run(self.listener, self.state, self.options, shutdown).await.map_err(StartupError::Server)?;
         drop(self._watcher);
         Ok(())

@@ -196,7 +196,7 @@ fn check_validates_without_serving() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("OK: 2 services, 2 nodes"), "{stdout}");
-    assert!(stdout.contains("\"bar\": removed 1 duplicate node(s)"), "{stdout}");
+    assert!(stdout.contains("\"bar\": removed 1 duplicate node"), "{stdout}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(
