@@ -17,6 +17,7 @@
 pub mod hash;
 mod table;
 pub mod topk;
+pub mod weighted;
 
 pub use hash::ALGORITHM_VERSION;
 pub use table::{fingerprint_hex, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table, TableError};

@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::hash::{fill_scores, hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
-use super::topk::{top_k, Candidate};
+use super::topk::{top_k, Candidate, INLINE};
+use super::weighted;
 
 /// One node as written in the services file: an opaque string and its weight (1 by default).
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +70,8 @@ pub struct Service {
     hashes: Vec<u64>,
     /// Each node's weight, in the order of `nodes`.
     weights: Vec<f64>,
+    /// `1 / weight` for each node, for the weighted path's bound (see [`super::weighted`]).
+    inv_weights: Vec<f64>,
     /// False when all weights are equal: the unweighted ranking is then exactly the weighted
     /// one, and much cheaper.
     weighted: bool,
@@ -107,7 +110,8 @@ impl Service {
         let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
         let fingerprint = fingerprint(&hashes, &weights);
         let uniform = weights.windows(2).all(|w| w[0] == w[1]);
-        Ok((Service { name: spec.name, nodes, hashes, weights, weighted: !uniform, fingerprint }, removed))
+        let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
+        Ok((Service { name: spec.name, nodes, hashes, weights, inv_weights, weighted: !uniform, fingerprint }, removed))
     }
 
     pub fn name(&self) -> &str {
@@ -176,7 +180,11 @@ impl Service {
         let tie = |a: u32, b: u32| nodes[b as usize].cmp(&nodes[a as usize]);
         let emit = |i: usize| out.push(nodes[i].as_str());
         let weights = &self.weights[..];
+        let exact = |a: &Candidate<(f64, u64)>, b: &Candidate<(f64, u64)>| {
+            a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
+        };
         match self.weighted {
+            true if k <= INLINE => weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, exact, emit),
             false => top_k(
                 hashes.len(),
                 k,
@@ -195,9 +203,7 @@ impl Service {
                     // No block skipping: the bound would cost as much as the scan it saves.
                     (f64::INFINITY, u64::MAX)
                 },
-                |a: &Candidate<(f64, u64)>, b| {
-                    a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
-                },
+                exact,
                 emit,
             ),
         }
@@ -296,4 +302,66 @@ impl Table {
 /// Formats a fingerprint the way the API shows it.
 pub fn fingerprint_hex(f: u64) -> String {
     format!("{f:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every node scored exactly and sorted: what the weighted path must answer.
+    fn reference<'a>(s: &'a Service, key: &str, k: usize) -> Vec<&'a str> {
+        let kh = hash_str(key);
+        let mut all: Vec<(f64, u64, &str)> = (0..s.len())
+            .map(|i| {
+                let raw = score(kh, s.hashes[i]);
+                (weighted_score(raw, s.weights[i]), raw, s.nodes[i].as_str())
+            })
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2)));
+        all.into_iter().take(k).map(|c| c.2).collect()
+    }
+
+    fn service(weights: &[f64]) -> Service {
+        let nodes = weights.iter().enumerate().map(|(i, &weight)| NodeSpec { node: format!("n{i}:80"), weight });
+        Service::build(ServiceSpec { name: "w".into(), nodes: nodes.collect() }).unwrap().0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The bound only skips nodes that lose: every answer equals scoring every node exactly.
+        #[test]
+        fn the_weighted_fast_path_never_changes_an_answer(
+            weights in prop::collection::vec(
+                prop_oneof![1e-6f64..1e6, 0.5f64..2.0, Just(1.0), Just(1.0 + f64::EPSILON), 1e-300f64..1e-290],
+                1..300,
+            ),
+            k in 1usize..=INLINE,
+            seed in any::<u64>(),
+        ) {
+            let s = service(&weights);
+            prop_assume!(s.is_weighted());
+            for i in 0..20u64 {
+                let key = format!("key-{}", mix(seed ^ i));
+                let mut fast = Vec::new();
+                s.rank_into(&key, k, &mut fast);
+                prop_assert_eq!(fast, reference(&s, &key, k), "key {}", key);
+            }
+        }
+    }
+
+    #[test]
+    fn the_weighted_fast_path_agrees_on_large_services() {
+        let weights: Vec<f64> = (0..10_000u64).map(|i| 0.25 + (mix(i) % 1000) as f64 / 100.0).collect();
+        let s = service(&weights);
+        for i in 0..60 {
+            let key = format!("user:{i}");
+            for k in [1, 3, 10, 32] {
+                let mut fast = Vec::new();
+                s.rank_into(&key, k, &mut fast);
+                assert_eq!(fast, reference(&s, &key, k), "key {key}, k {k}");
+            }
+        }
+    }
 }
