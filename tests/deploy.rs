@@ -5,16 +5,14 @@
 //! a minimal non-root image. Schema validation is in tests/kubernetes.rs.
 
 mod common;
-#[path = "support/manifests.rs"]
-mod manifests;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
+use common::manifests::*;
 use keyrouter::cli::Cli;
-use manifests::*;
 use serde_json::Value;
 
 // ---- helpers ----------------------------------------------------------------------------------

@@ -7,14 +7,12 @@
 //! does not validate fails the test; so does a validator that cannot be installed.
 
 mod common;
-#[path = "support/manifests.rs"]
-mod manifests;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use manifests::*;
+use common::manifests::*;
 use serde_json::Value;
 
 /// The oldest Kubernetes the manifests are for: native sidecars (on by default since 1.29), the
