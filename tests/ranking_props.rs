@@ -3,7 +3,8 @@
 
 mod common;
 
-use keyrouter::ranking::{LookupError, Service, ServiceSpec, Table};
+use keyrouter::ranking::topk::{self, top_k, Candidate};
+use keyrouter::ranking::{unweighted_order, weighted_order, LookupError, Service, ServiceSpec, Table};
 use proptest::prelude::*;
 
 fn service(nodes: &[String]) -> Service {
@@ -146,8 +147,54 @@ fn removing_a_node_moves_only_its_keys() {
     }
 }
 
+/// Runs the ranking's own selection and order over `nodes` with the given scores: node names,
+/// best first.
+fn select<S: Copy + Default>(
+    nodes: &[String],
+    scores: &[S],
+    k: usize,
+    order: impl Fn(&Candidate<S>, &Candidate<S>) -> std::cmp::Ordering,
+    block_max: S,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    top_k(
+        nodes.len(),
+        k,
+        |start, block: &mut [S]| {
+            block.copy_from_slice(&scores[start..start + block.len()]);
+            block_max
+        },
+        order,
+        |i| out.push(nodes[i].clone()),
+    );
+    out
+}
+
 #[test]
 fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
+    // A real tie: every candidate has the same score (no 64-bit collision of the hash can be
+    // produced on demand, so the selection is driven with the ranking's own order and scores
+    // chosen here). The smaller node string ranks first, whatever the file order, for every k,
+    // on both sides of the stack-buffer limit.
+    for n in [5, topk::INLINE + 8] {
+        let mut nodes: Vec<String> = (0..n).map(|i| format!("node-{:02}", (i * 7) % n)).collect();
+        nodes.swap(0, n - 1);
+        let mut sorted = nodes.clone();
+        sorted.sort();
+        for k in 0..=n {
+            let got = select(&nodes, &vec![42u64; n], k, unweighted_order(&nodes), 42);
+            assert_eq!(got, sorted[..k], "{n} tied nodes, k={k}");
+        }
+        // Ties below a higher score: the higher score first, then the tie by string.
+        let scores: Vec<u64> = nodes.iter().map(|s| if s.ends_with('3') { 9 } else { 7 }).collect();
+        let (mut high, mut low): (Vec<String>, Vec<String>) = sorted.iter().cloned().partition(|s| s.ends_with('3'));
+        high.append(&mut low);
+        assert_eq!(select(&nodes, &scores, n, unweighted_order(&nodes), 9), high, "{n} nodes, two scores");
+        // Weighted: equal weighted scores fall back to the raw hash score, then to the string.
+        let weighted: Vec<(f64, u64)> = nodes.iter().map(|s| (1.5, if s.ends_with('3') { 2 } else { 1 })).collect();
+        assert_eq!(select(&nodes, &weighted, n, weighted_order(&nodes), (f64::INFINITY, u64::MAX)), high);
+    }
+
     let (t, report) =
         Table::build([ServiceSpec::new("b", ["x", "x", "y"]), ServiceSpec::new("a", Vec::<String>::new())]).unwrap();
     assert_eq!(t.names(), ["a", "b"]);
