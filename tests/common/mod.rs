@@ -171,26 +171,52 @@ fn listening_port_of(child: &mut Child, log: &Mutex<String>) -> u16 {
 
 /// Local ports of the TCP sockets in the LISTEN state that process `pid` holds open.
 pub fn proc_listening_ports(pid: u32) -> Vec<u16> {
+    proc_sockets(pid).into_iter().filter(|s| s.state == TCP_LISTEN).map(|s| s.local_port).collect()
+}
+
+/// Remote ports of the established TCP connections that process `pid` holds open: a client's
+/// local port shows here once the server has accepted its connection.
+pub fn proc_connected_ports(pid: u32) -> Vec<u16> {
+    proc_sockets(pid).into_iter().filter(|s| s.state == TCP_ESTABLISHED).map(|s| s.remote_port).collect()
+}
+
+const TCP_ESTABLISHED: u8 = 0x01;
+const TCP_LISTEN: u8 = 0x0A;
+
+/// A TCP socket from /proc/<pid>/net/tcp{,6}.
+struct ProcSocket {
+    state: u8,
+    local_port: u16,
+    remote_port: u16,
+}
+
+/// The TCP sockets process `pid` holds open: its descriptors' socket inodes, looked up in the
+/// kernel's tables for its network namespace.
+fn proc_sockets(pid: u32) -> Vec<ProcSocket> {
     let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter_map(|l| Some(l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string()))
         .collect();
-    let mut ports = Vec::new();
+    let port = |addr: &str| addr.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    let mut sockets = Vec::new();
     for table in ["tcp", "tcp6"] {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else { continue };
         // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode"
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            const LISTEN: &str = "0A";
-            if f.len() > 9 && f[3] == LISTEN && inodes.contains(f[9]) {
-                let port = f[1].rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-                ports.extend(port);
+            if f.len() <= 9 || !inodes.contains(f[9]) {
+                continue;
+            }
+            if let (Some(local_port), Some(remote_port), Ok(state)) =
+                (port(f[1]), port(f[2]), u8::from_str_radix(f[3], 16))
+            {
+                sockets.push(ProcSocket { state, local_port, remote_port });
             }
         }
     }
-    ports
+    sockets
 }
 
 /// Port from a line such as "... listening on 127.0.0.1:41234, serving ...".
