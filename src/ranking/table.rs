@@ -1,5 +1,6 @@
 //! The immutable service table: everything a lookup needs, computed once per node.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use super::hash::{fill_scores, hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
@@ -175,27 +176,23 @@ impl Service {
         let key_hash = hash_str(key);
         let hashes = &self.hashes[..];
         let nodes = &self.nodes[..];
-        // Equal scores (a 64-bit collision) are broken by the node string, so the order is
-        // total and does not depend on the order of nodes in the file.
-        let tie = |a: u32, b: u32| nodes[b as usize].cmp(&nodes[a as usize]);
         let emit = |i: usize| out.push(nodes[i].as_str());
         let weights = &self.weights[..];
-        let exact = |a: &Candidate<(f64, u64)>, b: &Candidate<(f64, u64)>| {
-            a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
-        };
         match self.weighted {
-            true if k <= INLINE => weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, exact, emit),
+            true if k <= INLINE => {
+                weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, weighted_order(nodes), emit)
+            }
             false => top_k(
                 hashes.len(),
                 k,
                 |start, out: &mut [u64]| fill_scores(key_hash, &hashes[start..start + out.len()], out),
-                |a: &Candidate<u64>, b| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index)),
+                unweighted_order(nodes),
                 emit,
             ),
             true => top_k(
                 hashes.len(),
                 k,
-                |start, out: &mut [(f64, u64)]| {
+                |start, out: &mut [WeightedScore]| {
                     for (i, o) in (start..).zip(out.iter_mut()) {
                         let raw = score(key_hash, hashes[i]);
                         *o = (weighted_score(raw, weights[i]), raw);
@@ -203,11 +200,40 @@ impl Service {
                     // No block skipping: the bound would cost as much as the scan it saves.
                     (f64::INFINITY, u64::MAX)
                 },
-                exact,
+                weighted_order(nodes),
                 emit,
             ),
         }
     }
+}
+
+/// The order of an unweighted ranking over `nodes`, as [`top_k`] takes it (`Greater`: `a` ranks
+/// before `b`): the higher score first; equal scores (a 64-bit collision) by the node string,
+/// the smaller (bytewise) first, so the order is total and does not depend on the order of the
+/// nodes in the file.
+#[inline(always)]
+pub fn unweighted_order(nodes: &[String]) -> impl Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering + '_ {
+    move |a, b| a.score.cmp(&b.score).then_with(|| tie(nodes, a.index, b.index))
+}
+
+/// A weighted candidate's score: the weighted score, and the raw hash score it came from.
+pub type WeightedScore = (f64, u64);
+
+/// The order of a weighted ranking over `nodes`: the higher weighted score first, then the
+/// higher raw hash score, then the node string as in [`unweighted_order`].
+#[inline(always)]
+pub fn weighted_order(
+    nodes: &[String],
+) -> impl Fn(&Candidate<WeightedScore>, &Candidate<WeightedScore>) -> Ordering + '_ {
+    move |a, b| {
+        a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(nodes, a.index, b.index))
+    }
+}
+
+/// `Greater` when node `a`'s string is the smaller one: it ranks first.
+#[inline(always)]
+fn tie(nodes: &[String], a: u32, b: u32) -> Ordering {
+    nodes[b as usize].cmp(&nodes[a as usize])
 }
 
 /// Order-independent fingerprint: a sum of per-node mixes, so it is linear to compute and the
