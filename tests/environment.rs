@@ -124,7 +124,7 @@ const GOOD: &str = "[[Services]]\nName = \"bar\"\nNodes = [\"b1:80\", \"b2:80\"]
 
 #[test]
 fn a_fifo_at_the_path_blocks_neither_reloads_nor_shutdown() {
-    let mut kr = start(GOOD, &["--watch", "--shutdown-delay", "1", "--shutdown-timeout", "1"], SMALL_AS);
+    let mut kr = start(GOOD, &["--watch", "--shutdown-delay", "3", "--shutdown-timeout", "1"], SMALL_AS);
     let before = kr.get("/service/bar?key=k&max=2").json();
     // Renamed over the file: the watcher sees it and must not wedge on it.
     let mark = kr.log().len();
@@ -144,10 +144,10 @@ fn a_fifo_at_the_path_blocks_neither_reloads_nor_shutdown() {
     let t0 = Instant::now();
     kr.signal(libc::SIGTERM);
     while kr.get("/readyz").status != 503 {
-        assert!(t0.elapsed() < Duration::from_secs(1), "readiness still 200 after {:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(2), "readiness still 200 after {:?}", t0.elapsed());
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = kr.wait_exit(Duration::from_secs(2) + SLACK).expect("keyrouter did not exit");
+    let status = kr.wait_exit(Duration::from_millis(4500) + SLACK).expect("keyrouter did not exit");
     assert!(status.success(), "{status:?}\n{}", kr.log());
 }
 
@@ -500,7 +500,7 @@ fn sigterm_during_cpu_bound_requests_exits_within_the_promised_time() {
 
 #[test]
 fn sigterm_during_a_long_reload_is_handled_at_once() {
-    let mut kr = start(GOOD, &["--log-level", "debug", "--shutdown-delay", "1", "--shutdown-timeout", "1"], BIG_AS);
+    let mut kr = start(GOOD, &["--log-level", "debug", "--shutdown-delay", "3", "--shutdown-timeout", "1"], BIG_AS);
     kr.write_services(&big_table(600_000));
     let mark = kr.log().len();
     kr.signal(libc::SIGHUP);
@@ -510,10 +510,10 @@ fn sigterm_during_a_long_reload_is_handled_at_once() {
     let t0 = Instant::now();
     kr.signal(libc::SIGTERM);
     while kr.get("/readyz").status != 503 {
-        assert!(t0.elapsed() < Duration::from_secs(1), "readiness still 200 after {:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(2), "readiness still 200 after {:?}", t0.elapsed());
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = kr.wait_exit(Duration::from_secs(2) + SLACK).unwrap_or_else(|| panic!("no exit:\n{}", kr.log()));
+    let status = kr.wait_exit(Duration::from_millis(4500) + SLACK).unwrap_or_else(|| panic!("no exit:\n{}", kr.log()));
     assert!(status.success(), "{status:?}");
 }
 
@@ -525,7 +525,7 @@ fn a_second_sigterm_or_sigint_exits_at_once() {
         eventually("readiness to turn 503", || kr.get("/readyz").status == 503);
         let (status, took) = stop(&mut kr, signal, Duration::from_secs(5));
         assert_eq!(status.code(), Some(code), "{status:?}");
-        assert!(took < Duration::from_secs(1), "second signal: exit took {took:?}");
+        assert!(took < Duration::from_secs(2), "second signal: exit took {took:?}");
         assert!(kr.log().contains("again: exiting now"), "{}", kr.log());
     }
 }
