@@ -9,6 +9,7 @@ use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 use crate::address::ListenAddress;
+use crate::config::DEFAULT_MAX_SERVICES_BYTES;
 use crate::logging::{parse_level, LogFormat};
 use crate::startup::Settings;
 
@@ -58,6 +59,18 @@ pub struct Cli {
     /// balancers to stop sending first.
     #[arg(long, env = "KEYROUTER_SHUTDOWN_DELAY", default_value_t = 0, value_name = "SECS")]
     pub shutdown_delay: u64,
+
+    /// Largest services file accepted, in bytes; a bigger file is refused at startup, by
+    /// `check` and `lookup`, and on reload (the old table keeps serving).
+    #[arg(long, global = true, env = "KEYROUTER_MAX_SERVICES_BYTES", default_value_t = DEFAULT_MAX_SERVICES_BYTES, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_services_bytes: u64,
+
+    /// Accept a services file with no services: a reload may then empty a non-empty table, and
+    /// an empty table is ready. Without it such a reload is refused, and /readyz answers 503
+    /// while the table is empty. From the environment: 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "KEYROUTER_ALLOW_EMPTY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub allow_empty: bool,
 
     /// Print long help (same as --help).
     #[arg(long = "help-long", action = ArgAction::HelpLong)]
@@ -109,6 +122,8 @@ impl Cli {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),
             log_requests: self.log_level >= tracing::Level::DEBUG,
+            max_services_bytes: self.max_services_bytes,
+            allow_empty: self.allow_empty,
         }
     }
 }

@@ -50,15 +50,17 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         _ if cli.help_man => man(),
         None => serve(&cli),
-        Some(Command::Check) => check(&cli.services),
+        Some(Command::Check) => check(&cli.services, cli.max_services_bytes),
         Some(Command::Lookup { service, key, min, max }) => {
-            offline_lookup(&cli.services, service, key, min.as_deref(), max.as_deref())
+            offline_lookup(&cli.services, cli.max_services_bytes, service, key, min.as_deref(), max.as_deref())
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keyrouter: error: {e}");
+            // Not eprintln!: it panics when stderr is a closed pipe, and the exit status must
+            // stay this command's.
+            let _ = writeln!(std::io::stderr(), "keyrouter: error: {e}");
             e.exit_code()
         }
     }
@@ -71,7 +73,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 }
 
 fn serve(cli: &Cli) -> Result<(), CommandError> {
-    logging::init(cli.log_level, cli.log_format);
+    // Dropped when serving ends, before the error (if any) is printed: flushes the log.
+    let _log = logging::init(cli.log_level, cli.log_format);
     let settings: Settings = cli.settings();
     Ok(startup::serve(&settings)?)
 }
@@ -82,14 +85,14 @@ fn man() -> Result<(), CommandError> {
 }
 
 /// The hash self-check, then the services file: what every offline command needs.
-fn load_checked(path: &Path) -> Result<Loaded, CommandError> {
+fn load_checked(path: &Path, max_bytes: u64) -> Result<Loaded, CommandError> {
     ranking::self_check()?;
-    Ok(config::load(path)?)
+    Ok(config::load_limited(path, max_bytes)?)
 }
 
 /// `keyrouter check`.
-fn check(path: &Path) -> Result<(), CommandError> {
-    let loaded = load_checked(path)?;
+fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
+    let loaded = load_checked(path, max_bytes)?;
     let t = &loaded.table;
     let mut out = format!(
         "{}: OK: {}, {}, fingerprint {}\n",
@@ -105,18 +108,27 @@ fn check(path: &Path) -> Result<(), CommandError> {
     for (service, n) in &loaded.report.duplicates_removed {
         out.push_str(&format!("  {service:?}: removed {}\n", count(*n, "duplicate node")));
     }
+    if t.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "keyrouter: warning: {}: the file has no services (keyrouter refuses to reload it over a \
+             non-empty table, and is not ready while its table is empty, unless --allow-empty)",
+            path.display()
+        );
+    }
     std::io::stdout().write_all(out.as_bytes()).map_err(CommandError::Output)
 }
 
 /// `keyrouter lookup`: the server's validation and ranking, without the server.
 fn offline_lookup(
     path: &Path,
+    max_bytes: u64,
     service: &str,
     key: &str,
     min: Option<&str>,
     max: Option<&str>,
 ) -> Result<(), CommandError> {
-    let loaded = load_checked(path)?;
+    let loaded = load_checked(path, max_bytes)?;
     let mut pairs = vec![("key", key)];
     pairs.extend(min.map(|m| ("min", m)));
     pairs.extend(max.map(|m| ("max", m)));

@@ -6,9 +6,14 @@
 //!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }]
 //! ```
 //!
-//! [`parse`] is pure; [`load`] reads a file and parses it.
+//! [`parse`] is pure; [`load`] reads a file and parses it. [`read`] refuses anything that is
+//! not a regular file (a FIFO would block, `/dev/zero` never ends) and anything bigger than a
+//! limit, before it costs memory.
 
 use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -37,6 +42,10 @@ pub struct ConfigError {
 pub enum ConfigErrorKind {
     /// The file could not be read.
     Read(std::io::Error),
+    /// The path is not a regular file: what it is instead ("a FIFO (named pipe)", ...).
+    NotAFile(&'static str),
+    /// The file is bigger than the limit (`--max-services-bytes`); `size` if known up front.
+    TooBig { limit: u64, size: Option<u64> },
     /// The file was read but is not a valid services file: at least one diagnostic.
     Invalid(Vec<Diagnostic>),
 }
@@ -46,7 +55,7 @@ impl ConfigError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match &self.kind {
             ConfigErrorKind::Invalid(d) => d,
-            ConfigErrorKind::Read(_) => &[],
+            _ => &[],
         }
     }
 }
@@ -56,6 +65,17 @@ impl fmt::Display for ConfigError {
         match &self.kind {
             ConfigErrorKind::Read(e) => {
                 write!(f, "{}: cannot read services file: {e}", self.origin)
+            }
+            ConfigErrorKind::NotAFile(what) => {
+                write!(f, "{}: cannot read services file: it is {what}, not a regular file", self.origin)
+            }
+            ConfigErrorKind::TooBig { limit, size } => {
+                write!(f, "{}: services file too large: ", self.origin)?;
+                match size {
+                    Some(size) => write!(f, "{size} bytes")?,
+                    None => write!(f, "more than {limit} bytes")?,
+                }
+                write!(f, ", the limit is {limit} bytes (--max-services-bytes)")
             }
             ConfigErrorKind::Invalid(diags) => {
                 for (i, d) in diags.iter().enumerate() {
@@ -74,7 +94,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ConfigErrorKind::Read(e) => Some(e),
-            ConfigErrorKind::Invalid(_) => None,
+            _ => None,
         }
     }
 }
@@ -86,12 +106,81 @@ pub struct Loaded {
     pub report: BuildReport,
 }
 
-/// Reads and parses the services file at `path`.
+/// The default of `--max-services-bytes`: room for several million nodes.
+pub const DEFAULT_MAX_SERVICES_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads and parses the services file at `path`, refusing files over
+/// [`DEFAULT_MAX_SERVICES_BYTES`].
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_limited(path, DEFAULT_MAX_SERVICES_BYTES)
+}
+
+/// Reads ([`read`]) and parses the services file at `path`.
+pub fn load_limited(path: &Path, max_bytes: u64) -> Result<Loaded, ConfigError> {
+    let src = read(path, max_bytes)?;
+    parse(&src, &path.display().to_string())
+}
+
+/// Reads the services file at `path` as text, if it is a regular file (or a symlink to one) of
+/// at most `max_bytes` bytes. Never blocks on a FIFO and never reads more than `max_bytes + 1`
+/// bytes, whatever the path is.
+pub fn read(path: &Path, max_bytes: u64) -> Result<String, ConfigError> {
     let origin = path.display().to_string();
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { origin: origin.clone(), kind: ConfigErrorKind::Read(e) })?;
-    parse(&src, &origin)
+    let fail = |kind| ConfigError { origin: origin.clone(), kind };
+    let file = open(path).map_err(fail)?;
+    // The type of what was opened, not of what the path named a moment before.
+    let meta = file.metadata().map_err(|e| fail(ConfigErrorKind::Read(e)))?;
+    if let Some(what) = not_a_file(meta.file_type()) {
+        return Err(fail(ConfigErrorKind::NotAFile(what)));
+    }
+    if meta.len() > max_bytes {
+        return Err(fail(ConfigErrorKind::TooBig { limit: max_bytes, size: Some(meta.len()) }));
+    }
+    // The file may grow while it is read: `take` bounds the read whatever the size said.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| fail(ConfigErrorKind::Read(e)))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(fail(ConfigErrorKind::TooBig { limit: max_bytes, size: None }));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or("");
+        let (line, column) = line_col(text, valid);
+        fail(ConfigErrorKind::Invalid(vec![Diagnostic { line, column, message: "not valid UTF-8".to_string() }]))
+    })
+}
+
+/// Opens `path` for reading without blocking: `O_NONBLOCK` makes opening a FIFO return at once
+/// (a blocking open waits for a writer), `O_NOCTTY` keeps a terminal from becoming ours.
+fn open(path: &Path) -> Result<File, ConfigErrorKind> {
+    match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path) {
+        Ok(file) => Ok(file),
+        // Opening a Unix socket fails with ENXIO ("No such device or address"); say what it is.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => match std::fs::metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => Err(ConfigErrorKind::NotAFile("a socket")),
+            _ => Err(ConfigErrorKind::Read(e)),
+        },
+        Err(e) => Err(ConfigErrorKind::Read(e)),
+    }
+}
+
+/// What a file type is, if it is not a regular file.
+fn not_a_file(t: std::fs::FileType) -> Option<&'static str> {
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("an unknown kind of file")
+    }
 }
 
 /// Parses a services file. `origin` names it in error messages.
@@ -119,11 +208,14 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
             at(service.name.span(), format!("service {name:?} is already defined at line {line}"));
         }
         let mut nodes = Vec::with_capacity(service.nodes.len());
-        for node in &service.nodes {
-            let (node, weight) = match node.get_ref() {
+        for entry in &service.nodes {
+            let (node, weight) = match entry.get_ref() {
                 NodeDoc::Plain(n) => (n.clone(), None),
                 NodeDoc::Weighted { node, weight } => (node.clone(), weight.as_ref()),
             };
+            if node.is_empty() {
+                at(entry.span(), format!("service {name:?}: node is empty (nothing can be routed to \"\")"));
+            }
             let weight = match weight {
                 None => 1.0,
                 Some(w) => {
@@ -376,6 +468,58 @@ mod tests {
         assert_eq!(e.to_string(), "svc.toml:2:8: service Name is empty");
         let e = load(Path::new("/nonexistent/x.toml")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/x.toml: cannot read services file"), "{e}");
+    }
+
+    #[test]
+    fn empty_node_is_an_error() {
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [\"x\", \"\"]\n");
+        assert_eq!((line, col), (3, 15), "{msg}");
+        assert!(msg.contains("node is empty"), "{msg}");
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"\", Weight = 2 }]\n");
+        assert_eq!((line, col), (3, 10), "{msg}");
+    }
+
+    fn kind(e: ConfigError) -> ConfigErrorKind {
+        e.kind
+    }
+
+    #[test]
+    fn read_refuses_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read(dir.path(), 100).unwrap_err();
+        assert!(e.to_string().ends_with("cannot read services file: it is a directory, not a regular file"), "{e}");
+        assert!(matches!(kind(read(Path::new("/dev/null"), 100).unwrap_err()), ConfigErrorKind::NotAFile(_)));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Returns at once (no writer), and says what it found.
+        let e = read(&fifo, 100).unwrap_err();
+        assert!(e.to_string().contains("it is a FIFO (named pipe)"), "{e}");
+        let sock = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = read(&sock, 100).unwrap_err();
+        assert!(e.to_string().contains("it is a socket"), "{e}");
+    }
+
+    #[test]
+    fn read_refuses_files_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "0123456789").unwrap();
+        assert_eq!(read(&path, 10).unwrap(), "0123456789");
+        let e = read(&path, 9).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: services file too large: 10 bytes, the limit is 9 bytes (--max-services-bytes)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, b"a = 1\nb = \xff\n").unwrap();
+        let e = read(&path, 100).unwrap_err();
+        assert_eq!(e.diagnostics()[0].line, 2);
+        assert_eq!(e.diagnostics()[0].column, 5);
     }
 
     #[test]

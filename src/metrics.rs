@@ -47,6 +47,9 @@ pub struct Metrics {
     nodes: IntGaugeVec,
     table_info: IntGaugeVec,
     service_info: IntGaugeVec,
+    log_lines_dropped: IntCounter,
+    /// Held while `log_lines_dropped` catches up, so two scrapes never add the same drops twice.
+    log_sync: std::sync::Mutex<()>,
     unknown: LookupCounters,
 }
 
@@ -95,6 +98,10 @@ impl Metrics {
             Opts::new("keyrouter_build_info", "Version of keyrouter and of its ranking algorithm (always 1)."),
             &["version", "algorithm"],
         ));
+        let log_lines_dropped = must(IntCounter::new(
+            "keyrouter_log_lines_dropped_total",
+            "Log lines dropped because stderr was closed, failing or too slow.",
+        ));
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), &ALGORITHM_VERSION.to_string()]).set(1);
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
@@ -110,6 +117,7 @@ impl Metrics {
             Box::new(table_info.clone()),
             Box::new(service_info.clone()),
             Box::new(build_info),
+            Box::new(log_lines_dropped.clone()),
         ] {
             must(registry.register(c));
         }
@@ -125,6 +133,8 @@ impl Metrics {
             nodes,
             table_info,
             service_info,
+            log_lines_dropped,
+            log_sync: std::sync::Mutex::new(()),
             unknown,
         }
     }
@@ -183,6 +193,15 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
+        // The log counts its drops itself (it must not depend on anything that could fail).
+        {
+            let _one_at_a_time = self.log_sync.lock().unwrap_or_else(|p| p.into_inner());
+            let dropped = crate::logging::dropped_lines();
+            let shown = self.log_lines_dropped.get();
+            if dropped > shown {
+                self.log_lines_dropped.inc_by(dropped - shown);
+            }
+        }
         let mut out = Vec::with_capacity(4096);
         // Encoding into a Vec only fails on invalid metric families, which we never build.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -15,9 +15,9 @@ use crate::config::ConfigError;
 use crate::http::{self, ServerOptions};
 use crate::logging::count;
 use crate::ranking::{self, SelfCheckError};
-use crate::reload;
-use crate::signals::Signals;
-use crate::state::AppState;
+use crate::reload::{self, Reloader};
+use crate::signals::{ShutdownBudget, Signals};
+use crate::state::{AppState, TableOptions};
 use crate::watch;
 
 /// What `keyrouter` (serving) needs, validated: the command line's and environment's flags
@@ -33,6 +33,10 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// Log a line per request (DEBUG and TRACE).
     pub log_requests: bool,
+    /// Services files bigger than this are refused, at startup and on reload.
+    pub max_services_bytes: u64,
+    /// An empty table may replace a non-empty one on reload, and is ready at startup.
+    pub allow_empty: bool,
 }
 
 /// Why keyrouter could not start serving.
@@ -48,6 +52,8 @@ pub enum StartupError {
     Bind { address: ListenAddress, source: std::io::Error },
     #[error("cannot watch {path}: {source}", path = .path.display())]
     Watch { path: PathBuf, source: notify::Error },
+    #[error("cannot start the reload thread: {0}")]
+    Reloader(#[source] std::io::Error),
     #[error("server failed: {0}")]
     Server(#[source] std::io::Error),
 }
@@ -59,6 +65,7 @@ pub struct Application {
     local: SocketAddr,
     options: ServerOptions,
     signals: Signals,
+    reloader: Reloader,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -70,7 +77,14 @@ impl Application {
         // during startup waits, and triggers a reload once the server runs.
         let signals = Signals::install().map_err(StartupError::Signals)?;
         ranking::self_check()?;
-        let loaded = reload::initial_load(&settings.services)?;
+        let loaded = reload::initial_load(&settings.services, settings.max_services_bytes)?;
+        if loaded.table.is_empty() && !settings.allow_empty {
+            tracing::warn!(
+                "{}: no services: /readyz answers 503 until a reload loads some (--allow-empty serves an \
+                 empty table as ready)",
+                settings.services.display()
+            );
+        }
         let listener = settings
             .address
             .bind()
@@ -87,7 +101,10 @@ impl Application {
             shutdown_delay: settings.shutdown_delay,
             log_requests: settings.log_requests,
         };
-        let state = AppState::new(loaded.table, settings.services.clone());
+        let table_options =
+            TableOptions { max_services_bytes: settings.max_services_bytes, allow_empty: settings.allow_empty };
+        let state = AppState::with_options(loaded.table, settings.services.clone(), table_options);
+        let reloader = Reloader::spawn(state.clone()).map_err(StartupError::Reloader)?;
         let watcher = match settings.watch {
             true => Some(
                 watch::spawn(state.clone())
@@ -95,7 +112,7 @@ impl Application {
             ),
             false => None,
         };
-        Ok(Application { state, listener, local, options, signals, _watcher: watcher })
+        Ok(Application { state, listener, local, options, signals, reloader, _watcher: watcher })
     }
 
     /// The address the listener is bound to (port 0 resolved).
@@ -103,7 +120,8 @@ impl Application {
         self.local
     }
 
-    /// Serves until SIGTERM or SIGINT, then stops gracefully.
+    /// Serves until SIGTERM or SIGINT, then stops gracefully, within `--shutdown-delay` +
+    /// `--shutdown-timeout` + [`crate::signals::SHUTDOWN_GRACE`] (see [`Signals::run`]).
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let live = self.state.live();
         tracing::info!(
@@ -116,16 +134,11 @@ impl Application {
             count(live.table.node_count(), "node"),
         );
         drop(live);
-        let (delay, timeout) = (self.options.shutdown_delay, self.options.shutdown_timeout);
-        let stopping = self.signals.reload_until_stopped(self.state.clone());
+        let budget = ShutdownBudget { delay: self.options.shutdown_delay, timeout: self.options.shutdown_timeout };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        actix_rt::spawn(self.signals.run(self.state.clone(), self.reloader, budget, stop));
         let shutdown = async move {
-            let signal = stopping.await;
-            tracing::info!(
-                "{signal}: readiness is 503 from now; the listener closes in {} s, then in-flight \
-                 requests get up to {} s (--shutdown-delay, --shutdown-timeout)",
-                delay.as_secs(),
-                timeout.as_secs()
-            );
+            let _ = stopped.await;
         };
         http::run(self.listener, self.state, self.options, shutdown).await.map_err(StartupError::Server)?;
         drop(self._watcher);

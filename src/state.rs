@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
 
+use crate::config::DEFAULT_MAX_SERVICES_BYTES;
 use crate::metrics::{LookupCounters, Metrics};
 use crate::ranking::{fingerprint_hex, Service, Table};
 
@@ -64,27 +65,52 @@ impl Live {
     }
 }
 
+/// How the services file is judged, at startup and on every reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Files bigger than this are refused (`--max-services-bytes`).
+    pub max_services_bytes: u64,
+    /// An empty table may replace a non-empty one, and an empty table is ready
+    /// (`--allow-empty`).
+    pub allow_empty: bool,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions { max_services_bytes: DEFAULT_MAX_SERVICES_BYTES, allow_empty: false }
+    }
+}
+
 /// What the server shares between workers.
 #[derive(Debug)]
 pub struct AppState {
     live: ArcSwap<Live>,
     services_path: PathBuf,
-    ready: AtomicBool,
+    options: TableOptions,
+    /// Set once a shutdown starts; readiness is 503 from then on.
+    stopping: AtomicBool,
     /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
     reloading: Mutex<()>,
     metrics: Metrics,
 }
 
 impl AppState {
-    /// State serving `table`, which was loaded from `services_path`.
+    /// State serving `table`, which was loaded from `services_path`, with the default
+    /// [`TableOptions`].
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
+        Self::with_options(table, services_path, TableOptions::default())
+    }
+
+    /// State serving `table`, which was loaded from `services_path`; reloads follow `options`.
+    pub fn with_options(table: Table, services_path: impl Into<PathBuf>, options: TableOptions) -> Arc<Self> {
         let metrics = Metrics::new();
         let live = Live::new(table, &metrics, None);
         metrics.loaded(true, false);
         Arc::new(AppState {
             live: ArcSwap::from_pointee(live),
             services_path: services_path.into(),
-            ready: AtomicBool::new(true),
+            options,
+            stopping: AtomicBool::new(false),
             reloading: Mutex::new(()),
             metrics,
         })
@@ -105,12 +131,30 @@ impl AppState {
         &self.services_path
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+    pub fn options(&self) -> TableOptions {
+        self.options
     }
 
+    /// Ready for traffic, or why not: shutting down, or an empty table (unless
+    /// `allow_empty`), so that a load balancer sends nothing to a replica that would answer
+    /// 404 to every lookup.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.stopping.load(Ordering::Acquire) {
+            Err("shutting down")
+        } else if !self.options.allow_empty && self.live.load().table.is_empty() {
+            Err("no services loaded: the services file is empty")
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.readiness().is_ok()
+    }
+
+    /// `false` starts a shutdown: readiness answers 503 from now on, whatever the table.
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+        self.stopping.store(!ready, Ordering::Release);
     }
 
     /// Held for the whole of a reload, so that two never interleave.
