@@ -8,7 +8,9 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use crate::address::ListenAddress;
 use crate::logging::{parse_level, LogFormat};
+use crate::request::DEFAULT_MAX_ANSWER_NODES;
 use crate::startup::Settings;
+use crate::state::{Limits, DEFAULT_HEAVY_WORK};
 
 /// keyrouter maps a key to one or more nodes of a named service by rendezvous hashing.
 ///
@@ -56,6 +58,31 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_SHUTDOWN_DELAY", default_value_t = 0)]
     pub shutdown_delay: u64,
 
+    /// Most nodes in one answer: keys × nodes per key (a larger lookup is a 400 that says so).
+    /// Applies to `keyrouter lookup` too.
+    #[arg(long, global = true, env = "KEYROUTER_MAX_ANSWER_NODES", default_value_t = DEFAULT_MAX_ANSWER_NODES)]
+    pub max_answer_nodes: u64,
+
+    /// Seconds a client gets to send a whole request head, and again its whole body; a client
+    /// that stalls gets a 408 and its connection is closed.
+    #[arg(long, env = "KEYROUTER_REQUEST_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
+    /// Most client connections at once (0: as many as the file-descriptor limit allows, less
+    /// headroom). Beyond it new connections wait in the listen backlog.
+    #[arg(long, env = "KEYROUTER_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Lookups that score more nodes than this (keys × nodes of the service) run on a separate
+    /// bounded pool, off the threads that serve connections.
+    #[arg(long, env = "KEYROUTER_HEAVY_LOOKUP_WORK", default_value_t = DEFAULT_HEAVY_WORK)]
+    pub heavy_lookup_work: u64,
+
+    /// Heavy lookups at once (0: one per CPU this process may use); more get a 503 with
+    /// Retry-After.
+    #[arg(long, env = "KEYROUTER_HEAVY_LOOKUPS", default_value_t = 0)]
+    pub heavy_lookups: usize,
+
     /// Print long help (same as --help).
     #[arg(long = "help-long", action = ArgAction::HelpLong)]
     pub help_long: Option<bool>,
@@ -97,6 +124,13 @@ impl Cli {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),
             log_requests: self.log_level >= tracing::Level::DEBUG,
+            max_connections: self.max_connections,
+            limits: Limits {
+                max_answer_nodes: self.max_answer_nodes,
+                request_timeout: Duration::from_secs(self.request_timeout),
+                heavy_work: self.heavy_lookup_work,
+                heavy_lookups: self.heavy_lookups,
+            },
         }
     }
 }

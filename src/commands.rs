@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
         None => serve(&cli),
         Some(Command::Check) => check(&cli.services),
         Some(Command::Lookup { service, key, min, max }) => {
-            offline_lookup(&cli.services, service, key, min.as_deref(), max.as_deref())
+            offline_lookup(&cli.services, service, key, min.as_deref(), max.as_deref(), cli.max_answer_nodes)
         }
     };
     match result {
@@ -105,6 +105,7 @@ fn offline_lookup(
     key: &str,
     min: Option<&str>,
     max: Option<&str>,
+    max_answer_nodes: u64,
 ) -> Result<(), CommandError> {
     let loaded = load_checked(path)?;
     let mut pairs = vec![("key", key)];
@@ -112,7 +113,8 @@ fn offline_lookup(
     pairs.extend(max.map(|m| ("max", m)));
     // Like the server: the body (answer or `{"error": ...}`) on stdout; the error as the exit
     // code, with the message on stderr too.
-    let answer = Fields::from_pairs(pairs).and_then(|fields| request::answer_in(&loaded.table, service, fields));
+    let answer = Fields::from_pairs(pairs)
+        .and_then(|fields| request::answer_in(&loaded.table, service, fields, max_answer_nodes));
     let (body, result) = match answer {
         Ok(answer) => (answer, Ok(())),
         Err(e) => (serde_json::json!({ "error": e.to_string() }).to_string().into_bytes(), Err(e.into())),

@@ -16,7 +16,7 @@ use crate::http::{self, ServerOptions};
 use crate::ranking::{self, SelfCheckError};
 use crate::reload;
 use crate::signals::Signals;
-use crate::state::AppState;
+use crate::state::{AppState, Limits};
 use crate::watch;
 
 /// What `keyrouter` (serving) needs, validated: the command line's and environment's flags
@@ -32,6 +32,10 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// Log a line per request (DEBUG and TRACE).
     pub log_requests: bool,
+    /// Most client connections at once; 0: derived from the file-descriptor limit.
+    pub max_connections: usize,
+    /// What one request may cost.
+    pub limits: Limits,
 }
 
 /// Why keyrouter could not start serving.
@@ -76,17 +80,21 @@ impl Application {
             .map_err(|source| StartupError::Bind { address: settings.address.clone(), source })?;
         let local =
             listener.local_addr().map_err(|source| StartupError::Bind { address: settings.address.clone(), source })?;
+        let workers = match settings.workers {
+            // The CPUs this process may use (cgroup limits included), not the machine's.
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let connections = connection_budget(settings.max_connections, workers);
         let options = ServerOptions {
-            workers: match settings.workers {
-                // The CPUs this process may use (cgroup limits included), not the machine's.
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                n => n,
-            },
+            workers,
             shutdown_timeout: settings.shutdown_timeout,
             shutdown_delay: settings.shutdown_delay,
             log_requests: settings.log_requests,
+            request_timeout: settings.limits.request_timeout,
+            max_connections_per_worker: connections.per_worker,
         };
-        let state = AppState::new(loaded.table, settings.services.clone());
+        let state = AppState::with_limits(loaded.table, settings.services.clone(), settings.limits.clone());
         let watcher = match settings.watch {
             true => Some(
                 watch::spawn(state.clone())
@@ -122,9 +130,89 @@ impl Application {
     }
 }
 
+/// Descriptors kept for everything but client connections: the listener, the services file and
+/// its watcher, stdio and logs, each worker's runtime (epoll, eventfds) and the blocking pool.
+const FD_HEADROOM_MIN: u64 = 64;
+
+/// Below this many allowed connections, startup warns.
+const FEW_CONNECTIONS: u64 = 1024;
+
+/// How many connections the server takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    pub per_worker: usize,
+    pub total: u64,
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (as nginx's `worker_rlimit_nofile` and Go's
+/// runtime do), then sizes the connection cap below it with headroom, so that accepting never
+/// fails for want of a descriptor (actix's accept loop would log an error every 500 ms). Logs
+/// the limits, and warns when they are low.
+fn connection_budget(requested: usize, workers: usize) -> ConnectionBudget {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => soft,
+        Err(e) => {
+            tracing::warn!("cannot raise the file-descriptor limit: {e}");
+            before.map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let hard = before.map_or(soft, |(_, hard)| hard);
+    let budget = budget_for(soft, requested, workers);
+    tracing::info!(
+        "file descriptors: soft limit {soft} (was {}, hard limit {hard}); at most {} connections ({} per worker)",
+        before.map_or(soft, |(s, _)| s),
+        budget.total,
+        budget.per_worker,
+    );
+    if requested as u64 > budget.total {
+        tracing::warn!(
+            "--max-connections {requested} does not fit the file-descriptor limit {soft}: capped at {}",
+            budget.total
+        );
+    }
+    if budget.total < FEW_CONNECTIONS {
+        tracing::warn!(
+            "only {} client connections fit the file-descriptor limit {soft}; raise it (ulimit -n, LimitNOFILE=)",
+            budget.total
+        );
+    }
+    budget
+}
+
+/// The connection cap for a descriptor limit: the limit less a tenth (at least
+/// [`FD_HEADROOM_MIN`]), or `requested` if smaller, split evenly between the workers (actix's
+/// `max_connections` is per worker).
+pub fn budget_for(fd_limit: u64, requested: usize, workers: usize) -> ConnectionBudget {
+    let workers = workers.max(1) as u64;
+    let headroom = (fd_limit / 10).max(FD_HEADROOM_MIN);
+    let fit = fd_limit.saturating_sub(headroom).max(workers);
+    let total = match requested as u64 {
+        0 => fit,
+        n => n.min(fit).max(workers),
+    };
+    let per_worker = (total / workers).max(1);
+    ConnectionBudget { per_worker: usize::try_from(per_worker).unwrap_or(usize::MAX), total: per_worker * workers }
+}
+
 /// Runs the server with `settings` until it is stopped.
 pub fn serve(settings: &Settings) -> Result<(), StartupError> {
     actix_rt::System::new().block_on(async move { Application::build(settings)?.run_until_stopped().await })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fit_below_the_descriptor_limit() {
+        assert_eq!(budget_for(1024, 0, 2), ConnectionBudget { per_worker: 461, total: 922 });
+        assert_eq!(budget_for(1_048_576, 0, 4).total, 943_716);
+        assert_eq!(budget_for(1_048_576, 100, 4), ConnectionBudget { per_worker: 25, total: 100 });
+        assert_eq!(budget_for(1024, 5000, 2).total, 922);
+        // Absurdly low limits still give each worker a connection.
+        assert_eq!(budget_for(10, 0, 2), ConnectionBudget { per_worker: 1, total: 2 });
+    }
 }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
@@ -64,6 +65,36 @@ impl Live {
     }
 }
 
+/// Default `--heavy-lookup-work`: node scores above which a lookup leaves the I/O threads. At
+/// 2–10 ns a score (unweighted, weighted) that is 0.4–2 ms of work, well above any single-key
+/// lookup on a service of fewer than 200 000 nodes, and above a batch of 1 000 keys over 100
+/// nodes.
+pub const DEFAULT_HEAVY_WORK: u64 = 200_000;
+
+/// What one request may cost (see the README's "Limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Keys × nodes per key in one answer.
+    pub max_answer_nodes: u64,
+    /// Time for the request head, and again for the body.
+    pub request_timeout: Duration,
+    /// Node scores above which a lookup runs on the heavy pool.
+    pub heavy_work: u64,
+    /// Heavy lookups at once; 0 for one per CPU this process may use.
+    pub heavy_lookups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
+            request_timeout: Duration::from_secs(10),
+            heavy_work: DEFAULT_HEAVY_WORK,
+            heavy_lookups: 0,
+        }
+    }
+}
+
 /// What the server shares between workers.
 #[derive(Debug)]
 pub struct AppState {
@@ -73,11 +104,23 @@ pub struct AppState {
     /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
     reloading: Mutex<()>,
     metrics: Metrics,
+    limits: Limits,
+    /// One permit per heavy lookup that may run at once.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     /// State serving `table`, which was loaded from `services_path`.
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
+        Self::with_limits(table, services_path, Limits::default())
+    }
+
+    /// Like [`AppState::new`], with these limits (`heavy_lookups` 0 resolved to the CPU count).
+    pub fn with_limits(table: Table, services_path: impl Into<PathBuf>, mut limits: Limits) -> Arc<Self> {
+        if limits.heavy_lookups == 0 {
+            limits.heavy_lookups = std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        let heavy = Arc::new(tokio::sync::Semaphore::new(limits.heavy_lookups));
         let metrics = Metrics::new();
         let live = Live::new(table, &metrics, None);
         metrics.loaded(true, false);
@@ -87,6 +130,8 @@ impl AppState {
             ready: AtomicBool::new(true),
             reloading: Mutex::new(()),
             metrics,
+            limits,
+            heavy,
         })
     }
 
@@ -99,6 +144,15 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Permits for heavy lookups: take one with `try_acquire_owned`, never wait for one.
+    pub fn heavy_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.heavy
     }
 
     pub fn services_path(&self) -> &Path {

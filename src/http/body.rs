@@ -3,6 +3,8 @@
 //! Everything here waits for the client, so the handler does it before it loads the table: no
 //! table guard is held across an await.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
@@ -32,9 +34,18 @@ impl Input {
     }
 }
 
-/// Reads and classifies the body of `req`.
-pub async fn read_input(req: &HttpRequest, payload: web::Payload) -> Result<Input, RequestError> {
-    let body = read_body(req, payload).await?;
+/// Reads and classifies the body of `req`, which must arrive whole within `timeout` (the head
+/// had its own `--request-timeout` in actix, which bounds only the head).
+pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Duration) -> Result<Input, RequestError> {
+    if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
+        // Nothing here decompresses: a gzip body would otherwise be parsed as garbage.
+        if !encoding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err(RequestError::UnsupportedEncoding(String::from_utf8_lossy(encoding.as_bytes()).into_owned()));
+        }
+    }
+    let body = tokio::time::timeout(timeout, read_body(req, payload))
+        .await
+        .map_err(|_| RequestError::Timeout { secs: timeout.as_secs() })??;
     let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
     let multipart = match kind {
         // Boxed: the multipart parser's state would otherwise make every lookup's future larger.

@@ -38,6 +38,10 @@ pub struct ServerOptions {
     pub shutdown_delay: Duration,
     /// Emit a span and a log line per request (only worth it at DEBUG).
     pub log_requests: bool,
+    /// Time for a request head to arrive (the body's deadline is in [`crate::state::Limits`]).
+    pub request_timeout: Duration,
+    /// Most connections per worker; 0 means actix's default (25 000).
+    pub max_connections_per_worker: usize,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +51,8 @@ impl Default for ServerOptions {
             shutdown_timeout: Duration::from_secs(5),
             shutdown_delay: Duration::ZERO,
             log_requests: false,
+            request_timeout: Duration::from_secs(10),
+            max_connections_per_worker: 0,
         }
     }
 }
@@ -127,9 +133,13 @@ pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) 
     let log_requests = opts.log_requests;
     let mut server = HttpServer::new(move || app(data.clone(), log_requests))
         .disable_signals()
-        .shutdown_timeout(opts.shutdown_timeout.as_secs().max(1));
+        .shutdown_timeout(opts.shutdown_timeout.as_secs().max(1))
+        .client_request_timeout(opts.request_timeout);
     if opts.workers > 0 {
         server = server.workers(opts.workers);
+    }
+    if opts.max_connections_per_worker > 0 {
+        server = server.max_connections(opts.max_connections_per_worker);
     }
     Ok(server.listen(listener)?.run())
 }
