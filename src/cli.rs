@@ -73,8 +73,8 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
 
-    /// Lookups that score more nodes than this (keys × nodes of the service) run on a separate
-    /// bounded pool, off the threads that serve connections.
+    /// Lookups whose work is above this run on a separate bounded pool, off the threads that
+    /// serve connections. Work: keys × (nodes of the service + 32 × nodes per key answered).
     #[arg(long, env = "KEYROUTER_HEAVY_LOOKUP_WORK", default_value_t = DEFAULT_HEAVY_WORK)]
     pub heavy_lookup_work: u64,
 

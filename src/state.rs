@@ -65,11 +65,10 @@ impl Live {
     }
 }
 
-/// Default `--heavy-lookup-work`: node scores above which a lookup leaves the I/O threads. At
-/// 2–10 ns a score (unweighted, weighted) that is 0.4–2 ms of work, well above any single-key
-/// lookup on a service of fewer than 200 000 nodes, and above a batch of 1 000 keys over 100
-/// nodes.
-pub const DEFAULT_HEAVY_WORK: u64 = 200_000;
+/// Default `--heavy-lookup-work` (see [`crate::request::Plan::work`]): about 2 ms of work. A
+/// single key stays inline up to a service of ~1 000 000 nodes, a batch of 1 000 keys over 100
+/// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
+pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
 
 /// What one request may cost (see the README's "Limits").
 #[derive(Debug, Clone, PartialEq, Eq)]

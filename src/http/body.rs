@@ -3,6 +3,7 @@
 //! Everything here waits for the client, so the handler does it before it loads the table: no
 //! table guard is held across an await.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -32,6 +33,51 @@ impl Input {
             Some(BodyKind::Multipart) => Body::Pairs(&self.multipart),
         }
     }
+}
+
+/// The socket of a connection, recorded when actix accepts it (see `crate::http::build`), so
+/// that a handler can stop reading a body it refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Socket(pub RawFd);
+
+/// Records the socket of a new connection (`HttpServer::on_connect`).
+pub fn record_socket(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        ext.insert(Socket(tcp.as_raw_fd()));
+    }
+}
+
+/// After refusing a body it did not read whole, stop reading the connection. actix otherwise
+/// drains the rest of the body (a refused one included) for as long as the client sends it,
+/// with no deadline, and only then closes.
+///
+/// - `after` zero (the client stalled, so it sends nothing we would discard): the read side is
+///   shut down now; actix sees the end of the stream, writes the answer, and closes.
+/// - otherwise (the client may still be sending a body we refused): both sides are shut down
+///   after `after`, a lingering close with a deadline. Shutting the read side at once would
+///   make the kernel answer the client's next bytes with a reset, which may destroy the answer
+///   before the client reads it. A duplicate descriptor keeps the socket itself (not a number
+///   the kernel could give to another connection) until then.
+pub fn stop_reading(req: &HttpRequest, after: Duration) {
+    let Some(&Socket(fd)) = req.conn_data::<Socket>() else { return };
+    if after.is_zero() {
+        // SAFETY: shutdown(2) on the descriptor of this request's own connection, which actix
+        // keeps open while this request's handler runs.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+        return;
+    }
+    // SAFETY: as above; the duplicate is owned (and closed) by `OwnedFd`.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return;
+    }
+    // SAFETY: `dup` is a fresh descriptor nobody else owns.
+    let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+    actix_web::rt::spawn(async move {
+        tokio::time::sleep(after).await;
+        // SAFETY: shutdown(2) on a descriptor we own.
+        unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RDWR) };
+    });
 }
 
 /// Reads and classifies the body of `req`, which must arrive whole within `timeout` (the head

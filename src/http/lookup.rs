@@ -8,12 +8,12 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use super::body::{read_input, Input};
+use super::body::{read_input, stop_reading, Input};
 use crate::request::{self, Fields, Plan, RequestError};
 use crate::state::{AppState, Limits, Live, Served};
 
@@ -28,6 +28,11 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let started = Instant::now();
     let limits = state.limits();
     let input = read_input(&req, payload, limits.request_timeout).await;
+    match &input {
+        Err(RequestError::Timeout { .. }) => stop_reading(&req, Duration::ZERO),
+        Err(RequestError::PayloadTooLarge { .. }) => stop_reading(&req, limits.request_timeout),
+        _ => {}
+    }
     let name = service_name(&req);
     let live = state.live();
     let served = name.as_deref().ok().and_then(|n| live.service(n));

@@ -134,7 +134,8 @@ pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) 
     let mut server = HttpServer::new(move || app(data.clone(), log_requests))
         .disable_signals()
         .shutdown_timeout(opts.shutdown_timeout.as_secs().max(1))
-        .client_request_timeout(opts.request_timeout);
+        .client_request_timeout(opts.request_timeout)
+        .on_connect(body::record_socket);
     if opts.workers > 0 {
         server = server.workers(opts.workers);
     }
