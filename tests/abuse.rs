@@ -399,6 +399,26 @@ fn every_answer_keeps_the_contract() {
         br#"{"key":"k"}"#,
     );
     assert_eq!(r.status, 200);
+
+    // Expect: 100-continue with a body over the limit: 413 at once, never `100 Continue`.
+    let mut s = connect(kr.port);
+    s.write_all(
+        b"POST /service/bar HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n",
+    )
+    .unwrap();
+    let raw = read_until_closed(&mut s).expect("no answer to Expect");
+    assert!(raw.starts_with(b"HTTP/1.1 413"), "{}", String::from_utf8_lossy(&raw));
+    parse_response(&raw).assert_error(413, "larger than 1048576 bytes");
+    // Within the limit the client is told to continue, and answered.
+    let mut s = connect(kr.port);
+    s.write_all(b"POST /service/bar HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: 11\r\n\r\n")
+        .unwrap();
+    let mut buf = [0; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(br#"{"key":"k"}"#).unwrap();
+    let raw = read_until_closed(&mut s).unwrap();
+    assert_eq!(parse_response(&raw).status, 200);
 }
 
 /// Sends `n` requests for the largest answer on one connection each and never reads; returns

@@ -40,11 +40,9 @@ impl Input {
 #[derive(Debug, Clone, Copy)]
 pub struct Socket(pub RawFd);
 
-/// Records the socket of a new connection (`HttpServer::on_connect`).
-pub fn record_socket(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        ext.insert(Socket(tcp.as_raw_fd()));
-    }
+/// Records the socket of a new connection.
+pub fn record_socket(tcp: &actix_web::rt::net::TcpStream, ext: &mut actix_web::dev::Extensions) {
+    ext.insert(Socket(tcp.as_raw_fd()));
 }
 
 /// After refusing a body it did not read whole, stop reading the connection. actix otherwise
