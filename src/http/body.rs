@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 
 use crate::request::{Body, RequestError};
 
@@ -87,9 +87,16 @@ pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Durat
             return Err(RequestError::UnsupportedEncoding(String::from_utf8_lossy(encoding.as_bytes()).into_owned()));
         }
     }
-    let body = tokio::time::timeout(timeout, read_body(req, payload))
-        .await
-        .map_err(|_| RequestError::Timeout { secs: timeout.as_secs() })??;
+    // A small body usually came with the head: read it without arming a timer (which costs a
+    // clock read and a timer registration per request); only a body still on its way gets one.
+    let reading = read_body(req, payload);
+    futures_util::pin_mut!(reading);
+    let body = match reading.as_mut().now_or_never() {
+        Some(body) => body?,
+        None => tokio::time::timeout(timeout, reading)
+            .await
+            .map_err(|_| RequestError::Timeout { secs: timeout.as_secs() })??,
+    };
     let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
     let multipart = match kind {
         // Boxed: the multipart parser's state would otherwise make every lookup's future larger.
