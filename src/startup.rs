@@ -180,6 +180,8 @@ fn connection_budget(requested: usize, workers: usize) -> ConnectionBudget {
     };
     let hard = before.map_or(soft, |(_, hard)| hard);
     let budget = budget_for(soft, requested, workers);
+    // Lingering closes after a refused body hold a descriptor each: half the headroom.
+    crate::http::body::set_max_lingering(usize::try_from(headroom(soft) / 2).unwrap_or(usize::MAX));
     tracing::info!(
         "file descriptors: soft limit {soft} (was {}, hard limit {hard}); at most {} connections ({} per worker)",
         before.map_or(soft, |(s, _)| s),
@@ -201,13 +203,17 @@ fn connection_budget(requested: usize, workers: usize) -> ConnectionBudget {
     budget
 }
 
+/// Descriptors kept for everything but connections: a tenth, at least [`FD_HEADROOM_MIN`].
+fn headroom(fd_limit: u64) -> u64 {
+    (fd_limit / 10).max(FD_HEADROOM_MIN)
+}
+
 /// The connection cap for a descriptor limit: the limit less a tenth (at least
 /// [`FD_HEADROOM_MIN`]), or `requested` if smaller, split evenly between the workers (actix's
 /// `max_connections` is per worker).
 pub fn budget_for(fd_limit: u64, requested: usize, workers: usize) -> ConnectionBudget {
     let workers = workers.max(1) as u64;
-    let headroom = (fd_limit / 10).max(FD_HEADROOM_MIN);
-    let fit = fd_limit.saturating_sub(headroom).max(workers);
+    let fit = fd_limit.saturating_sub(headroom(fd_limit)).max(workers);
     let total = match requested as u64 {
         0 => fit,
         n => n.min(fit).max(workers),

@@ -4,6 +4,7 @@
 //! table guard is held across an await.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -55,15 +56,19 @@ pub fn record_socket(tcp: &actix_web::rt::net::TcpStream, ext: &mut actix_web::d
 ///   after `after`, a lingering close with a deadline. Shutting the read side at once would
 ///   make the kernel answer the client's next bytes with a reset, which may destroy the answer
 ///   before the client reads it. A duplicate descriptor keeps the socket itself (not a number
-///   the kernel could give to another connection) until then.
+///   the kernel could give to another connection) until then; at most [`set_max_lingering`]
+///   at once.
 pub fn stop_reading(req: &HttpRequest, after: Duration) {
     let Some(&Socket(fd)) = req.conn_data::<Socket>() else { return };
-    if after.is_zero() {
+    // Each lingering close holds a descriptor outside the connection cap: past the bound, the
+    // read side is shut at once (the client that keeps sending may then get a reset).
+    let linger = if after.is_zero() { None } else { Lingering::start() };
+    let Some(linger) = linger else {
         // SAFETY: shutdown(2) on the descriptor of this request's own connection, which actix
         // keeps open while this request's handler runs.
         unsafe { libc::shutdown(fd, libc::SHUT_RD) };
         return;
-    }
+    };
     // SAFETY: as above; the duplicate is owned (and closed) by `OwnedFd`.
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
@@ -72,10 +77,40 @@ pub fn stop_reading(req: &HttpRequest, after: Duration) {
     // SAFETY: `dup` is a fresh descriptor nobody else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(dup) };
     actix_web::rt::spawn(async move {
+        let _linger = linger;
         tokio::time::sleep(after).await;
         // SAFETY: shutdown(2) on a descriptor we own.
         unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RDWR) };
     });
+}
+
+/// Lingering closes in progress, each holding a duplicate descriptor.
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+/// At most this many at once; startup sets it to a share of the descriptor headroom.
+static MAX_LINGERING: AtomicUsize = AtomicUsize::new(32);
+
+/// Bounds the lingering closes in progress (each holds a descriptor).
+pub fn set_max_lingering(n: usize) {
+    MAX_LINGERING.store(n, Ordering::Relaxed);
+}
+
+/// One lingering close counted in [`LINGERING`] until dropped.
+struct Lingering;
+
+impl Lingering {
+    fn start() -> Option<Lingering> {
+        let max = MAX_LINGERING.load(Ordering::Relaxed);
+        LINGERING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Lingering)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Reads and classifies the body of `req`, which must arrive whole within `timeout` (the head
