@@ -209,7 +209,7 @@ fn headroom(fd_limit: u64) -> u64 {
 }
 
 /// The connection cap for a descriptor limit: the limit less a tenth (at least
-/// [`FD_HEADROOM_MIN`]), or `requested` if smaller, split evenly between the workers (actix's
+/// `FD_HEADROOM_MIN`), or `requested` if smaller, split evenly between the workers (actix's
 /// `max_connections` is per worker).
 pub fn budget_for(fd_limit: u64, requested: usize, workers: usize) -> ConnectionBudget {
     let workers = workers.max(1) as u64;

@@ -139,7 +139,7 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 ///
 /// The server is assembled as actix-web's `HttpServer` does it (an `actix_server` of
 /// `HttpService`s over the app), with two additions `HttpServer` does not expose: an
-/// `Expect: 100-continue` handler ([`expect`]) and the connection's socket recorded for
+/// `Expect: 100-continue` handler (`expect`) and the connection's socket recorded for
 /// [`body::stop_reading`].
 pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) -> std::io::Result<Server> {
     let data = web::Data::from(state);
