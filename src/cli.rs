@@ -11,7 +11,9 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use crate::address::ListenAddress;
 use crate::config::DEFAULT_MAX_SERVICES_BYTES;
 use crate::logging::{parse_level, LogFormat};
+use crate::request::DEFAULT_MAX_ANSWER_NODES;
 use crate::startup::Settings;
+use crate::state::{Limits, DEFAULT_HEAVY_WORK};
 
 /// keyrouter maps a key to one or more nodes of a named service by rendezvous hashing.
 ///
@@ -71,6 +73,30 @@ pub struct Cli {
     /// while the table is empty. From the environment: 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "KEYROUTER_ALLOW_EMPTY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub allow_empty: bool,
+    /// Most nodes in one answer: keys × nodes per key (a larger lookup is a 400 that says so).
+    /// Applies to `keyrouter lookup` too.
+    #[arg(long, global = true, env = "KEYROUTER_MAX_ANSWER_NODES", default_value_t = DEFAULT_MAX_ANSWER_NODES)]
+    pub max_answer_nodes: u64,
+
+    /// Seconds a client gets to send a whole request head, and again its whole body; a client
+    /// that stalls gets a 408 and its connection is closed.
+    #[arg(long, env = "KEYROUTER_REQUEST_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
+    /// Most client connections at once (0: as many as the file-descriptor limit allows, less
+    /// headroom). Beyond it new connections wait in the listen backlog.
+    #[arg(long, env = "KEYROUTER_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Lookups whose work is above this run on a separate bounded pool, off the threads that
+    /// serve connections. Work: keys × (nodes of the service + 32 × nodes per key answered).
+    #[arg(long, env = "KEYROUTER_HEAVY_LOOKUP_WORK", default_value_t = DEFAULT_HEAVY_WORK)]
+    pub heavy_lookup_work: u64,
+
+    /// Heavy lookups at once (0: one per CPU this process may use); more get a 503 with
+    /// Retry-After.
+    #[arg(long, env = "KEYROUTER_HEAVY_LOOKUPS", default_value_t = 0)]
+    pub heavy_lookups: usize,
 
     /// Print long help (same as --help).
     #[arg(long = "help-long", action = ArgAction::HelpLong)]
@@ -124,6 +150,13 @@ impl Cli {
             log_requests: self.log_level >= tracing::Level::DEBUG,
             max_services_bytes: self.max_services_bytes,
             allow_empty: self.allow_empty,
+            max_connections: self.max_connections,
+            limits: Limits {
+                max_answer_nodes: self.max_answer_nodes,
+                request_timeout: Duration::from_secs(self.request_timeout),
+                heavy_work: self.heavy_lookup_work,
+                heavy_lookups: self.heavy_lookups,
+            },
         }
     }
 }

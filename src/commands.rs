@@ -51,9 +51,15 @@ pub fn main() -> ExitCode {
         _ if cli.help_man => man(),
         None => serve(&cli),
         Some(Command::Check) => check(&cli.services, cli.max_services_bytes),
-        Some(Command::Lookup { service, key, min, max }) => {
-            offline_lookup(&cli.services, cli.max_services_bytes, service, key, min.as_deref(), max.as_deref())
-        }
+        Some(Command::Lookup { service, key, min, max }) => offline_lookup(
+            &cli.services,
+            cli.max_services_bytes,
+            service,
+            key,
+            min.as_deref(),
+            max.as_deref(),
+            cli.max_answer_nodes,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +133,7 @@ fn offline_lookup(
     key: &str,
     min: Option<&str>,
     max: Option<&str>,
+    max_answer_nodes: u64,
 ) -> Result<(), CommandError> {
     let loaded = load_checked(path, max_bytes)?;
     let mut pairs = vec![("key", key)];
@@ -134,7 +141,8 @@ fn offline_lookup(
     pairs.extend(max.map(|m| ("max", m)));
     // Like the server: the body (answer or `{"error": ...}`) on stdout; the error as the exit
     // code, with the message on stderr too.
-    let answer = Fields::from_pairs(pairs).and_then(|fields| request::answer_in(&loaded.table, service, fields));
+    let answer = Fields::from_pairs(pairs)
+        .and_then(|fields| request::answer_in(&loaded.table, service, fields, max_answer_nodes));
     let (body, result) = match answer {
         Ok(answer) => (answer, Ok(())),
         Err(e) => (serde_json::json!({ "error": e.to_string() }).to_string().into_bytes(), Err(e.into())),

@@ -51,12 +51,22 @@ pub fn parse_level(s: &str) -> Result<tracing::Level, String> {
     }
 }
 
-/// What is logged at `level`: everything of keyrouter's, and of actix's own server machinery
-/// only warnings and errors (its "starting N workers", "starting service" and "shutting down
-/// idle worker" lines repeat keyrouter's startup and shutdown lines).
+/// What is logged at `level`:
+/// - everything of keyrouter's;
+/// - of actix's own server machinery only warnings and errors (its "starting N workers",
+///   "starting service" and "shutting down idle worker" lines repeat keyrouter's own);
+/// - nothing below DEBUG of what actix-http logs per connection: it logs what one client did
+///   wrong (a malformed request, a connection reset mid-request: "stream error: ...") at ERROR.
+///   A client's mistake is not the server's error, and a client must not be able to fill the
+///   log; at DEBUG and TRACE those lines show like keyrouter's own per-request lines.
 pub fn filter(level: tracing::Level) -> Targets {
+    let per_connection = if level >= tracing::Level::DEBUG { LevelFilter::from_level(level) } else { LevelFilter::OFF };
     let level = LevelFilter::from_level(level);
-    Targets::new().with_default(level).with_target("actix_server", level.min(LevelFilter::WARN))
+    Targets::new()
+        .with_default(level)
+        .with_target("actix_server", level.min(LevelFilter::WARN))
+        .with_target("actix_http::h1", per_connection)
+        .with_target("actix_http::h2", per_connection)
 }
 
 /// The queue's worker, kept to flush it at exit ([`finish`]).

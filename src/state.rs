@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
@@ -81,6 +82,35 @@ impl Default for TableOptions {
     }
 }
 
+/// Default `--heavy-lookup-work` (see [`crate::request::Plan::work`]): about 2 ms of work. A
+/// single key stays inline up to a service of ~1 000 000 nodes, a batch of 1 000 keys over 100
+/// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
+pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
+
+/// What one request may cost (see the README's "Limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Keys × nodes per key in one answer.
+    pub max_answer_nodes: u64,
+    /// Time for the request head, and again for the body.
+    pub request_timeout: Duration,
+    /// Node scores above which a lookup runs on the heavy pool.
+    pub heavy_work: u64,
+    /// Heavy lookups at once; 0 for one per CPU this process may use.
+    pub heavy_lookups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
+            request_timeout: Duration::from_secs(10),
+            heavy_work: DEFAULT_HEAVY_WORK,
+            heavy_lookups: 0,
+        }
+    }
+}
+
 /// What the server shares between workers.
 #[derive(Debug)]
 pub struct AppState {
@@ -92,17 +122,40 @@ pub struct AppState {
     /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
     reloading: Mutex<()>,
     metrics: Metrics,
+    limits: Limits,
+    /// One permit per heavy lookup that may run at once.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     /// State serving `table`, which was loaded from `services_path`, with the default
     /// [`TableOptions`].
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
-        Self::with_options(table, services_path, TableOptions::default())
+        Self::with(table, services_path, TableOptions::default(), Limits::default())
     }
 
     /// State serving `table`, which was loaded from `services_path`; reloads follow `options`.
     pub fn with_options(table: Table, services_path: impl Into<PathBuf>, options: TableOptions) -> Arc<Self> {
+        Self::with(table, services_path, options, Limits::default())
+    }
+
+    /// Like [`AppState::new`], with these limits.
+    pub fn with_limits(table: Table, services_path: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
+        Self::with(table, services_path, TableOptions::default(), limits)
+    }
+
+    /// State serving `table`, which was loaded from `services_path`: reloads follow `options`,
+    /// requests `limits` (`heavy_lookups` 0 resolved to the CPU count).
+    pub fn with(
+        table: Table,
+        services_path: impl Into<PathBuf>,
+        options: TableOptions,
+        mut limits: Limits,
+    ) -> Arc<Self> {
+        if limits.heavy_lookups == 0 {
+            limits.heavy_lookups = std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        let heavy = Arc::new(tokio::sync::Semaphore::new(limits.heavy_lookups));
         let metrics = Metrics::new();
         let live = Live::new(table, &metrics, None);
         metrics.loaded(true, false);
@@ -113,6 +166,8 @@ impl AppState {
             stopping: AtomicBool::new(false),
             reloading: Mutex::new(()),
             metrics,
+            limits,
+            heavy,
         })
     }
 
@@ -125,6 +180,15 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Permits for heavy lookups: take one with `try_acquire_owned`, never wait for one.
+    pub fn heavy_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.heavy
     }
 
     pub fn services_path(&self) -> &Path {

@@ -25,6 +25,11 @@ fn one_startup_line_from_keyrouter_and_none_from_actix() {
     assert_eq!(startup.len(), 1, "{log}");
     assert!(startup[0].contains("listening on 127.0.0.1:"), "{log}");
     assert!(startup[0].contains("with 2 workers,") && startup[0].contains("(1 service, 1 node)"), "{log}");
+    for limit in
+        ["connections at most", "answers of up to 100000 nodes", "requests within 10 s", "services files of up to"]
+    {
+        assert!(startup[0].contains(limit), "the startup line lacks {limit:?}: {log}");
+    }
     for actix in ["starting service", "Actix runtime", "starting 2 workers"] {
         assert!(!log.contains(actix), "actix's own line {actix:?} in:\n{log}");
     }
