@@ -21,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod manpage;
 pub mod metrics;
 pub mod ranking;
 pub mod reload;

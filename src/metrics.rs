@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::ranking::{fingerprint_hex, Service, Table, ALGORITHM_VERSION};
@@ -63,6 +64,9 @@ pub struct Metrics {
     reloads: IntCounterVec,
     last_reload_successful: IntGauge,
     last_reload_success_timestamp: Gauge,
+    log_lines_dropped: IntCounter,
+    /// Held while `log_lines_dropped` catches up, so two scrapes never add the same drops twice.
+    log_sync: std::sync::Mutex<()>,
     unknown: LookupCounters,
     other: std::sync::Arc<LookupCounters>,
     max_service_series: usize,
@@ -100,6 +104,10 @@ impl Metrics {
             Opts::new("keyrouter_build_info", "Version of keyrouter and of its ranking algorithm (always 1)."),
             &["version", "algorithm"],
         ));
+        let log_lines_dropped = must(IntCounter::new(
+            "keyrouter_log_lines_dropped_total",
+            "Log lines dropped because stderr was closed, failing or too slow.",
+        ));
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), &ALGORITHM_VERSION.to_string()]).set(1);
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
@@ -110,6 +118,7 @@ impl Metrics {
             Box::new(last_reload_successful.clone()),
             Box::new(last_reload_success_timestamp.clone()),
             Box::new(build_info),
+            Box::new(log_lines_dropped.clone()),
         ] {
             must(registry.register(c));
         }
@@ -119,6 +128,8 @@ impl Metrics {
             reloads,
             last_reload_successful,
             last_reload_success_timestamp,
+            log_lines_dropped,
+            log_sync: std::sync::Mutex::new(()),
             unknown: LookupCounters::default(),
             other: Default::default(),
             max_service_series,
@@ -162,6 +173,15 @@ impl Metrics {
     /// The Prometheus text exposition of the process-wide metrics (see [`render_lookups`] and
     /// [`TableSeries`] for the rest), appended to `out`.
     pub fn render_into(&self, out: &mut Vec<u8>) {
+        // The log counts its drops itself (it must not depend on anything that could fail).
+        {
+            let _one_at_a_time = self.log_sync.lock().unwrap_or_else(|p| p.into_inner());
+            let dropped = crate::logging::dropped_lines();
+            let shown = self.log_lines_dropped.get();
+            if dropped > shown {
+                self.log_lines_dropped.inc_by(dropped - shown);
+            }
+        }
         // Encoding into a Vec only fails on invalid metric families, which we never build.
         let _ = TextEncoder::new().encode(&self.registry.gather(), out);
         counter_family(

@@ -27,12 +27,12 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type(ContentType::json()).body(r#"{"status":"ok"}"#)
 }
 
-/// Readiness: a table is loaded and the server is not shutting down.
+/// Readiness: a non-empty table is loaded (or `--allow-empty`) and the server is not shutting
+/// down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.is_ready() {
-        HttpResponse::Ok().content_type(ContentType::json()).body(r#"{"status":"ready"}"#)
-    } else {
-        error_body(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    match state.readiness() {
+        Ok(()) => HttpResponse::Ok().content_type(ContentType::json()).body(r#"{"status":"ready"}"#),
+        Err(why) => error_body(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

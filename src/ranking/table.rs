@@ -1,9 +1,11 @@
 //! The immutable service table: everything a lookup needs, computed once per node.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use super::hash::{fill_scores, hash_str, mix, score, weighted_score, ALGORITHM_VERSION};
-use super::topk::{top_k, Candidate};
+use super::topk::{top_k, Candidate, INLINE};
+use super::weighted;
 
 /// One node as written in the services file: an opaque string and its weight (1 by default).
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +71,8 @@ pub struct Service {
     hashes: Vec<u64>,
     /// Each node's weight, in the order of `nodes`.
     weights: Vec<f64>,
+    /// `1 / weight` for each node, for the weighted path's bound (see [`super::weighted`]).
+    inv_weights: Vec<f64>,
     /// False when all weights are equal: the unweighted ranking is then exactly the weighted
     /// one, and much cheaper.
     weighted: bool,
@@ -114,7 +118,8 @@ impl Service {
         // All-equal weights rank exactly like no weights (the unweighted path below), so they
         // get the unweighted fingerprint: the fingerprint identifies the answers.
         let fingerprint = fingerprint(&hashes, (!uniform).then_some(&weights[..]));
-        Ok((Service { name: spec.name, nodes, hashes, weights, weighted: !uniform, fingerprint }, removed))
+        let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
+        Ok((Service { name: spec.name, nodes, hashes, weights, inv_weights, weighted: !uniform, fingerprint }, removed))
     }
 
     pub fn name(&self) -> &str {
@@ -185,23 +190,23 @@ impl Service {
         let key_hash = hash_str(key);
         let hashes = &self.hashes[..];
         let nodes = &self.nodes[..];
-        // Equal scores (a 64-bit collision) are broken by the node string, so the order is
-        // total and does not depend on the order of nodes in the file.
-        let tie = |a: u32, b: u32| nodes[b as usize].cmp(&nodes[a as usize]);
         let emit = |i: usize| out.push(nodes[i].as_str());
         let weights = &self.weights[..];
         match self.weighted {
+            true if k <= INLINE => {
+                weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, weighted_order(nodes), emit)
+            }
             false => top_k(
                 hashes.len(),
                 k,
                 |start, out: &mut [u64]| fill_scores(key_hash, &hashes[start..start + out.len()], out),
-                |a: &Candidate<u64>, b| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index)),
+                unweighted_order(nodes),
                 emit,
             ),
             true => top_k(
                 hashes.len(),
                 k,
-                |start, out: &mut [(f64, u64)]| {
+                |start, out: &mut [WeightedScore]| {
                     for (i, o) in (start..).zip(out.iter_mut()) {
                         let raw = score(key_hash, hashes[i]);
                         *o = (weighted_score(raw, weights[i]), raw);
@@ -209,13 +214,40 @@ impl Service {
                     // No block skipping: the bound would cost as much as the scan it saves.
                     (f64::INFINITY, u64::MAX)
                 },
-                |a: &Candidate<(f64, u64)>, b| {
-                    a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
-                },
+                weighted_order(nodes),
                 emit,
             ),
         }
     }
+}
+
+/// The order of an unweighted ranking over `nodes`, as [`top_k`] takes it (`Greater`: `a` ranks
+/// before `b`): the higher score first; equal scores (a 64-bit collision) by the node string,
+/// the smaller (bytewise) first, so the order is total and does not depend on the order of the
+/// nodes in the file.
+#[inline(always)]
+pub fn unweighted_order(nodes: &[String]) -> impl Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering + '_ {
+    move |a, b| a.score.cmp(&b.score).then_with(|| tie(nodes, a.index, b.index))
+}
+
+/// A weighted candidate's score: the weighted score, and the raw hash score it came from.
+pub type WeightedScore = (f64, u64);
+
+/// The order of a weighted ranking over `nodes`: the higher weighted score first, then the
+/// higher raw hash score, then the node string as in [`unweighted_order`].
+#[inline(always)]
+pub fn weighted_order(
+    nodes: &[String],
+) -> impl Fn(&Candidate<WeightedScore>, &Candidate<WeightedScore>) -> Ordering + '_ {
+    move |a, b| {
+        a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(nodes, a.index, b.index))
+    }
+}
+
+/// `Greater` when node `a`'s string is the smaller one: it ranks first.
+#[inline(always)]
+fn tie(nodes: &[String], a: u32, b: u32) -> Ordering {
+    nodes[b as usize].cmp(&nodes[a as usize])
 }
 
 /// Up to this many nodes, duplicates are found by comparing every pair.
@@ -363,5 +395,63 @@ mod tests {
         assert_eq!(t1.fingerprint(), t2.fingerprint());
         assert!(!t1.same_as(&t2), "the weights /table shows differ");
         assert!(t1.same_as(&t1.clone()));
+    }
+
+    use proptest::prelude::*;
+
+    /// Every node scored exactly and sorted: what the weighted path must answer.
+    fn reference<'a>(s: &'a Service, key: &str, k: usize) -> Vec<&'a str> {
+        let kh = hash_str(key);
+        let mut all: Vec<(f64, u64, &str)> = (0..s.len())
+            .map(|i| {
+                let raw = score(kh, s.hashes[i]);
+                (weighted_score(raw, s.weights[i]), raw, s.nodes[i].as_str())
+            })
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2)));
+        all.into_iter().take(k).map(|c| c.2).collect()
+    }
+
+    fn weighted_service(weights: &[f64]) -> Service {
+        let nodes = weights.iter().enumerate().map(|(i, &weight)| NodeSpec { node: format!("n{i}:80"), weight });
+        Service::build(ServiceSpec { name: "w".into(), nodes: nodes.collect() }).unwrap().0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The bound only skips nodes that lose: every answer equals scoring every node exactly.
+        #[test]
+        fn the_weighted_fast_path_never_changes_an_answer(
+            weights in prop::collection::vec(
+                prop_oneof![1e-6f64..1e6, 0.5f64..2.0, Just(1.0), Just(1.0 + f64::EPSILON), 1e-300f64..1e-290],
+                1..300,
+            ),
+            k in 1usize..=INLINE,
+            seed in any::<u64>(),
+        ) {
+            let s = weighted_service(&weights);
+            prop_assume!(s.is_weighted());
+            for i in 0..20u64 {
+                let key = format!("key-{}", mix(seed ^ i));
+                let mut fast = Vec::new();
+                s.rank_into(&key, k, &mut fast);
+                prop_assert_eq!(fast, reference(&s, &key, k), "key {}", key);
+            }
+        }
+    }
+
+    #[test]
+    fn the_weighted_fast_path_agrees_on_large_services() {
+        let weights: Vec<f64> = (0..10_000u64).map(|i| 0.25 + (mix(i) % 1000) as f64 / 100.0).collect();
+        let s = weighted_service(&weights);
+        for i in 0..60 {
+            let key = format!("user:{i}");
+            for k in [1, 3, 10, 32] {
+                let mut fast = Vec::new();
+                s.rank_into(&key, k, &mut fast);
+                assert_eq!(fast, reference(&s, &key, k), "key {key}, k {k}");
+            }
+        }
     }
 }
