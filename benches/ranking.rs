@@ -37,6 +37,16 @@ fn lookups(c: &mut Criterion) {
         let mut weighted_spec = ServiceSpec::new("w", list.iter().cloned());
         weighted_spec.nodes[0] = NodeSpec { node: list[0].clone(), weight: 2.0 };
         let (weighted, _) = Service::build(weighted_spec).unwrap();
+        // Every node its own weight, from 0.5 to 10.
+        let varied_spec = ServiceSpec {
+            name: "v".into(),
+            nodes: list
+                .iter()
+                .enumerate()
+                .map(|(i, n)| NodeSpec { node: n.clone(), weight: 0.5 + (i * 7919 % 96) as f64 / 10.0 })
+                .collect(),
+        };
+        let (varied, _) = Service::build(varied_spec).unwrap();
         let mut group = c.benchmark_group(format!("lookup/n={n}"));
         group.throughput(Throughput::Elements(n as u64));
         for k in [1usize, 3, 10] {
@@ -52,6 +62,12 @@ fn lookups(c: &mut Criterion) {
                     b.iter(|| {
                         i = (i + 1) % keys.len();
                         black_box(weighted.lookup(black_box(&keys[i]), 1, k as u64).unwrap())
+                    })
+                });
+                group.bench_function(BenchmarkId::new("weighted-varied", format!("top{k}")), |b| {
+                    b.iter(|| {
+                        i = (i + 1) % keys.len();
+                        black_box(varied.lookup(black_box(&keys[i]), 1, k as u64).unwrap())
                     })
                 });
             }

@@ -17,7 +17,10 @@ impl FromStr for ListenAddress {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid address {s:?}: {why}; use :PORT, HOST:PORT or [IPv6]:PORT");
-        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| match s.parse::<u16>() {
+            Ok(port) => bad(&format!("no port (for port {port} on all interfaces, write :{port})")),
+            Err(_) => bad("no port"),
+        })?;
         let port: u16 = port.parse().map_err(|_| bad("the port must be a number from 0 to 65535"))?;
         let host = if let Some(inner) = host.strip_prefix('[') {
             let ip = inner.strip_suffix(']').ok_or_else(|| bad("unclosed ["))?;
@@ -80,5 +83,6 @@ mod tests {
             assert!(a(bad).is_err(), "{bad}");
         }
         assert_eq!(a("[::1]:8080").unwrap().to_string(), "[::1]:8080");
+        assert!(a("8080").unwrap_err().contains("write :8080"), "{:?}", a("8080"));
     }
 }

@@ -5,14 +5,16 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Loaded};
+use crate::logging::{self, count};
+use crate::manpage;
 use crate::ranking::{self, SelfCheckError};
 use crate::request::{self, Fields, RequestError};
+use crate::startup::Settings;
 use crate::startup::{self, StartupError};
-use crate::{logging, startup::Settings};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,59 +44,84 @@ impl CommandError {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     crate::memory::configure();
-    let cli = Cli::parse();
+    let cli = match Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let result = match &cli.command {
         _ if cli.help_man => man(),
         None => serve(&cli),
-        Some(Command::Check) => check(&cli.services),
-        Some(Command::Lookup { service, key, min, max }) => {
-            offline_lookup(&cli.services, service, key, min.as_deref(), max.as_deref())
-        }
+        Some(Command::Check) => check(&cli.services, cli.max_services_bytes),
+        Some(Command::Lookup { service, key, min, max }) => offline_lookup(
+            &cli.services,
+            cli.max_services_bytes,
+            service,
+            key,
+            min.as_deref(),
+            max.as_deref(),
+            cli.max_answer_nodes,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keyrouter: error: {e}");
+            // Not eprintln!: it panics when stderr is a closed pipe, and the exit status must
+            // stay this command's.
+            let _ = writeln!(std::io::stderr(), "keyrouter: error: {e}");
             e.exit_code()
         }
     }
 }
 
+/// clap's own answer: help and version on stdout with status 0, usage errors on stderr with 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
 fn serve(cli: &Cli) -> Result<(), CommandError> {
-    logging::init(cli.log_level, cli.log_format);
+    // Dropped when serving ends, before the error (if any) is printed: flushes the log.
+    let _log = logging::init(cli.log_level, cli.log_format);
     let settings: Settings = cli.settings();
     Ok(startup::serve(&settings)?)
 }
 
 fn man() -> Result<(), CommandError> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out).map_err(CommandError::Man)?;
-    std::io::stdout().write_all(&out).map_err(CommandError::Output)
+    let page = manpage::render(Cli::command()).map_err(CommandError::Man)?;
+    std::io::stdout().write_all(&page).map_err(CommandError::Output)
 }
 
 /// The hash self-check, then the services file: what every offline command needs.
-fn load_checked(path: &Path) -> Result<Loaded, CommandError> {
+fn load_checked(path: &Path, max_bytes: u64) -> Result<Loaded, CommandError> {
     ranking::self_check()?;
-    Ok(config::load(path)?)
+    Ok(config::load_limited(path, max_bytes)?)
 }
 
 /// `keyrouter check`.
-fn check(path: &Path) -> Result<(), CommandError> {
-    let loaded = load_checked(path)?;
+fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
+    let loaded = load_checked(path, max_bytes)?;
     let t = &loaded.table;
     let mut out = format!(
-        "{}: OK: {} services, {} nodes, fingerprint {}\n",
+        "{}: OK: {}, {}, fingerprint {}\n",
         path.display(),
-        t.len(),
-        t.node_count(),
+        count(t.len(), "service"),
+        count(t.node_count(), "node"),
         ranking::fingerprint_hex(t.fingerprint())
     );
     for s in t.services() {
         let weighted = if s.is_weighted() { ", weighted" } else { "" };
-        out.push_str(&format!("  {:?}: {} nodes{weighted}\n", s.name(), s.len()));
+        out.push_str(&format!("  {:?}: {}{weighted}\n", s.name(), count(s.len(), "node")));
     }
     for (service, n) in &loaded.report.duplicates_removed {
-        out.push_str(&format!("  {service:?}: removed {n} duplicate node(s)\n"));
+        out.push_str(&format!("  {service:?}: removed {}\n", count(*n, "duplicate node")));
+    }
+    if t.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "keyrouter: warning: {}: the file has no services (keyrouter refuses to reload it over a \
+             non-empty table, and is not ready while its table is empty, unless --allow-empty)",
+            path.display()
+        );
     }
     std::io::stdout().write_all(out.as_bytes()).map_err(CommandError::Output)
 }
@@ -102,18 +129,21 @@ fn check(path: &Path) -> Result<(), CommandError> {
 /// `keyrouter lookup`: the server's validation and ranking, without the server.
 fn offline_lookup(
     path: &Path,
+    max_bytes: u64,
     service: &str,
     key: &str,
     min: Option<&str>,
     max: Option<&str>,
+    max_answer_nodes: u64,
 ) -> Result<(), CommandError> {
-    let loaded = load_checked(path)?;
+    let loaded = load_checked(path, max_bytes)?;
     let mut pairs = vec![("key", key)];
     pairs.extend(min.map(|m| ("min", m)));
     pairs.extend(max.map(|m| ("max", m)));
     // Like the server: the body (answer or `{"error": ...}`) on stdout; the error as the exit
     // code, with the message on stderr too.
-    let answer = Fields::from_pairs(pairs).and_then(|fields| request::answer_in(&loaded.table, service, fields));
+    let answer = Fields::from_pairs(pairs)
+        .and_then(|fields| request::answer_in(&loaded.table, service, fields, max_answer_nodes));
     let (body, result) = match answer {
         Ok(answer) => (answer, Ok(())),
         Err(e) => (serde_json::json!({ "error": e.to_string() }).to_string().into_bytes(), Err(e.into())),

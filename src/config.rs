@@ -6,9 +6,14 @@
 //!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }]
 //! ```
 //!
-//! [`parse`] is pure; [`load`] reads a file and parses it.
+//! [`parse`] is pure; [`load`] reads a file and parses it. [`read`] refuses anything that is
+//! not a regular file (a FIFO would block, `/dev/zero` never ends) and anything bigger than a
+//! limit, before it costs memory.
 
 use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -37,6 +42,10 @@ pub struct ConfigError {
 pub enum ConfigErrorKind {
     /// The file could not be read.
     Read(std::io::Error),
+    /// The path is not a regular file: what it is instead ("a FIFO (named pipe)", ...).
+    NotAFile(&'static str),
+    /// The file is bigger than the limit (`--max-services-bytes`); `size` if known up front.
+    TooBig { limit: u64, size: Option<u64> },
     /// The file was read but is not a valid services file: at least one diagnostic.
     Invalid(Vec<Diagnostic>),
 }
@@ -46,7 +55,7 @@ impl ConfigError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match &self.kind {
             ConfigErrorKind::Invalid(d) => d,
-            ConfigErrorKind::Read(_) => &[],
+            _ => &[],
         }
     }
 }
@@ -56,6 +65,17 @@ impl fmt::Display for ConfigError {
         match &self.kind {
             ConfigErrorKind::Read(e) => {
                 write!(f, "{}: cannot read services file: {e}", self.origin)
+            }
+            ConfigErrorKind::NotAFile(what) => {
+                write!(f, "{}: cannot read services file: it is {what}, not a regular file", self.origin)
+            }
+            ConfigErrorKind::TooBig { limit, size } => {
+                write!(f, "{}: services file too large: ", self.origin)?;
+                match size {
+                    Some(size) => write!(f, "{size} bytes")?,
+                    None => write!(f, "more than {limit} bytes")?,
+                }
+                write!(f, ", the limit is {limit} bytes (--max-services-bytes)")
             }
             ConfigErrorKind::Invalid(diags) => {
                 for (i, d) in diags.iter().enumerate() {
@@ -74,7 +94,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ConfigErrorKind::Read(e) => Some(e),
-            ConfigErrorKind::Invalid(_) => None,
+            _ => None,
         }
     }
 }
@@ -86,45 +106,146 @@ pub struct Loaded {
     pub report: BuildReport,
 }
 
-/// Reads and parses the services file at `path`.
+/// The default of `--max-services-bytes`: room for several million nodes.
+pub const DEFAULT_MAX_SERVICES_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads and parses the services file at `path`, refusing files over
+/// [`DEFAULT_MAX_SERVICES_BYTES`].
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_limited(path, DEFAULT_MAX_SERVICES_BYTES)
+}
+
+/// Reads ([`read`]) and parses the services file at `path`.
+pub fn load_limited(path: &Path, max_bytes: u64) -> Result<Loaded, ConfigError> {
+    let src = read(path, max_bytes)?;
+    parse(&src, &path.display().to_string())
+}
+
+/// Reads the services file at `path` as text, if it is a regular file (or a symlink to one) of
+/// at most `max_bytes` bytes. Never blocks on a FIFO and never reads more than `max_bytes + 1`
+/// bytes, whatever the path is.
+pub fn read(path: &Path, max_bytes: u64) -> Result<String, ConfigError> {
     let origin = path.display().to_string();
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { origin: origin.clone(), kind: ConfigErrorKind::Read(e) })?;
-    parse(&src, &origin)
+    let fail = |kind| ConfigError { origin: origin.clone(), kind };
+    let file = open(path).map_err(fail)?;
+    // The type of what was opened, not of what the path named a moment before.
+    let meta = file.metadata().map_err(|e| fail(ConfigErrorKind::Read(e)))?;
+    if let Some(what) = not_a_file(meta.file_type()) {
+        return Err(fail(ConfigErrorKind::NotAFile(what)));
+    }
+    if meta.len() > max_bytes {
+        return Err(fail(ConfigErrorKind::TooBig { limit: max_bytes, size: Some(meta.len()) }));
+    }
+    // The file may grow while it is read: `take` bounds the read whatever the size said.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| fail(ConfigErrorKind::Read(e)))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(fail(ConfigErrorKind::TooBig { limit: max_bytes, size: None }));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or("");
+        let (line, column) = line_col(text, valid);
+        fail(ConfigErrorKind::Invalid(vec![Diagnostic { line, column, message: "not valid UTF-8".to_string() }]))
+    })
+}
+
+/// Opens `path` for reading without blocking: `O_NONBLOCK` makes opening a FIFO return at once
+/// (a blocking open waits for a writer), `O_NOCTTY` keeps a terminal from becoming ours.
+fn open(path: &Path) -> Result<File, ConfigErrorKind> {
+    match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path) {
+        Ok(file) => Ok(file),
+        // Opening a Unix socket fails with ENXIO ("No such device or address"); say what it is.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => match std::fs::metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => Err(ConfigErrorKind::NotAFile("a socket")),
+            _ => Err(ConfigErrorKind::Read(e)),
+        },
+        Err(e) => Err(ConfigErrorKind::Read(e)),
+    }
+}
+
+/// What a file type is, if it is not a regular file.
+fn not_a_file(t: std::fs::FileType) -> Option<&'static str> {
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("an unknown kind of file")
+    }
 }
 
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    let invalid = |diags| ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) };
-    let doc: Doc = toml::from_str(src).map_err(|e| {
-        let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
-        invalid(vec![Diagnostic { line, column, message: e.message().trim_end().to_string() }])
-    })?;
-
-    let mut diags = Vec::new();
-    let mut at = |span: std::ops::Range<usize>, message: String| {
-        let (line, column) = line_col(src, span.start);
-        diags.push(Diagnostic { line, column, message });
+    let invalid = |mut diags: Vec<Diagnostic>| {
+        diags.sort_by_key(|d| (d.line, d.column));
+        ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) }
     };
-    let mut specs = Vec::with_capacity(doc.services.len());
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for service in &doc.services {
+    let (docs, mut diags) = service_docs(src);
+    let Some(docs) = docs else { return Err(invalid(diags)) };
+    let mut specs = Vec::with_capacity(docs.len());
+    let mut seen: std::collections::HashMap<&str, usize, ahash::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(docs.len(), ahash::RandomState::with_seeds(1, 2, 3, 4));
+    for (offset, service) in &docs {
+        // Spans are relative to the part of the file the service was parsed from.
+        let mut at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(src, span.start + offset);
+            diags.push(Diagnostic { line, column, message });
+        };
         let service = service.get_ref();
         let name = service.name.get_ref();
         if name.is_empty() {
             at(service.name.span(), "service Name is empty".to_string());
-        } else if let Some(first) = seen.insert(name, service.name.span().start) {
+        } else if let Some(first) = seen.insert(name, service.name.span().start + offset) {
             seen.insert(name, first);
             let (line, _) = line_col(src, first);
             at(service.name.span(), format!("service {name:?} is already defined at line {line}"));
         }
         let mut nodes = Vec::with_capacity(service.nodes.len());
-        for node in &service.nodes {
-            let (node, weight) = match node.get_ref() {
-                NodeDoc::Plain(n) => (n.clone(), None),
-                NodeDoc::Weighted { node, weight } => (node.clone(), weight.as_ref()),
+        // Where each node was first listed and with which weight: a node listed again must
+        // have the same weight (then it is a duplicate, removed), or the answer would depend on
+        // which listing came first.
+        let mut first_listed: std::collections::HashMap<&str, (usize, f64), ahash::RandomState> =
+            std::collections::HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+        for spanned in &service.nodes {
+            let (node, weight) = match spanned.get_ref() {
+                NodeDoc::Plain(n) => (n, None),
+                NodeDoc::Weighted { node, weight } => (node, weight.as_ref()),
             };
+            let weight_value = weight.map_or(1.0, |w| *w.get_ref());
+            match first_listed.entry(node.as_str()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((spanned.span().start + offset, weight_value));
+                }
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let &(first_at, first_weight) = e.get();
+                    let valid = |w: f64| w.is_finite() && w > 0.0;
+                    // (An invalid weight is reported on its own below.)
+                    if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
+                        let (line, column) = line_col(src, first_at);
+                        let (here_line, here_column) = line_col(src, spanned.span().start + offset);
+                        at(
+                            spanned.span(),
+                            format!(
+                                "node {node:?} is listed with Weight {weight_value} at {here_line}:{here_column} \
+                                 and with Weight {first_weight} at {line}:{column}; a node has one weight"
+                            ),
+                        );
+                    }
+                }
+            }
+            let node = node.clone();
+            if node.is_empty() {
+                at(spanned.span(), format!("service {name:?}: node is empty (nothing can be routed to \"\")"));
+            }
             let weight = match weight {
                 None => 1.0,
                 Some(w) => {
@@ -160,6 +281,84 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     Ok(Loaded { table, report })
 }
 
+/// `[[Services]]` entries, each with the byte offset of the file its spans are relative to.
+type Entries = Vec<(usize, Spanned<ServiceDoc>)>;
+
+/// The services of the file, each with the byte offset its spans are relative to, and the
+/// diagnostics of the entries that do not have the right structure. `None` when the file is not
+/// TOML at all (every syntax error is in the diagnostics).
+///
+/// The toml crate holds the whole document's tokens and events in memory at once, about 25
+/// times the file's size (270 MB for 100 000 services). So the file is cut before each line
+/// that is exactly a `[[Services]]` header and the parts are parsed one by one: they are the
+/// same document, since each such header starts a new element of the array of tables and
+/// nothing else. Whenever that could be in doubt the whole file is parsed instead, which also
+/// gives every error its position: a part that does not parse on its own (a cut inside a
+/// multi-line string leaves it unterminated), or anything but comments before the first cut
+/// (`Services = [...]` there could not be appended to).
+fn service_docs(src: &str) -> (Option<Entries>, Vec<Diagnostic>) {
+    let mut cuts = vec![0];
+    let mut pos = 0;
+    for line in src.split_inclusive('\n') {
+        let header = line.trim().strip_prefix("[[Services]]").map(str::trim_start);
+        if header.is_some_and(|rest| rest.is_empty() || rest.starts_with('#')) {
+            cuts.push(pos);
+        }
+        pos += line.len();
+    }
+    cuts.push(src.len());
+    if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(|t| t.is_empty()) {
+        let mut docs = Vec::with_capacity(cuts.len() - 2);
+        let mut diags = Vec::new();
+        let whole = cuts[1..].windows(2).all(|w| {
+            let (part_docs, part_diags) = structure(src, w[0], &src[w[0]..w[1]]);
+            diags.extend(part_diags);
+            part_docs.map(|d| docs.extend(d)).is_some()
+        });
+        if whole {
+            return (Some(docs), diags);
+        }
+    }
+    structure(src, 0, src)
+}
+
+/// The structure of `part` (which starts at byte `offset` of `src`): each `[[Services]]` entry
+/// deserialized on its own, so that a missing field, a wrong type or an unknown key in one entry
+/// does not hide the errors of the others. `None` when `part` is not TOML at all.
+fn structure(src: &str, offset: usize, part: &str) -> (Option<Entries>, Vec<Diagnostic>) {
+    let diag = |e: &toml::de::Error, fallback: std::ops::Range<usize>| {
+        let (line, column) = line_col(src, offset + e.span().unwrap_or(fallback).start);
+        Diagnostic { line, column, message: e.message().trim_end().to_string() }
+    };
+    let (root, syntax) = toml::de::DeTable::parse_recoverable(part);
+    if !syntax.is_empty() {
+        return (None, syntax.iter().map(|e| diag(e, 0..0)).collect());
+    }
+    let mut diags = Vec::new();
+    let mut docs = Vec::new();
+    for (key, value) in root.into_inner() {
+        let (line, column) = line_col(src, offset + key.span().start);
+        if key.get_ref().as_ref() != "Services" {
+            let message = format!("unknown field `{}`, expected `Services`", key.get_ref());
+            diags.push(Diagnostic { line, column, message });
+            continue;
+        }
+        let toml::de::DeValue::Array(entries) = value.into_inner() else {
+            let message = "`Services` must be an array of tables: write each service as [[Services]]".into();
+            diags.push(Diagnostic { line, column, message });
+            continue;
+        };
+        for entry in entries {
+            let entry_span = entry.span();
+            match ServiceDoc::deserialize(toml::de::ValueDeserializer::from(entry)) {
+                Ok(service) => docs.push((offset, Spanned::new(entry_span, service))),
+                Err(e) => diags.push(diag(&e, entry_span.clone())),
+            }
+        }
+    }
+    (Some(docs), diags)
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
@@ -167,13 +366,6 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[line_start..].chars().count() + 1)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Doc {
-    #[serde(rename = "Services", default)]
-    services: Vec<Spanned<ServiceDoc>>,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +495,24 @@ mod tests {
     }
 
     #[test]
+    fn a_node_listed_twice_needs_the_same_weight() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\",\n  { Node = \"x\", Weight = 5 }]\n";
+        let (line, col, msg) = one(src);
+        assert_eq!((line, col), (4, 3), "{msg}");
+        assert!(msg.contains("node \"x\" is listed with Weight 5 at 4:3 and with Weight 1 at 3:10"), "{msg}");
+        // The other order is the same error: the answer must not depend on which came first.
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Weight = 5 }, \"x\"]\n");
+        assert_eq!(line, 3, "{msg}");
+        assert!(msg.contains("with Weight 1 at 3:38 and with Weight 5 at 3:10"), "{msg}");
+        // The same weight spelt two ways is a plain duplicate, removed.
+        let l = parse("[[Services]]\nName = \"a\"\nNodes = [\"x\", { Node = \"x\", Weight = 1.0 }]\n", "t").unwrap();
+        assert_eq!(l.table.get("a").unwrap().nodes(), ["x"]);
+        assert_eq!(l.report.duplicates_removed, vec![("a".to_string(), 1)]);
+        // An invalid weight is one error, not two.
+        assert_eq!(err("[[Services]]\nName = \"a\"\nNodes = [\"x\", { Node = \"x\", Weight = -1 }]\n").len(), 1);
+    }
+
+    #[test]
     fn weights() {
         let l = parse("[[Services]]\nName = \"a\"\nNodes = [\"x\", { Node = \"y\", Weight = 2.5 }, { Node = \"z\", Weight = 3 }]\n", "t")
             .unwrap();
@@ -335,11 +545,111 @@ mod tests {
     }
 
     #[test]
+    fn structural_errors_in_several_entries_are_all_reported() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Weight = 0 }]\n[[Services]]\nName = \"a\"\n\
+                   [[Services]]\nNodes = [\"y\"]\n[[Services]]\nName = \"b\"\nNode = [\"z\"]\n\
+                   [[Services]]\nName = 7\n";
+        let d = err(src);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [3, 5, 6, 10, 12], "{d:?}");
+        assert!(d[0].message.contains("greater than 0"), "{d:?}");
+        assert!(d[1].message.contains("already defined at line 2"), "{d:?}");
+        assert!(d[2].message.contains("missing field `Name`"), "{d:?}");
+        assert!(d[3].message.contains("unknown field `Node`"), "{d:?}");
+        assert!(d[4].message.contains("invalid type"), "{d:?}");
+    }
+
+    #[test]
+    fn several_syntax_errors_are_all_reported() {
+        let d = err("[[Services]]\nName = \"a\nNodes = [\n[[Services]]\nName = = \"b\"\n");
+        assert!(d.len() >= 2, "{d:?}");
+    }
+
+    #[test]
     fn display_names_file_line_and_column() {
         let e = parse("[[Services]]\nName = \"\"\n", "svc.toml").unwrap_err();
         assert_eq!(e.to_string(), "svc.toml:2:8: service Name is empty");
         let e = load(Path::new("/nonexistent/x.toml")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/x.toml: cannot read services file"), "{e}");
+    }
+
+    #[test]
+    fn parsing_in_parts_is_parsing_the_whole_file() {
+        let three = "# comment\n[[Services]]\nName = \"a\"\nNodes = [\"x\"]\n[[Services]] # b\nName = \"b\"\n\
+                     [[Services]]\nName = \"c\"\nNodes = [{ Node = \"y\", Weight = -1 }]\n";
+        // Positions in a later part are positions in the file.
+        assert_eq!(one(three), (9, 33, "node \"y\": Weight must be a finite number greater than 0, got -1".into()));
+        let (line, col, msg) =
+            one("[[Services]]\nName = \"a\"\n[[Services]]\nName = \"b\"\n[[Services]]\nName = \"a\"\n");
+        assert_eq!((line, col), (6, 8));
+        assert!(msg.contains("already defined at line 2"), "{msg}");
+        // A header inside a multi-line string is not a cut.
+        let l =
+            parse("[[Services]]\nName = \"\"\"a\n[[Services]]\nb\"\"\"\n[[Services]]\nName = \"c\"\n", "t").unwrap();
+        assert_eq!(l.table.names(), ["a\n[[Services]]\nb", "c"]);
+        // A static array before the first header cannot be appended to, whole or in parts.
+        // (Every error of the file is reported: here each [[Services]] header is one.)
+        let d = err("Services = [{ Name = \"a\" }]\n[[Services]]\nName = \"b\"\n[[Services]]\nName = \"c\"\n");
+        assert_eq!(d[0].line, 2, "{d:?}");
+        // Sub-tables stay with their service.
+        let l = parse(
+            "[[Services]]\nName = \"a\"\n[[Services.Nodes]]\nNode = \"n\"\nWeight = 2\n[[Services]]\nName = \"b\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.table.get("a").unwrap().weights(), [2.0]);
+    }
+
+    #[test]
+    fn empty_node_is_an_error() {
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [\"x\", \"\"]\n");
+        assert_eq!((line, col), (3, 15), "{msg}");
+        assert!(msg.contains("node is empty"), "{msg}");
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"\", Weight = 2 }]\n");
+        assert_eq!((line, col), (3, 10), "{msg}");
+    }
+
+    fn kind(e: ConfigError) -> ConfigErrorKind {
+        e.kind
+    }
+
+    #[test]
+    fn read_refuses_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read(dir.path(), 100).unwrap_err();
+        assert!(e.to_string().ends_with("cannot read services file: it is a directory, not a regular file"), "{e}");
+        assert!(matches!(kind(read(Path::new("/dev/null"), 100).unwrap_err()), ConfigErrorKind::NotAFile(_)));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Returns at once (no writer), and says what it found.
+        let e = read(&fifo, 100).unwrap_err();
+        assert!(e.to_string().contains("it is a FIFO (named pipe)"), "{e}");
+        let sock = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = read(&sock, 100).unwrap_err();
+        assert!(e.to_string().contains("it is a socket"), "{e}");
+    }
+
+    #[test]
+    fn read_refuses_files_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "0123456789").unwrap();
+        assert_eq!(read(&path, 10).unwrap(), "0123456789");
+        let e = read(&path, 9).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: services file too large: 10 bytes, the limit is 9 bytes (--max-services-bytes)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, b"a = 1\nb = \xff\n").unwrap();
+        let e = read(&path, 100).unwrap_err();
+        assert_eq!(e.diagnostics()[0].line, 2);
+        assert_eq!(e.diagnostics()[0].column, 5);
     }
 
     #[test]

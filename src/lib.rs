@@ -22,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod manpage;
 pub mod memory;
 pub mod metrics;
 pub mod ranking;

@@ -1,7 +1,22 @@
-//! Prometheus metrics. Counting on the lookup path is a couple of atomic increments on handles
+//! Prometheus metrics. Counting on the lookup path is one relaxed atomic increment on counters
 //! resolved when the table is installed, never a label lookup, lock or allocation.
-//! Label values are bounded: one per configured service, plus `_unknown` for all others.
+//!
+//! Two kinds of series:
+//!
+//! - process-wide ones (latency, reloads, build info, lookups of unknown services) live in a
+//!   [`prometheus::Registry`] here;
+//! - table-level ones (services, nodes, fingerprints, per-service lookups) belong to one table:
+//!   [`TableSeries`] renders their static part once when the table is built, and
+//!   [`render_lookups`] writes the per-service counters at scrape time from the same snapshot,
+//!   so one scrape never mixes two tables.
+//!
+//! Label values are bounded: one per configured service, up to `--max-service-series`; lookups
+//! of services beyond that count in `keyrouter_other_service_lookups_total`, lookups of services
+//! not in the table in `keyrouter_unknown_service_lookups_total` (their own metrics, so no
+//! service name can collide with them).
 
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
@@ -9,45 +24,52 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::ranking::{fingerprint_hex, Table, ALGORITHM_VERSION};
+use crate::ranking::{fingerprint_hex, Service, Table, ALGORITHM_VERSION};
 
-/// Label used for lookups of services that are not in the table.
-pub const UNKNOWN_SERVICE: &str = "_unknown";
+/// Default of `--max-service-series`.
+pub const DEFAULT_MAX_SERVICE_SERIES: usize = 10_000;
 
-/// Counters of one service's lookups, by status class.
-#[derive(Debug, Clone)]
+/// Status classes, in the order of [`LookupCounters::get`].
+const STATUSES: [&str; 3] = ["2xx", "4xx", "5xx"];
+
+/// Counters of lookups, by status class.
+#[derive(Debug, Default)]
 pub struct LookupCounters {
-    ok: IntCounter,
-    client_error: IntCounter,
-    server_error: IntCounter,
+    counts: [AtomicU64; 3],
 }
 
 impl LookupCounters {
     /// Counts one answered lookup with this HTTP status.
     #[inline]
     pub fn count(&self, status: u16) {
-        match status {
-            500.. => self.server_error.inc(),
-            400.. => self.client_error.inc(),
-            _ => self.ok.inc(),
-        }
+        let class = match status {
+            500.. => 2,
+            400.. => 1,
+            _ => 0,
+        };
+        self.counts[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts for 2xx, 4xx and 5xx.
+    pub fn get(&self) -> [u64; 3] {
+        self.counts.each_ref().map(|c| c.load(Ordering::Relaxed))
     }
 }
 
-/// Every metric keyrouter exports.
+/// Every process-wide metric keyrouter exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    lookups: IntCounterVec,
     latency: Histogram,
     reloads: IntCounterVec,
     last_reload_successful: IntGauge,
     last_reload_success_timestamp: Gauge,
-    services: IntGauge,
-    nodes: IntGaugeVec,
-    table_info: IntGaugeVec,
-    service_info: IntGaugeVec,
+    log_lines_dropped: IntCounter,
+    /// Held while `log_lines_dropped` catches up, so two scrapes never add the same drops twice.
+    log_sync: std::sync::Mutex<()>,
     unknown: LookupCounters,
+    other: std::sync::Arc<LookupCounters>,
+    max_service_series: usize,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -57,12 +79,9 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// Metrics with per-service series for at most `max_service_series` services.
+    pub fn new(max_service_series: usize) -> Self {
         let registry = Registry::new();
-        let lookups = must(IntCounterVec::new(
-            Opts::new("keyrouter_lookups_total", "Lookups answered, by service and status class."),
-            &["service", "status"],
-        ));
         let latency = must(Histogram::with_opts(
             HistogramOpts::new("keyrouter_lookup_duration_seconds", "Time to answer a lookup, body reading included.")
                 .buckets(vec![
@@ -81,91 +100,61 @@ impl Metrics {
             "keyrouter_config_last_reload_success_timestamp_seconds",
             "Time of the last successful load of the services file, in seconds since the epoch.",
         ));
-        let services = must(IntGauge::new("keyrouter_services", "Services in the table."));
-        let nodes = must(IntGaugeVec::new(Opts::new("keyrouter_service_nodes", "Nodes per service."), &["service"]));
-        let table_info = must(IntGaugeVec::new(
-            Opts::new("keyrouter_table_info", "Fingerprint of the whole table (always 1)."),
-            &["fingerprint"],
-        ));
-        let service_info = must(IntGaugeVec::new(
-            Opts::new("keyrouter_service_info", "Fingerprint of each service (always 1)."),
-            &["service", "fingerprint"],
-        ));
         let build_info = must(IntGaugeVec::new(
             Opts::new("keyrouter_build_info", "Version of keyrouter and of its ranking algorithm (always 1)."),
             &["version", "algorithm"],
+        ));
+        let log_lines_dropped = must(IntCounter::new(
+            "keyrouter_log_lines_dropped_total",
+            "Log lines dropped because stderr was closed, failing or too slow.",
         ));
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), &ALGORITHM_VERSION.to_string()]).set(1);
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
         for c in [
-            Box::new(lookups.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(latency.clone()),
+            Box::new(latency.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reloads.clone()),
             Box::new(last_reload_successful.clone()),
             Box::new(last_reload_success_timestamp.clone()),
-            Box::new(services.clone()),
-            Box::new(nodes.clone()),
-            Box::new(table_info.clone()),
-            Box::new(service_info.clone()),
             Box::new(build_info),
+            Box::new(log_lines_dropped.clone()),
         ] {
             must(registry.register(c));
         }
-        let unknown = counters(&lookups, UNKNOWN_SERVICE);
         Metrics {
             registry,
-            lookups,
             latency,
             reloads,
             last_reload_successful,
             last_reload_success_timestamp,
-            services,
-            nodes,
-            table_info,
-            service_info,
-            unknown,
+            log_lines_dropped,
+            log_sync: std::sync::Mutex::new(()),
+            unknown: LookupCounters::default(),
+            other: Default::default(),
+            max_service_series,
         }
     }
 
-    /// Counters for lookups of unknown services.
+    /// Counters for lookups of services that are not in the table.
     pub fn unknown(&self) -> &LookupCounters {
         &self.unknown
+    }
+
+    /// Counters shared by the services beyond `--max-service-series`.
+    pub fn other(&self) -> &std::sync::Arc<LookupCounters> {
+        &self.other
+    }
+
+    /// How many services get series of their own.
+    pub fn max_service_series(&self) -> usize {
+        self.max_service_series
     }
 
     /// Records how long a lookup took.
     #[inline]
     pub fn observe_latency(&self, elapsed: Duration) {
         self.latency.observe(elapsed.as_secs_f64());
-    }
-
-    /// Describes a newly installed table (replacing `old`, if any) and returns the lookup
-    /// counters of its services, in the table's order.
-    pub fn install(&self, old: Option<&Table>, new: &Table) -> Vec<LookupCounters> {
-        if let Some(old) = old {
-            for s in old.services() {
-                let fp = fingerprint_hex(s.fingerprint());
-                let _ = self.service_info.remove_label_values(&[s.name(), &fp]);
-                if new.get(s.name()).is_none() {
-                    let _ = self.nodes.remove_label_values(&[s.name()]);
-                    for status in ["2xx", "4xx", "5xx"] {
-                        let _ = self.lookups.remove_label_values(&[s.name(), status]);
-                    }
-                }
-            }
-            let _ = self.table_info.remove_label_values(&[&fingerprint_hex(old.fingerprint())]);
-        }
-        self.services.set(new.len() as i64);
-        self.table_info.with_label_values(&[&fingerprint_hex(new.fingerprint())]).set(1);
-        new.services()
-            .iter()
-            .map(|s| {
-                self.nodes.with_label_values(&[s.name()]).set(s.len() as i64);
-                self.service_info.with_label_values(&[s.name(), &fingerprint_hex(s.fingerprint())]).set(1);
-                counters(&self.lookups, s.name())
-            })
-            .collect()
     }
 
     /// Records a load or reload of the services file. `counted` is false for the first load at
@@ -181,30 +170,122 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4096);
+    /// The Prometheus text exposition of the process-wide metrics (see [`render_lookups`] and
+    /// [`TableSeries`] for the rest), appended to `out`.
+    pub fn render_into(&self, out: &mut Vec<u8>) {
+        // The log counts its drops itself (it must not depend on anything that could fail).
+        {
+            let _one_at_a_time = self.log_sync.lock().unwrap_or_else(|p| p.into_inner());
+            let dropped = crate::logging::dropped_lines();
+            let shown = self.log_lines_dropped.get();
+            if dropped > shown {
+                self.log_lines_dropped.inc_by(dropped - shown);
+            }
+        }
         // Encoding into a Vec only fails on invalid metric families, which we never build.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
+        let _ = TextEncoder::new().encode(&self.registry.gather(), out);
+        counter_family(
+            out,
+            "keyrouter_unknown_service_lookups_total",
+            "Lookups of services that are not in the table, by status class.",
+        );
+        status_lines(out, "keyrouter_unknown_service_lookups_total", None, self.unknown.get());
+        counter_family(
+            out,
+            "keyrouter_other_service_lookups_total",
+            "Lookups of services beyond --max-service-series (which have no series of their own), by status class.",
+        );
+        status_lines(out, "keyrouter_other_service_lookups_total", None, self.other.get());
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
+/// The series of one table that do not change while it is served, rendered once.
+#[derive(Debug)]
+pub struct TableSeries {
+    text: Box<[u8]>,
+}
+
+impl TableSeries {
+    /// Renders the table-level gauges of `table`; services after the first `max_service_series`
+    /// (in the table's order) are only counted in the totals.
+    pub fn render(table: &Table, max_service_series: usize) -> TableSeries {
+        let own = &table.services()[..table.len().min(max_service_series)];
+        let mut out = Vec::with_capacity(256 + own.len() * 120);
+        gauge_family(&mut out, "keyrouter_services", "Services in the table.");
+        let _ = writeln!(out, "keyrouter_services {}", table.len());
+        gauge_family(&mut out, "keyrouter_nodes", "Nodes in the table, over all services.");
+        let _ = writeln!(out, "keyrouter_nodes {}", table.node_count());
+        gauge_family(&mut out, "keyrouter_table_info", "Fingerprint of the whole table (always 1).");
+        let _ = writeln!(out, "keyrouter_table_info{{fingerprint=\"{}\"}} 1", fingerprint_hex(table.fingerprint()));
+        gauge_family(
+            &mut out,
+            "keyrouter_service_series_limited",
+            "1 if the table has more services than --max-service-series, so some have no series of their own.",
+        );
+        let _ = writeln!(out, "keyrouter_service_series_limited {}", u8::from(own.len() < table.len()));
+        gauge_family(&mut out, "keyrouter_service_nodes", "Nodes per service.");
+        for s in own {
+            out.extend_from_slice(b"keyrouter_service_nodes{service=\"");
+            escape_label(&mut out, s.name());
+            let _ = writeln!(out, "\"}} {}", s.len());
+        }
+        gauge_family(&mut out, "keyrouter_service_info", "Fingerprint of each service (always 1).");
+        for s in own {
+            let _ =
+                write!(out, "keyrouter_service_info{{fingerprint=\"{}\",service=\"", fingerprint_hex(s.fingerprint()));
+            escape_label(&mut out, s.name());
+            out.extend_from_slice(b"\"} 1\n");
+        }
+        TableSeries { text: out.into_boxed_slice() }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text
     }
 }
 
-fn counters(lookups: &IntCounterVec, service: &str) -> LookupCounters {
-    LookupCounters {
-        ok: lookups.with_label_values(&[service, "2xx"]),
-        client_error: lookups.with_label_values(&[service, "4xx"]),
-        server_error: lookups.with_label_values(&[service, "5xx"]),
+/// Appends `keyrouter_lookups_total` for `services`, each with its counters.
+pub fn render_lookups<'a>(out: &mut Vec<u8>, services: impl Iterator<Item = (&'a Service, &'a LookupCounters)>) {
+    counter_family(out, "keyrouter_lookups_total", "Lookups answered, by service and status class.");
+    for (s, counters) in services {
+        status_lines(out, "keyrouter_lookups_total", Some(s.name()), counters.get());
     }
 }
 
-/// The content type of [`Metrics::render`].
+fn gauge_family(out: &mut Vec<u8>, name: &str, help: &str) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+}
+
+fn counter_family(out: &mut Vec<u8>, name: &str, help: &str) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+}
+
+fn status_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counts: [u64; 3]) {
+    for (status, n) in STATUSES.iter().zip(counts) {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'{');
+        if let Some(service) = service {
+            out.extend_from_slice(b"service=\"");
+            escape_label(out, service);
+            out.extend_from_slice(b"\",");
+        }
+        let _ = writeln!(out, "status=\"{status}\"}} {n}");
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and line feed escaped.
+fn escape_label(out: &mut Vec<u8>, value: &str) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[cfg(test)]
@@ -213,29 +294,58 @@ mod tests {
     use crate::ranking::ServiceSpec;
 
     #[test]
-    fn install_tracks_services_and_forgets_removed_ones() {
-        let m = Metrics::new();
-        let (a, _) = Table::build([ServiceSpec::new("a", ["x"]), ServiceSpec::new("b", ["y", "z"])]).unwrap();
-        let counters = m.install(None, &a);
-        counters[1].count(200);
-        counters[1].count(404);
+    fn process_metrics_render_and_reload_gauges_follow_the_outcome() {
+        let m = Metrics::new(10);
         m.unknown().count(404);
         m.loaded(true, false);
-        let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains(r#"keyrouter_lookups_total{service="b",status="2xx"} 1"#), "{text}");
-        assert!(text.contains(r#"keyrouter_lookups_total{service="_unknown",status="4xx"} 1"#), "{text}");
-        assert!(text.contains(r#"keyrouter_service_nodes{service="b"} 2"#), "{text}");
-        assert!(text.contains("keyrouter_services 2"), "{text}");
+        let mut out = Vec::new();
+        m.render_into(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#"keyrouter_unknown_service_lookups_total{status="4xx"} 1"#), "{text}");
+        assert!(text.contains(r#"keyrouter_other_service_lookups_total{status="2xx"} 0"#), "{text}");
         assert!(text.contains("keyrouter_config_last_reload_successful 1"), "{text}");
         assert!(text.contains(r#"keyrouter_reloads_total{result="success"} 0"#), "{text}");
-
-        let (b, _) = Table::build([ServiceSpec::new("a", ["x"])]).unwrap();
-        m.install(Some(&a), &b);
         m.loaded(false, true);
-        let text = String::from_utf8(m.render()).unwrap();
-        assert!(!text.contains(r#"service="b""#), "{text}");
+        let mut out = Vec::new();
+        m.render_into(&mut out);
+        let text = String::from_utf8(out).unwrap();
         assert!(text.contains(r#"keyrouter_reloads_total{result="failure"} 1"#), "{text}");
         assert!(text.contains("keyrouter_config_last_reload_successful 0"), "{text}");
-        assert_eq!(text.matches("keyrouter_table_info{").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn table_series_are_capped_and_escaped() {
+        let (t, _) = Table::build([
+            ServiceSpec::new("a\"b\\c\nd", ["x"]),
+            ServiceSpec::new("b", ["y", "z"]),
+            ServiceSpec::new("c", ["w"]),
+        ])
+        .unwrap();
+        let text = String::from_utf8(TableSeries::render(&t, 2).as_bytes().to_vec()).unwrap();
+        assert!(text.contains(r#"keyrouter_service_nodes{service="a\"b\\c\nd"} 1"#), "{text}");
+        assert!(text.contains(r#"keyrouter_service_nodes{service="b"} 2"#), "{text}");
+        assert!(!text.contains(r#"service="c""#), "{text}");
+        assert!(text.contains("keyrouter_services 3\n"), "{text}");
+        assert!(text.contains("keyrouter_nodes 4\n"), "{text}");
+        assert!(text.contains("keyrouter_service_series_limited 1\n"), "{text}");
+        let text = String::from_utf8(TableSeries::render(&t, 3).as_bytes().to_vec()).unwrap();
+        assert!(text.contains("keyrouter_service_series_limited 0\n"), "{text}");
+        assert_eq!(text.matches("keyrouter_service_info{").count(), 3, "{text}");
+    }
+
+    #[test]
+    fn lookups_render_per_service() {
+        let (t, _) = Table::build([ServiceSpec::new("a", ["x"])]).unwrap();
+        let c = LookupCounters::default();
+        c.count(200);
+        c.count(503);
+        c.count(404);
+        c.count(404);
+        let mut out = Vec::new();
+        render_lookups(&mut out, t.services().iter().zip([&c]));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"2xx\"} 1\n"), "{text}");
+        assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"4xx\"} 2\n"), "{text}");
+        assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"5xx\"} 1\n"), "{text}");
     }
 }

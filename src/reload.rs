@@ -2,15 +2,35 @@
 //! ([`crate::signals`]), `--watch` ([`crate::watch`]) and startup ([`initial_load`]) all come
 //! through here, so a file is judged the same way whoever asked.
 //!
-//! A file that cannot be read or is invalid keeps the table being served: the new table is
-//! built whole off to the side and only then swapped in.
+//! A file that cannot be read, is invalid, or is empty while services are served keeps the
+//! table being served: the new table is built whole off to the side and only then swapped in.
+//! SIGHUP reloads run on a thread of their own ([`Reloader`]), never on the thread that handles
+//! signals.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 
 use crate::config::{self, ConfigError, Loaded};
+use crate::logging::count;
 use crate::ranking::Table;
 use crate::state::AppState;
+
+/// Why a reload kept the table being served.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read, or is not a valid services file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The file has no services while some are served, and `--allow-empty` is off.
+    #[error(
+        "{path}: the file has no services; refusing to replace the {served} being served \
+         with an empty table (--allow-empty allows it)",
+        path = .path.display(),
+        served = count(*.served, "service")
+    )]
+    Empty { path: PathBuf, served: usize },
+}
 
 /// When to swap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,26 +42,35 @@ pub enum When {
     IfChanged,
 }
 
-/// Loads the services file at startup, warning about removed duplicates as a reload would.
-pub fn initial_load(path: &Path) -> Result<Loaded, ConfigError> {
+/// Loads the services file at startup (refusing files over `max_bytes`), warning about removed
+/// duplicates as a reload would.
+pub fn initial_load(path: &Path, max_bytes: u64) -> Result<Loaded, ConfigError> {
     let _release = crate::memory::ReleaseOnDrop;
-    let loaded = config::load(path)?;
+    let loaded = config::load_limited(path, max_bytes)?;
     warn_duplicates(path, &loaded.report.duplicates_removed);
     Ok(loaded)
 }
 
 /// Re-reads the services file and swaps the new table in whole, or keeps the old one if the
-/// file cannot be read or is invalid. With [`When::IfChanged`], a file that gives the same table
-/// as the current one is left alone (`Ok(None)`, not counted as a reload).
-pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, ConfigError> {
+/// file cannot be read, is invalid, or has no services while some are served (unless
+/// `allow_empty`). With [`When::IfChanged`], a file that gives the same table as the current one
+/// is left alone (`Ok(None)`); it is still a successful reload for the metrics, as in
+/// Prometheus: the gauge goes back to 1 after a failure, the timestamp moves.
+pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, ReloadError> {
     let _one_at_a_time = state.lock_reloads();
     // Last out: whatever this load freed (file text, parse tree, a refused or unchanged table).
     let _release = crate::memory::ReleaseOnDrop;
-    let Loaded { table, report } =
-        config::load(state.services_path()).inspect_err(|_| state.metrics().loaded(false, true))?;
+    let options = state.options();
+    let Loaded { table, report } = config::load_limited(state.services_path(), options.max_services_bytes)
+        .inspect_err(|_| state.metrics().loaded(false, true))?;
     let current = state.live();
-    if when == When::IfChanged && current.table.fingerprint() == table.fingerprint() {
+    if when == When::IfChanged && current.table.same_as(&table) {
+        state.metrics().loaded(true, true);
         return Ok(None);
+    }
+    if table.is_empty() && !current.table.is_empty() && !options.allow_empty {
+        state.metrics().loaded(false, true);
+        return Err(ReloadError::Empty { path: state.services_path().to_path_buf(), served: current.table.len() });
     }
     let summary = ReloadSummary::between(&current.table, &table, report.duplicates_removed);
     drop(current);
@@ -53,20 +82,58 @@ pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, Con
 /// [`reload`], with the outcome logged; `cause` says who asked ("SIGHUP", "file change").
 pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
     let path = state.services_path().display();
+    tracing::debug!("{cause}: reading {path}");
     match reload(state, when) {
         Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
         Ok(Some(summary)) => {
             warn_duplicates(state.services_path(), &summary.duplicates_removed);
-            tracing::info!("{cause}: reloaded {path}: {summary}");
+            // A reload that changes nothing is routine (consul-template renders on every catalog
+            // event); only changes are worth a line at INFO.
+            if summary.is_unchanged() {
+                tracing::debug!("{cause}: reloaded {path}: {summary}");
+            } else {
+                tracing::info!("{cause}: reloaded {path}: {summary}");
+            }
         }
         Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
+    }
+}
+
+/// Runs reloads on a thread of its own, so that the thread handling signals never waits for a
+/// file (however big, slow or odd) and SIGTERM is handled at once whatever a reload is doing.
+/// Requests that arrive during a reload coalesce into one more reload, of the file as it is then.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    requests: mpsc::Sender<&'static str>,
+}
+
+impl Reloader {
+    /// Starts the reload thread for `state`; it ends when every `Reloader` is dropped.
+    pub fn spawn(state: Arc<AppState>) -> std::io::Result<Reloader> {
+        let (requests, rx) = mpsc::channel::<&'static str>();
+        std::thread::Builder::new().name("keyrouter-reload".into()).spawn(move || {
+            while let Ok(mut cause) = rx.recv() {
+                while let Ok(later) = rx.try_recv() {
+                    cause = later;
+                }
+                reload_and_log(&state, cause, When::Always);
+            }
+        })?;
+        Ok(Reloader { requests })
+    }
+
+    /// Asks for a reload (`cause` says who asked, for the log) and returns at once.
+    pub fn request(&self, cause: &'static str) {
+        if self.requests.send(cause).is_err() {
+            tracing::error!("{cause}: cannot reload: the reload thread has stopped");
+        }
     }
 }
 
 /// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
 fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
     for (service, n) in removed {
-        tracing::warn!("{}: service {service:?}: removed {n} duplicate node(s)", path.display());
+        tracing::warn!("{}: service {service:?}: removed {}", path.display(), count(*n, "duplicate node"));
     }
 }
 
@@ -82,6 +149,11 @@ pub struct ReloadSummary {
 }
 
 impl ReloadSummary {
+    /// No service was added, removed or changed: every answer stays the same.
+    pub fn is_unchanged(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
     fn between(old: &Table, new: &Table, duplicates_removed: Vec<(String, usize)>) -> Self {
         let mut s =
             ReloadSummary { services: new.len(), nodes: new.node_count(), duplicates_removed, ..Default::default() };
@@ -99,10 +171,10 @@ impl ReloadSummary {
 
 impl fmt::Display for ReloadSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} services, {} nodes; added {:?}, removed {:?}, changed {:?}",
-            self.services, self.nodes, self.added, self.removed, self.changed
-        )
+        write!(f, "{}, {}", count(self.services, "service"), count(self.nodes, "node"))?;
+        if self.is_unchanged() {
+            return f.write_str("; unchanged");
+        }
+        write!(f, "; added {:?}, removed {:?}, changed {:?}", self.added, self.removed, self.changed)
     }
 }

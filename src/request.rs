@@ -19,6 +19,20 @@ use crate::ranking::{LookupError, Service, Table};
 /// Largest number of keys in one batch lookup.
 pub const MAX_BATCH_KEYS: usize = 10_000;
 
+/// Default answer budget (`--max-answer-nodes`): keys × nodes per key in one answer. A node in
+/// an answer costs its name plus 3 bytes of JSON (about 25 bytes for `10.0.0.1:8080`), so the
+/// default keeps one answer to about 2.5 MB, far below the 256 MiB the Kubernetes manifest
+/// gives the pod, while a batch of 10 000 keys still gets 10 nodes each.
+pub const DEFAULT_MAX_ANSWER_NODES: u64 = 100_000;
+
+/// What one node in an answer costs next to scoring one node (~2 ns): selecting and sorting
+/// it among the top k, and writing it as a JSON string, measured at 30–60 ns together.
+pub const ANSWER_NODE_WORK: u64 = 32;
+
+/// Most bytes reserved up front for a batch answer, whatever the budget allows: the vector
+/// grows past it if it must, but a capacity is never computed from a number a client sent.
+const MAX_ANSWER_HINT: usize = 4 << 20;
+
 /// What to look up: one key or a batch, and how many nodes to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup<'a> {
@@ -34,6 +48,32 @@ pub enum Keys<'a> {
     Batch(Vec<Cow<'a, str>>),
 }
 
+impl Keys<'_> {
+    /// How many keys were asked for (duplicates included).
+    pub fn len(&self) -> usize {
+        match self {
+            Keys::One(_) => 1,
+            Keys::Batch(keys) => keys.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Lookup<'_> {
+    /// The same lookup owning its keys, to move to another thread.
+    pub fn into_owned(self) -> Lookup<'static> {
+        let own = |k: Cow<'_, str>| Cow::Owned(k.into_owned());
+        let keys = match self.keys {
+            Keys::One(k) => Keys::One(own(k)),
+            Keys::Batch(keys) => Keys::Batch(keys.into_iter().map(own).collect()),
+        };
+        Lookup { keys, min: self.min, max: self.max }
+    }
+}
+
 /// Everything that can go wrong with a request; `crate::http` gives each its HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -43,12 +83,26 @@ pub enum RequestError {
     Invalid(String),
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// The answer would hold more nodes than `--max-answer-nodes` allows.
+    #[error(
+        "answer too large: {keys} key(s) x {per_key} node(s) per key = {total} nodes, more than the limit of \
+         {limit} (--max-answer-nodes); ask for fewer keys or a smaller `max`"
+    )]
+    AnswerTooLarge { keys: usize, per_key: usize, total: u64, limit: u64 },
     #[error("unsupported Content-Type {0:?}: send application/json, application/x-www-form-urlencoded, multipart/form-data or a query string")]
     UnsupportedMediaType(String),
+    #[error("unsupported Content-Encoding {0:?}: send the body uncompressed")]
+    UnsupportedEncoding(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("query string is longer than {limit} bytes; send large lookups as a body")]
     QueryTooLong { limit: usize },
+    /// The request did not arrive whole within `--request-timeout`.
+    #[error("request not received within {secs} s (--request-timeout)")]
+    Timeout { secs: u64 },
+    /// Every slot for heavy lookups is taken.
+    #[error("too many large lookups in progress; retry shortly (--heavy-lookups)")]
+    Overloaded,
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
     #[error("no such route: {0}")]
@@ -72,21 +126,41 @@ pub struct Fields<'a> {
     pub key: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "texts")]
     pub keys: Option<Vec<Cow<'a, str>>>,
-    #[serde(default, deserialize_with = "count")]
+    #[serde(default, deserialize_with = "count_min")]
     pub min: Option<u64>,
-    #[serde(default, deserialize_with = "count")]
+    #[serde(default, deserialize_with = "count_max")]
     pub max: Option<u64>,
 }
 
 impl<'a> Fields<'a> {
-    /// Parses a JSON object body.
+    /// Parses a JSON object body. Only an object: serde would otherwise also take an array and
+    /// read its elements as the fields in declaration order.
     pub fn from_json(body: &'a [u8]) -> Result<Self, RequestError> {
+        let start = body.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if start.is_some_and(|i| body[i] != b'{') {
+            return Err(RequestError::invalid("invalid JSON body: must be an object, such as {\"key\": \"...\"}"));
+        }
         serde_json::from_slice(body).map_err(|e| RequestError::invalid(format!("invalid JSON body: {e}")))
     }
 
-    /// Parses an urlencoded string (a query string or a form body).
+    /// Parses an urlencoded string (a query string or a form body): `+` is a space, `%XX` a
+    /// byte, and every name and value must be UTF-8 once decoded (a 400 otherwise, where
+    /// `form_urlencoded` would turn each bad byte into U+FFFD and make different inputs equal).
     pub fn from_urlencoded(input: &'a [u8]) -> Result<Self, RequestError> {
-        Self::from_pairs(form_urlencoded::parse(input))
+        let pairs = input.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            let name = decode_form(name).ok_or_else(|| {
+                RequestError::invalid("a field name is not valid UTF-8 once percent-decoded".to_string())
+            })?;
+            let value = decode_form(value).ok_or_else(|| {
+                RequestError::invalid(format!("field `{name}` is not valid UTF-8 once percent-decoded"))
+            })?;
+            Ok((name, value))
+        });
+        Self::try_from_pairs(pairs)
     }
 
     /// Builds fields from name/value pairs (query string, urlencoded and multipart forms).
@@ -96,8 +170,17 @@ impl<'a> Fields<'a> {
         N: AsRef<str>,
         V: Into<Cow<'a, str>>,
     {
+        Self::try_from_pairs(pairs.into_iter().map(Ok))
+    }
+
+    fn try_from_pairs<N, V>(pairs: impl Iterator<Item = Result<(N, V), RequestError>>) -> Result<Self, RequestError>
+    where
+        N: AsRef<str>,
+        V: Into<Cow<'a, str>>,
+    {
         let mut f = Fields::default();
-        for (name, value) in pairs {
+        for pair in pairs {
+            let (name, value) = pair?;
             let name = name.as_ref();
             let value = value.into();
             let twice = || RequestError::invalid(format!("field `{name}` is given more than once"));
@@ -194,23 +277,65 @@ impl<'a> Fields<'a> {
 }
 
 /// Answers a lookup of service `name` in `table`: the JSON body a client gets.
-pub fn answer_in(table: &Table, name: &str, fields: Fields) -> Result<Vec<u8>, RequestError> {
+pub fn answer_in(table: &Table, name: &str, fields: Fields, max_answer_nodes: u64) -> Result<Vec<u8>, RequestError> {
     let service = table.get(name).ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
-    answer(service, fields)
+    answer(service, fields, max_answer_nodes)
 }
 
 /// Validates the fields and ranks: the one path from any input form to an answer's JSON.
-pub fn answer(service: &Service, fields: Fields) -> Result<Vec<u8>, RequestError> {
+pub fn answer(service: &Service, fields: Fields, max_answer_nodes: u64) -> Result<Vec<u8>, RequestError> {
+    render(service, &plan(service, fields, max_answer_nodes)?)
+}
+
+/// A validated lookup of one service, within the answer budget: ready to [`render`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<'a> {
+    pub lookup: Lookup<'a>,
+    /// Nodes per key in the answer.
+    pub k: usize,
+}
+
+impl Plan<'_> {
+    /// The work this lookup costs, in node scores: every node of the service is scored once
+    /// per key, and each node in the answer costs about [`ANSWER_NODE_WORK`] more (selecting,
+    /// sorting and encoding it).
+    pub fn work(&self, service: &Service) -> u64 {
+        let per_key = (service.len() as u64).saturating_add((self.k as u64).saturating_mul(ANSWER_NODE_WORK));
+        (self.lookup.keys.len() as u64).saturating_mul(per_key)
+    }
+
+    /// The same plan owning its keys.
+    pub fn into_owned(self) -> Plan<'static> {
+        Plan { lookup: self.lookup.into_owned(), k: self.k }
+    }
+}
+
+/// Validates the fields against `service` and the answer budget: keys × nodes per key must not
+/// exceed `max_answer_nodes`. Allocates nothing sized from the request's numbers.
+pub fn plan<'a>(service: &Service, fields: Fields<'a>, max_answer_nodes: u64) -> Result<Plan<'a>, RequestError> {
     let lookup = fields.into_lookup()?;
     let k = service.answer_len(lookup.min, lookup.max)?;
+    let keys = lookup.keys.len();
+    let total = (keys as u64).saturating_mul(k as u64);
+    if total > max_answer_nodes {
+        return Err(RequestError::AnswerTooLarge { keys, per_key: k, total, limit: max_answer_nodes });
+    }
+    Ok(Plan { lookup, k })
+}
+
+/// Ranks and encodes a planned lookup: the answer's JSON.
+pub fn render(service: &Service, plan: &Plan) -> Result<Vec<u8>, RequestError> {
+    let k = plan.k;
     let mut nodes = Vec::with_capacity(k);
-    match &lookup.keys {
+    match &plan.lookup.keys {
         Keys::One(key) => {
             service.rank_into(key, k, &mut nodes);
             serde_json::to_vec(&nodes)
         }
         Keys::Batch(keys) => {
-            let mut out = Vec::with_capacity(keys.len() * (16 + 24 * k));
+            // Within the budget, but an operator may set the budget very high: cap the hint.
+            let hint = keys.len().saturating_mul(k.saturating_mul(24).saturating_add(16));
+            let mut out = Vec::with_capacity(hint.min(MAX_ANSWER_HINT));
             let mut ser = serde_json::Serializer::new(&mut out);
             let mut seen = HashSet::with_capacity(keys.len());
             (|| {
@@ -278,35 +403,67 @@ fn texts<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cow<'a, s
     Ok(Option::<Vec<Text>>::deserialize(d)?.map(|v| v.into_iter().map(|t| t.0).collect()))
 }
 
-/// A JSON count: a non-negative integer that fits in 64 bits. Null counts as absent.
-fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a non-negative integer")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            u64::try_from(v).map(Some).map_err(|_| E::custom(format!("must be a non-negative integer, got {v}")))
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            if v.fract() == 0.0 && v >= 0.0 {
-                Err(E::custom(format!("is too large, got {v}")))
-            } else {
-                Err(E::custom(format!("must be a non-negative integer, got {v}")))
-            }
+/// Decodes one urlencoded component, borrowing when it has nothing to decode; `None` when the
+/// result is not UTF-8. A `%` not followed by two hex digits stays as it is (as in browsers).
+fn decode_form(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+    }
+    let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(decoded).ok().map(Cow::Owned)
+}
+
+/// Decodes a percent-encoded path segment (a service name) completely, `%2F` included; `None`
+/// when the result is not UTF-8.
+pub fn decode_path_segment(raw: &str) -> Option<Cow<'_, str>> {
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
+}
+
+fn count_min<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(Count("min"))
+}
+
+fn count_max<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(Count("max"))
+}
+
+/// A JSON count, named for its errors: a non-negative integer that fits in 64 bits. Null counts
+/// as absent. A number written with a fraction or an exponent counts when its value is an
+/// integer (`1.0`, `1e0`: Python's `json.dumps` writes floats, and JSON Schema's `integer`
+/// includes them); `1.5` is not an integer, `1e30` is too large.
+struct Count(&'static str);
+
+impl<'de> Visitor<'de> for Count {
+    type Value = Option<u64>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "`{}` as a non-negative integer", self.0)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        u64::try_from(v)
+            .map(Some)
+            .map_err(|_| E::custom(format!("`{}` must be a non-negative integer, got {v}", self.0)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // 2^64 is exactly representable; every integral f64 below it converts exactly.
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        if !(v.is_finite() && v.fract() == 0.0 && v >= 0.0) {
+            Err(E::custom(format!("`{}` must be a non-negative integer, got {v}", self.0)))
+        } else if v >= LIMIT {
+            Err(E::custom(format!("`{}` is too large, got {v:e}", self.0)))
+        } else {
+            Ok(Some(v as u64))
         }
     }
-    d.deserialize_any(V)
 }
 
 #[cfg(test)]
@@ -360,15 +517,71 @@ mod tests {
         assert!(msg(lookup(Fields::from_urlencoded(b"key=a&mx=1"))).contains("unknown field `mx`"));
         assert!(msg(lookup(Fields::from_urlencoded(b"key=a&key=b"))).contains("more than once"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":"a","min":-1}"#)))
-            .contains("must be a non-negative integer, got -1"));
-        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","min":1.5}"#))).contains("non-negative integer"));
-        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":1e30}"#))).contains("too large"));
-        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":"3"}"#))).contains("non-negative integer"));
+            .contains("`min` must be a non-negative integer, got -1"));
+        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","min":1.5}"#)))
+            .contains("`min` must be a non-negative integer, got 1.5"));
+        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":1e30}"#))).contains("`max` is too large"));
+        assert!(msg(lookup(Fields::from_json(br#"{"key":"a","max":"3"}"#))).contains("`max` as a non-negative integer"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":1}"#))).contains("invalid type"));
-        assert!(msg(lookup(Fields::from_json(br#"[1]"#))).starts_with("invalid JSON body"));
+        assert!(msg(lookup(Fields::from_json(br#"[1]"#))).contains("must be an object"));
+        assert!(msg(lookup(Fields::from_json(br#" ["ryans",null,1,3]"#))).contains("must be an object"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":"a""#))).starts_with("invalid JSON body"));
         assert!(msg(lookup(Fields::from_json(br#"{"key":"a","keys":["b"]}"#))).contains("not both"));
         assert!(msg(lookup(Fields::from_json(br#"{"keys":[]}"#))).contains("must not be empty"));
+    }
+
+    #[test]
+    fn integral_floats_are_counts() {
+        for body in [&br#"{"key":"a","max":1.0}"#[..], br#"{"key":"a","max":1e0}"#, br#"{"key":"a","max":10e-1}"#] {
+            assert_eq!(lookup(Fields::from_json(body)).unwrap().max, 1, "{}", String::from_utf8_lossy(body));
+        }
+        let l = lookup(Fields::from_json(br#"{"key":"a","min":2.0,"max":18446744073709549568.0}"#)).unwrap();
+        assert_eq!((l.min, l.max), (2, 18_446_744_073_709_549_568));
+        assert!(Fields::from_json(br#"{"key":"a","max":1.8446744073709552e19}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("`max` is too large"));
+        assert!(Fields::from_json(br#"{"key":"a","max":-0.5}"#).unwrap_err().to_string().contains("`max` must be"));
+    }
+
+    #[test]
+    fn urlencoded_must_decode_to_utf8() {
+        let f = Fields::from_urlencoded(b"key=a%2Fb+c&max=2").unwrap();
+        assert_eq!(f.key.as_deref(), Some("a/b c"));
+        assert!(matches!(Fields::from_urlencoded(b"key=plain").unwrap().key, Some(Cow::Borrowed("plain"))));
+        assert_eq!(Fields::from_urlencoded(b"key=%zz").unwrap().key.as_deref(), Some("%zz"));
+        assert_eq!(Fields::from_urlencoded(b"key=%C3%A9").unwrap().key.as_deref(), Some("é"));
+        let err = Fields::from_urlencoded(b"key=%FF").unwrap_err().to_string();
+        assert!(err.contains("field `key` is not valid UTF-8"), "{err}");
+        assert!(Fields::from_urlencoded(b"k%FEy=a").is_err());
+        assert!(Fields::from_urlencoded(b"key=\xff").is_err());
+        assert_eq!(Fields::from_urlencoded(b"&&key=a&").unwrap().key.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn path_segments_decode_fully() {
+        assert_eq!(decode_path_segment("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(decode_path_segment("a%20b").as_deref(), Some("a b"));
+        assert!(matches!(decode_path_segment("bar"), Some(Cow::Borrowed("bar"))));
+        assert_eq!(decode_path_segment("%FF"), None);
+        assert_eq!(decode_path_segment("%FE"), None);
+    }
+
+    #[test]
+    fn answer_budget_is_checked_before_ranking() {
+        let nodes: Vec<String> = (0..1000).map(|i| format!("n{i}")).collect();
+        let (table, _) = Table::build([crate::ranking::ServiceSpec::new("s", nodes)]).unwrap();
+        let s = table.get("s").unwrap();
+        let f = |json: &'static str| Fields::from_json(json.as_bytes()).unwrap();
+        // 3 keys x 1000 nodes (max is capped at the node count) = 3000.
+        let err = plan(s, f(r#"{"keys":["a","b","c"],"max":18446744073709551615}"#), 2999).unwrap_err();
+        assert_eq!(err, RequestError::AnswerTooLarge { keys: 3, per_key: 1000, total: 3000, limit: 2999 });
+        assert!(err.to_string().contains("3 key(s) x 1000 node(s) per key = 3000 nodes, more than the limit of 2999"));
+        assert!(plan(s, f(r#"{"keys":["a","b","c"],"max":18446744073709551615}"#), 3000).is_ok());
+        assert!(answer(s, f(r#"{"key":"a","max":1001}"#), 999).is_err());
+        let p = plan(s, f(r#"{"keys":["a","b"],"max":2}"#), 4).unwrap();
+        assert_eq!(p.work(s), 2 * (1000 + 2 * ANSWER_NODE_WORK));
+        assert_eq!(render(s, &p.clone().into_owned()).unwrap(), render(s, &p).unwrap());
     }
 
     #[test]

@@ -7,11 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
+use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 
-use crate::metrics::{LookupCounters, Metrics};
+use crate::config::DEFAULT_MAX_SERVICES_BYTES;
+use crate::metrics::{self, LookupCounters, Metrics, TableSeries};
 use crate::ranking::{fingerprint_hex, Service, Table};
 
 /// One table and what goes with each of its services, swapped as a whole.
@@ -21,6 +24,16 @@ pub struct Live {
     /// What the server keeps per service, in the order of `table.services()`; built in
     /// [`Live::new`] from the same iteration, read only through [`Live::service`].
     extras: Box<[Extras]>,
+    /// The table's own metric series, rendered once: a scrape takes them and the lookup
+    /// counters from the same `Live`, so it never mixes two tables.
+    series: TableSeries,
+    /// How many services (the first, in table order) have lookup counters of their own; the
+    /// others share [`Metrics::other`].
+    own_series: usize,
+    /// The `/table` body, rendered once when the table is built (never on an HTTP worker).
+    table_json: Bytes,
+    /// The `GET /service` body, likewise.
+    names_json: Bytes,
     /// Declared last, so dropped last: once a replaced table is freed (by the reload, or by the
     /// last request that still held it), its memory goes back to the system.
     _release: crate::memory::ReleaseOnDrop,
@@ -28,7 +41,7 @@ pub struct Live {
 
 #[derive(Debug)]
 struct Extras {
-    counters: LookupCounters,
+    counters: Arc<LookupCounters>,
     fingerprint: HeaderValue,
 }
 
@@ -42,20 +55,55 @@ pub struct Served<'a> {
 }
 
 impl Live {
-    /// `table` with its metric handles (registered in `metrics`, replacing `old`'s) and headers.
-    fn new(table: Table, metrics: &Metrics, old: Option<&Table>) -> Live {
-        let extras = metrics
-            .install(old, &table)
-            .into_iter()
-            .zip(table.services())
-            .map(|(counters, s)| Extras {
-                counters,
+    /// `table` with its lookup counters (a service that `old` served keeps its counts), its
+    /// metric series and its fingerprint headers.
+    fn new(table: Table, metrics: &Metrics, old: Option<&Live>) -> Live {
+        let own_series = table.len().min(metrics.max_service_series());
+        let extras = table
+            .services()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Extras {
+                counters: match i < own_series {
+                    true => old.and_then(|old| old.own_counters(s.name())).unwrap_or_default(),
+                    false => metrics.other().clone(),
+                },
                 // Sixteen hex digits are always a valid header value.
                 fingerprint: HeaderValue::from_str(&fingerprint_hex(s.fingerprint()))
                     .unwrap_or(HeaderValue::from_static("?")),
             })
             .collect();
-        Live { table, extras, _release: crate::memory::ReleaseOnDrop }
+        let series = TableSeries::render(&table, own_series);
+        let table_json = Bytes::from(render_table(&table));
+        let names_json = Bytes::from(serde_json::to_vec(table.names()).unwrap_or_else(|_| b"[]".to_vec()));
+        Live { table, extras, series, own_series, table_json, names_json, _release: crate::memory::ReleaseOnDrop }
+    }
+
+    /// The `/table` body: the table, its fingerprints and any weights the file set.
+    pub fn table_json(&self) -> &Bytes {
+        &self.table_json
+    }
+
+    /// The `GET /service` body: the service names, sorted.
+    pub fn names_json(&self) -> &Bytes {
+        &self.names_json
+    }
+
+    /// The counters of `name`, if it has counters of its own in this table.
+    fn own_counters(&self, name: &str) -> Option<Arc<LookupCounters>> {
+        let (i, _) = self.table.find(name)?;
+        (i < self.own_series).then(|| self.extras.get(i).map(|e| e.counters.clone())).flatten()
+    }
+
+    fn series_len_hint(&self) -> usize {
+        self.series.as_bytes().len() + self.own_series * 180
+    }
+
+    /// Appends this table's metric series (static part and lookup counters) to `out`.
+    pub fn render_metrics(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.series.as_bytes());
+        let own = self.table.services().iter().zip(self.extras.iter()).take(self.own_series);
+        metrics::render_lookups(out, own.map(|(s, e)| (s, &*e.counters)));
     }
 
     /// The service called `name`, if it is in the table.
@@ -67,29 +115,158 @@ impl Live {
     }
 }
 
+/// The `/table` JSON of `table`, written service by service (no intermediate JSON values, which
+/// cost several times the table for large catalogs).
+fn render_table(table: &Table) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct ServiceView<'a> {
+        name: &'a str,
+        nodes: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        weights: Option<&'a [f64]>,
+        fingerprint: String,
+    }
+    let mut out = Vec::with_capacity(64 + table.len() * 64 + table.node_count() * 24);
+    out.extend_from_slice(b"{\"fingerprint\":\"");
+    out.extend_from_slice(fingerprint_hex(table.fingerprint()).as_bytes());
+    out.extend_from_slice(format!("\",\"algorithm\":{},\"services\":[", crate::ranking::ALGORITHM_VERSION).as_bytes());
+    for (i, s) in table.services().iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let view = ServiceView {
+            name: s.name(),
+            nodes: s.nodes(),
+            weights: s.has_weights().then(|| s.weights()),
+            fingerprint: fingerprint_hex(s.fingerprint()),
+        };
+        // Writing plain strings and finite numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &view);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// How the services file is judged, at startup and on every reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Files bigger than this are refused (`--max-services-bytes`).
+    pub max_services_bytes: u64,
+    /// An empty table may replace a non-empty one, and an empty table is ready
+    /// (`--allow-empty`).
+    pub allow_empty: bool,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions { max_services_bytes: DEFAULT_MAX_SERVICES_BYTES, allow_empty: false }
+    }
+}
+
+/// Default `--heavy-lookup-work` (see [`crate::request::Plan::work`]): about 2 ms of work. A
+/// single key stays inline up to a service of ~1 000 000 nodes, a batch of 1 000 keys over 100
+/// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
+pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
+
+/// What one request may cost (see the README's "Limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Keys × nodes per key in one answer.
+    pub max_answer_nodes: u64,
+    /// Time for the request head, and again for the body.
+    pub request_timeout: Duration,
+    /// Node scores above which a lookup runs on the heavy pool.
+    pub heavy_work: u64,
+    /// Heavy lookups at once; 0 for one per CPU this process may use.
+    pub heavy_lookups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
+            request_timeout: Duration::from_secs(10),
+            heavy_work: DEFAULT_HEAVY_WORK,
+            heavy_lookups: 0,
+        }
+    }
+}
+
 /// What the server shares between workers.
 #[derive(Debug)]
 pub struct AppState {
     live: ArcSwap<Live>,
     services_path: PathBuf,
-    ready: AtomicBool,
+    options: TableOptions,
+    /// Set once a shutdown starts; readiness is 503 from then on.
+    stopping: AtomicBool,
     /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
     reloading: Mutex<()>,
     metrics: Metrics,
+    limits: Limits,
+    /// One permit per heavy lookup that may run at once.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    /// State serving `table`, which was loaded from `services_path`.
+    /// State serving `table`, which was loaded from `services_path`, with the default
+    /// [`TableOptions`].
     pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
-        let metrics = Metrics::new();
+        Self::with(
+            table,
+            services_path,
+            TableOptions::default(),
+            Limits::default(),
+            metrics::DEFAULT_MAX_SERVICE_SERIES,
+        )
+    }
+
+    /// State serving `table`, which was loaded from `services_path`; reloads follow `options`.
+    pub fn with_options(table: Table, services_path: impl Into<PathBuf>, options: TableOptions) -> Arc<Self> {
+        Self::with(table, services_path, options, Limits::default(), metrics::DEFAULT_MAX_SERVICE_SERIES)
+    }
+
+    /// Like [`AppState::new`], with these limits.
+    pub fn with_limits(table: Table, services_path: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
+        Self::with(table, services_path, TableOptions::default(), limits, metrics::DEFAULT_MAX_SERVICE_SERIES)
+    }
+
+    /// [`AppState::new`], with per-service metric series for at most `max_service_series`
+    /// services.
+    pub fn with_max_service_series(
+        table: Table,
+        services_path: impl Into<PathBuf>,
+        max_service_series: usize,
+    ) -> Arc<Self> {
+        Self::with(table, services_path, TableOptions::default(), Limits::default(), max_service_series)
+    }
+
+    /// State serving `table`, which was loaded from `services_path`: reloads follow `options`,
+    /// requests `limits` (`heavy_lookups` 0 resolved to the CPU count), and per-service metric
+    /// series exist for at most `max_service_series` services.
+    pub fn with(
+        table: Table,
+        services_path: impl Into<PathBuf>,
+        options: TableOptions,
+        mut limits: Limits,
+        max_service_series: usize,
+    ) -> Arc<Self> {
+        if limits.heavy_lookups == 0 {
+            limits.heavy_lookups = std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        let heavy = Arc::new(tokio::sync::Semaphore::new(limits.heavy_lookups));
+        let metrics = Metrics::new(max_service_series);
         let live = Live::new(table, &metrics, None);
         metrics.loaded(true, false);
         Arc::new(AppState {
             live: ArcSwap::from_pointee(live),
             services_path: services_path.into(),
-            ready: AtomicBool::new(true),
+            options,
+            stopping: AtomicBool::new(false),
             reloading: Mutex::new(()),
             metrics,
+            limits,
+            heavy,
         })
     }
 
@@ -104,16 +281,43 @@ impl AppState {
         &self.metrics
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Permits for heavy lookups: take one with `try_acquire_owned`, never wait for one.
+    pub fn heavy_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.heavy
+    }
+
     pub fn services_path(&self) -> &Path {
         &self.services_path
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+    pub fn options(&self) -> TableOptions {
+        self.options
     }
 
+    /// Ready for traffic, or why not: shutting down, or an empty table (unless
+    /// `allow_empty`), so that a load balancer sends nothing to a replica that would answer
+    /// 404 to every lookup.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.stopping.load(Ordering::Acquire) {
+            Err("shutting down")
+        } else if !self.options.allow_empty && self.live.load().table.is_empty() {
+            Err("no services loaded: the services file is empty")
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.readiness().is_ok()
+    }
+
+    /// `false` starts a shutdown: readiness answers 503 from now on, whatever the table.
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+        self.stopping.store(!ready, Ordering::Release);
     }
 
     /// Held for the whole of a reload, so that two never interleave.
@@ -124,7 +328,17 @@ impl AppState {
     /// Installs `table` (with its metrics) in place of the current one; returns the old one.
     pub(crate) fn swap(&self, table: Table) -> Arc<Live> {
         let old = self.live.load_full();
-        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old.table))));
+        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old))));
         old
+    }
+
+    /// The whole `/metrics` exposition: process-wide series, then the current table's, all
+    /// from one snapshot of the table.
+    pub fn render_metrics(&self) -> Vec<u8> {
+        let live = self.live.load_full();
+        let mut out = Vec::with_capacity(8192 + live.series_len_hint());
+        self.metrics.render_into(&mut out);
+        live.render_metrics(&mut out);
+        out
     }
 }

@@ -3,18 +3,21 @@
 //! to keyrouter (Deployment, Dockerfile, README section) is one its CLI accepts, the sidecar wiring
 //! lines up (paths, user, signal), the pod meets the Restricted profile, and the Dockerfile builds
 //! a minimal non-root image. Schema validation is in tests/kubernetes.rs.
+//!
+//! The files are read with parsers for their formats (serde_norway for YAML, hcl-rs for HCL,
+//! parse-dockerfile, globset for .dockerignore globs), and the checks are about parts agreeing
+//! with each other and with the binary, not about restating values the manifests spell out.
 
 mod common;
-#[path = "support/manifests.rs"]
-mod manifests;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
+use common::manifests::*;
 use keyrouter::cli::Cli;
-use manifests::*;
+use parse_dockerfile::{Command as DockerCommand, Instruction, Source, Stage};
 use serde_json::Value;
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -90,8 +93,8 @@ fn labels_match(selector: &Value, labels: &Value) -> bool {
 #[test]
 fn kustomization_lists_every_manifest_and_nothing_else() {
     let k = kustomization();
-    assert_eq!(k["apiVersion"], "kustomize.config.k8s.io/v1beta1");
-    assert_eq!(k["kind"], "Kustomization");
+    // The tests read the manifests as they are on disk: a field that changes them on the way
+    // (patches, overlays, name prefixes) would make them check something else than is applied.
     let known: BTreeSet<&str> = ["apiVersion", "kind", "resources", "configMapGenerator", "images"].into();
     for key in k.as_object().unwrap().keys() {
         assert!(known.contains(key.as_str()), "unexpected kustomization field {key}");
@@ -112,17 +115,33 @@ fn kustomization_lists_every_manifest_and_nothing_else() {
     for f in &resources {
         assert!(f.ends_with(".yaml"), "{f}");
     }
-    let kinds: BTreeSet<String> =
-        resource_manifests().iter().map(|(_, m)| m["kind"].as_str().unwrap().to_string()).collect();
-    let want: BTreeSet<String> =
-        ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount", "NetworkPolicy"]
-            .map(String::from)
-            .into();
-    assert_eq!(kinds, want);
-    assert_eq!(
-        generated,
-        ["consul-template.hcl", "services.toml.tmpl"],
-        "the ConfigMap holds consul-template's configuration and the template"
+    // Every generated file is read by consul-template: its configuration (the sidecar's
+    // -config) and the template that configuration names as its source.
+    let sidecar = container("consul-template");
+    let mut argv = strs(&sidecar["command"]);
+    argv.extend(strs(&sidecar["args"]));
+    let config = argv.iter().find_map(|a| a.strip_prefix("-config=")).expect("consul-template -config=...");
+    let source = template_string("source");
+    let used: BTreeSet<String> = [config, source.as_str()].iter().map(|p| file_name(p)).collect();
+    assert_eq!(used, generated.iter().cloned().collect(), "the ConfigMap's files vs what consul-template reads");
+}
+
+/// The last component of a path.
+fn file_name(path: &str) -> String {
+    Path::new(path).file_name().unwrap().to_str().unwrap().to_string()
+}
+
+#[test]
+fn the_kustomizations_pointer_to_the_readme_leads_to_a_section() {
+    let text = read(&kube_dir().join("kustomization.yaml"));
+    let comments: String =
+        text.lines().filter_map(|l| l.strip_prefix('#')).map(str::trim).collect::<Vec<_>>().join(" ");
+    let (_, rest) = comments.split_once("README.md's section \"").expect("kustomization.yaml points to the README");
+    let section = &rest[..rest.find('"').unwrap()];
+    let readme = read(&repo().join("README.md"));
+    assert!(
+        readme.lines().any(|l| l.trim_start_matches('#').trim() == section && l.starts_with('#')),
+        "README.md has no section {section:?}"
     );
 }
 
@@ -149,7 +168,6 @@ fn the_deployed_image_is_this_version() {
 #[test]
 fn manifests_refer_to_each_other() {
     let deployment = of_kind("Deployment");
-    assert_eq!(deployment["spec"]["replicas"], 3);
     let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let selector = &deployment["spec"]["selector"]["matchLabels"];
     assert!(labels_match(selector, pod_labels));
@@ -157,16 +175,16 @@ fn manifests_refer_to_each_other() {
     let service = of_kind("Service");
     assert!(labels_match(&service["spec"]["selector"], pod_labels));
     let keyrouter = container("keyrouter");
+    let listen_port = u64::from(parse_cli(&deployment_args()).address.port);
     for p in service["spec"]["ports"].as_array().unwrap() {
         let target = container_port(&keyrouter, &p["targetPort"]);
-        assert_eq!(target, 8080, "Service port {p} does not reach keyrouter");
+        assert_eq!(target, listen_port, "Service port {p} does not reach the port keyrouter listens on");
     }
 
     let pdb = of_kind("PodDisruptionBudget");
     assert!(labels_match(&pdb["spec"]["selector"]["matchLabels"], pod_labels));
 
     let hpa = of_kind("HorizontalPodAutoscaler");
-    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
     let target = &hpa["spec"]["scaleTargetRef"];
     assert_eq!((&target["kind"], &target["name"]), (&deployment["kind"], &deployment["metadata"]["name"]));
     let metrics = hpa["spec"]["metrics"].as_array().unwrap();
@@ -183,7 +201,14 @@ fn manifests_refer_to_each_other() {
         // Utilization is relative to the request: there must be one.
         assert!(keyrouter["resources"]["requests"]["cpu"].is_string());
     }
-    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2);
+    // The replica counts agree: the Deployment starts within the autoscaler's range, and a drain
+    // the disruption budget allows leaves a replica serving even at the minimum.
+    let (min, max) = (hpa["spec"]["minReplicas"].as_u64().unwrap(), hpa["spec"]["maxReplicas"].as_u64().unwrap());
+    let replicas = deployment["spec"]["replicas"].as_u64().unwrap();
+    assert!(min <= replicas && replicas <= max, "replicas {replicas} outside the autoscaler's {min}..={max}");
+    let max_unavailable = pdb["spec"]["maxUnavailable"].as_u64().expect("the PDB sets maxUnavailable as a count");
+    assert!(max_unavailable >= 1, "a PDB that allows no disruption blocks every node drain");
+    assert!(min > max_unavailable, "at {min} replicas, {max_unavailable} evictions leave none serving");
 
     let sa = of_kind("ServiceAccount");
     let spec = pod_spec();
@@ -208,8 +233,6 @@ fn deployment_args_are_flags_keyrouter_accepts() {
     );
     let args = deployment_args();
     let cli = parse_cli(&args);
-    assert_eq!(cli.services, Path::new("/etc/keyrouter/services.toml"));
-    assert_eq!(cli.address.port, 8080);
     assert_eq!(cli.address.host, None, "must listen on all interfaces in a pod");
 
     // Worker threads bounded by the CPU limit (0 would mean one per CPU of the node).
@@ -301,10 +324,10 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     argv.extend(strs(&sidecar["args"]));
     assert!(argv[0].ends_with("consul-template"), "{argv:?}");
     assert!(argv.contains(&format!("-config={config_dir}/consul-template.hcl")), "{argv:?}");
-    assert_eq!(hcl_string("source"), format!("{config_dir}/services.toml.tmpl"));
+    assert_eq!(template_string("source"), format!("{config_dir}/services.toml.tmpl"));
 
     // It renders into a shared emptyDir that keyrouter reads its --services file from.
-    let destination = hcl_string("destination");
+    let destination = template_string("destination");
     let dest_dir = Path::new(&destination).parent().unwrap().to_str().unwrap();
     let shared = spec["volumes"]
         .as_array()
@@ -334,7 +357,7 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     let uid = |c: &Value| c["securityContext"]["runAsUser"].as_i64().or(spec["securityContext"]["runAsUser"].as_i64());
     assert!(uid(&sidecar).is_some());
     assert_eq!(uid(&sidecar), uid(&container("keyrouter")));
-    let command = hcl_list("command");
+    let command = strs(&consul_template_stanza()["command"]);
     assert_eq!(command[..2], ["/bin/sh", "-c"], "{command:?}");
     let entrypoint = dockerfile_entrypoint();
     let process = Path::new(&entrypoint[0]).file_name().unwrap().to_str().unwrap();
@@ -373,7 +396,6 @@ fn the_pod_meets_the_restricted_pod_security_standard() {
         .chain(spec["containers"].as_array().unwrap())
         .cloned()
         .collect();
-    assert_eq!(all.len(), 2);
     for c in &all {
         let name = &c["name"];
         let sc = &c["securityContext"];
@@ -413,105 +435,118 @@ fn the_pod_meets_the_restricted_pod_security_standard() {
 
 // ---- the container image ----------------------------------------------------------------------
 
-struct Instruction {
-    cmd: String,
-    args: String,
+/// deploy/Dockerfile's text (parse it with [`parse_dockerfile::parse`]).
+fn dockerfile_text() -> String {
+    read(&repo().join("deploy/Dockerfile"))
 }
 
-/// Dockerfile instructions: comments dropped, continuation lines joined.
-fn dockerfile() -> Vec<Instruction> {
-    let src = read(&repo().join("deploy/Dockerfile"));
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in src.lines() {
-        let t = line.trim();
-        if t.starts_with('#') || (t.is_empty() && current.is_empty()) {
-            continue;
+fn parse_dockerfile(text: &str) -> parse_dockerfile::Dockerfile<'_> {
+    parse_dockerfile::parse(text).unwrap_or_else(|e| panic!("deploy/Dockerfile does not parse: {e}"))
+}
+
+/// An exec-form (JSON array) argument list; `what` names the instruction.
+fn exec_form(what: &str, command: &DockerCommand<'_>) -> Vec<String> {
+    match command {
+        DockerCommand::Exec(args) => args.value.iter().map(|a| a.value.to_string()).collect(),
+        DockerCommand::Shell(s) => {
+            panic!("{what} must use the exec form (JSON array), not the shell form: {}", s.value)
         }
-        if let Some(body) = t.strip_suffix('\\') {
-            current.push_str(body);
-            current.push(' ');
-            continue;
-        }
-        current.push_str(t);
-        let (cmd, args) = current.split_once(char::is_whitespace).unwrap_or((&current, ""));
-        out.push(Instruction { cmd: cmd.to_ascii_uppercase(), args: args.trim().to_string() });
-        current.clear();
+        other => panic!("{what}: unexpected form {other:?}"),
     }
-    assert!(current.is_empty(), "dangling continuation");
-    out
 }
 
-/// Instructions split by stage: (FROM arguments, instructions).
-fn stages() -> Vec<(String, Vec<Instruction>)> {
-    let mut stages: Vec<(String, Vec<Instruction>)> = Vec::new();
-    for i in dockerfile() {
-        if i.cmd == "FROM" {
-            stages.push((i.args, Vec::new()));
-        } else {
-            stages.last_mut().expect("instruction before FROM").1.push(i);
+/// The last ENTRYPOINT and CMD of a stage, in exec form.
+fn entrypoint_and_cmd(stage: &Stage<'_, '_>) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    let (mut entrypoint, mut cmd) = (None, None);
+    for i in stage.instructions {
+        match i {
+            Instruction::Entrypoint(e) => entrypoint = Some(exec_form("ENTRYPOINT", &e.arguments)),
+            Instruction::Cmd(c) => cmd = Some(exec_form("CMD", &c.arguments)),
+            _ => {}
         }
     }
-    stages
-}
-
-/// An exec-form (JSON array) argument list.
-fn exec_form(i: &Instruction) -> Vec<String> {
-    assert!(i.args.starts_with('['), "{} must use the exec form (JSON array), not the shell form: {}", i.cmd, i.args);
-    serde_json::from_str(&i.args).unwrap_or_else(|e| panic!("{} {}: {e}", i.cmd, i.args))
-}
-
-fn runtime_stage() -> Vec<Instruction> {
-    stages().pop().unwrap().1
-}
-
-fn last(stage: &[Instruction], cmd: &str) -> Option<Vec<String>> {
-    stage.iter().rev().find(|i| i.cmd == cmd).map(exec_form)
+    (entrypoint, cmd)
 }
 
 fn dockerfile_entrypoint() -> Vec<String> {
-    last(&runtime_stage(), "ENTRYPOINT").expect("an ENTRYPOINT")
+    let text = dockerfile_text();
+    let file = parse_dockerfile(&text);
+    let runtime = file.stages().last().expect("a stage");
+    entrypoint_and_cmd(&runtime).0.expect("an ENTRYPOINT")
+}
+
+fn dockerfile_cmd() -> Vec<String> {
+    let text = dockerfile_text();
+    let file = parse_dockerfile(&text);
+    let runtime = file.stages().last().expect("a stage");
+    entrypoint_and_cmd(&runtime).1.expect("a CMD")
 }
 
 #[test]
 fn the_image_is_multi_stage_pinned_and_the_runtime_is_small_and_non_root() {
-    let stages = stages();
+    let text = dockerfile_text();
+    let file = parse_dockerfile(&text);
+    let stages: Vec<Stage<'_, '_>> = file.stages().collect();
     assert!(stages.len() >= 2, "multi-stage");
     let mut names = Vec::new();
-    for (from, _) in &stages {
-        let words: Vec<&str> = from.split_whitespace().filter(|w| !w.starts_with("--")).collect();
-        let image = words[0];
+    for stage in &stages {
+        let image = stage.from.image.value.as_ref();
         let tag = image
             .rsplit_once(':')
             .filter(|(_, t)| !t.contains('/'))
             .map(|(_, t)| t)
             .unwrap_or_else(|| panic!("base image {image} is not pinned by a tag"));
         assert!(tag != "latest", "{image}: pin a version, not latest");
-        if let [_, as_kw, name] = words[..] {
-            assert!(as_kw.eq_ignore_ascii_case("as"));
-            names.push(name.to_string());
+        if let Some((_, name)) = &stage.from.as_ {
+            names.push(name.value.to_string());
         }
     }
 
     // The build stage: the Rust toolchain, at least the crate's rust-version, release build.
-    let (build_from, build) = &stages[0];
+    let build_from = stages[0].from.image.value.as_ref();
     let toolchain = build_from
         .strip_prefix("rust:")
         .unwrap_or_else(|| panic!("build stage should be the Rust image: {build_from}"));
     let version = toolchain.split('-').next().unwrap();
     let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
     assert!(parse(version) >= parse(env!("CARGO_PKG_RUST_VERSION")), "{version}");
-    assert!(build.iter().any(|i| i.cmd == "RUN" && i.args.contains("cargo build --release --locked")));
+    let release_build = stages[0].instructions.iter().any(|i| match i {
+        Instruction::Run(r) => match &r.arguments {
+            DockerCommand::Shell(s) => s.value.contains("cargo build --release --locked"),
+            DockerCommand::Exec(args) => args
+                .value
+                .iter()
+                .map(|a| a.value.as_ref())
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains("cargo build --release --locked"),
+            _ => false,
+        },
+        _ => false,
+    });
+    assert!(release_build, "the build stage runs cargo build --release --locked");
 
     // The runtime stage: distroless, nothing run in it, the binary copied from the build stage.
-    let (runtime_from, runtime) = stages.last().unwrap();
+    let runtime = stages.last().unwrap();
+    let runtime_from = runtime.from.image.value.as_ref();
     assert!(
         runtime_from.starts_with("gcr.io/distroless/cc-") || runtime_from.starts_with("gcr.io/distroless/static-"),
         "{runtime_from}"
     );
     assert!(runtime_from.contains(":nonroot"), "{runtime_from}");
-    assert!(runtime.iter().all(|i| i.cmd != "RUN"), "the runtime image has no shell: nothing can RUN there");
-    let user = runtime.iter().rev().find(|i| i.cmd == "USER").expect("a USER").args.clone();
+    assert!(
+        runtime.instructions.iter().all(|i| !matches!(i, Instruction::Run(_))),
+        "the runtime image has no shell: nothing can RUN there"
+    );
+    let user = runtime
+        .instructions
+        .iter()
+        .rev()
+        .find_map(|i| match i {
+            Instruction::User(u) => Some(u.arguments.value.to_string()),
+            _ => None,
+        })
+        .expect("a USER");
     let (uid, gid) = user.split_once(':').unwrap_or((&user, ""));
     let uid: u32 = uid.parse().unwrap_or_else(|_| panic!("USER {user}: numeric, so runAsNonRoot can check it"));
     assert!(uid != 0, "USER {user}");
@@ -519,27 +554,51 @@ fn the_image_is_multi_stage_pinned_and_the_runtime_is_small_and_non_root() {
     // Kubernetes runs the pod as the same user.
     assert_eq!(pod_spec()["securityContext"]["runAsUser"].as_u64(), Some(uid as u64));
 
-    let entrypoint = dockerfile_entrypoint();
+    let (entrypoint, _) = entrypoint_and_cmd(runtime);
+    let entrypoint = entrypoint.expect("an ENTRYPOINT");
     assert_eq!(entrypoint.len(), 1, "{entrypoint:?}");
     assert!(entrypoint[0].starts_with('/'), "{entrypoint:?}");
-    assert_eq!(Path::new(&entrypoint[0]).file_name().unwrap(), "keyrouter");
-    let copied = runtime.iter().any(|i| {
-        i.cmd == "COPY"
-            && names.iter().any(|n| i.args.starts_with(&format!("--from={n} ")))
-            && i.args.split_whitespace().last() == Some(entrypoint[0].as_str())
+    // The binary cargo builds.
+    assert_eq!(Path::new(&entrypoint[0]).file_name(), Path::new(common::BIN).file_name());
+    let copied = runtime.instructions.iter().any(|i| match i {
+        Instruction::Copy(c) => {
+            let from = c.options.iter().find(|f| f.name.value == "from").and_then(|f| f.value.as_ref());
+            from.is_some_and(|f| names.iter().any(|n| *n == f.value)) && c.dest.value == entrypoint[0]
+        }
+        _ => false,
     });
     assert!(copied, "no COPY --from=<build stage> to {}", entrypoint[0]);
-    let expose: Vec<String> = runtime.iter().filter(|i| i.cmd == "EXPOSE").map(|i| i.args.clone()).collect();
-    assert_eq!(expose, ["8080"]);
+    // The port the image documents is the one its default command listens on, and the one the
+    // Deployment names as keyrouter's container port.
+    let expose: Vec<String> = runtime
+        .instructions
+        .iter()
+        .filter_map(|i| match i {
+            Instruction::Expose(e) => Some(e.arguments.iter().map(|a| a.value.to_string())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let cmd_port = parse_cli(&dockerfile_cmd()).address.port;
+    assert_eq!(expose, [cmd_port.to_string()], "EXPOSE vs the CMD's --address");
+    let container_ports: Vec<u64> = container("keyrouter")["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].as_u64().unwrap())
+        .collect();
+    assert_eq!(container_ports, [u64::from(cmd_port)], "the Deployment's containerPort vs EXPOSE");
 }
 
 #[test]
-fn the_image_default_command_is_accepted_and_serves_on_8080() {
-    let runtime = runtime_stage();
-    let cmd = last(&runtime, "CMD").expect("a CMD");
+fn the_image_default_command_is_accepted_and_serves_what_the_deployment_mounts() {
+    let cmd = dockerfile_cmd();
     let cli = parse_cli(&cmd);
-    assert_eq!(cli.services, Path::new("/etc/keyrouter/services.toml"));
-    assert_eq!(cli.address.port, 8080);
+    // Without the Deployment's arguments the image reads the same file and listens on the same
+    // port as with them.
+    let deployed = parse_cli(&deployment_args());
+    assert_eq!(cli.services, deployed.services, "the image's default --services vs the Deployment's");
+    assert_eq!(cli.address.port, deployed.address.port, "the image's default port vs the Deployment's");
     assert_eq!(cli.address.host, None);
     // The real binary takes the same arguments.
     let kr = run_with(&cmd);
@@ -562,53 +621,60 @@ fn no_target_cpu_flags_anywhere_in_the_build() {
     }
 }
 
-/// Docker's .dockerignore rule: the last pattern that matches a path or one of its parent
-/// directories decides; `!` re-includes. (Only `*` wildcards are supported here.)
-fn docker_ignored(patterns: &[String], path: &str) -> bool {
-    fn glob(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
-            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-            _ => false,
-        }
+/// A .dockerignore, applied as Docker applies it: each pattern is a Go `filepath.Match` glob
+/// (globset with `*` not crossing `/`), matched against the path and each of its parent
+/// directories, relative to the context root; the last pattern that matches decides, and `!`
+/// re-includes.
+struct DockerIgnore(Vec<(bool, globset::GlobMatcher)>);
+
+impl DockerIgnore {
+    fn parse(text: &str) -> DockerIgnore {
+        let patterns = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+        DockerIgnore(
+            patterns
+                .map(|line| {
+                    let (negate, pat) = line.strip_prefix('!').map_or((false, line), |p| (true, p));
+                    let pat = pat.trim_start_matches('/').trim_end_matches('/');
+                    let glob = globset::GlobBuilder::new(pat)
+                        .literal_separator(true)
+                        .build()
+                        .unwrap_or_else(|e| panic!(".dockerignore: {line:?}: {e}"));
+                    (negate, glob.compile_matcher())
+                })
+                .collect(),
+        )
     }
-    let mut ignored = false;
-    for pat in patterns {
-        let (negate, pat) = match pat.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pat.as_str()),
-        };
-        let pat = pat.trim_start_matches('/').trim_end_matches('/');
-        let mut prefix = String::new();
-        let matched = path.split('/').any(|part| {
-            if !prefix.is_empty() {
-                prefix.push('/');
+
+    fn ignores(&self, path: &str) -> bool {
+        let prefixes: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).chain([path]).collect();
+        let mut ignored = false;
+        for (negate, glob) in &self.0 {
+            if prefixes.iter().any(|p| glob.is_match(p)) {
+                ignored = !negate;
             }
-            prefix.push_str(part);
-            glob(pat.as_bytes(), prefix.as_bytes())
-        });
-        if matched {
-            ignored = !negate;
         }
+        ignored
     }
-    ignored
 }
 
 #[test]
 fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
-    let patterns: Vec<String> = read(&repo().join(".dockerignore"))
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let ignore = DockerIgnore::parse(&read(&repo().join(".dockerignore")));
     // Every COPY from the build context (not --from a stage) must reach the daemon...
+    let text = dockerfile_text();
+    let file = parse_dockerfile(&text);
     let mut copied = Vec::new();
-    for (_, stage) in stages() {
-        for i in stage.iter().filter(|i| i.cmd == "COPY" && !i.args.starts_with("--from")) {
-            let words: Vec<&str> = i.args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
-            copied.extend(words[..words.len() - 1].iter().map(|s| s.to_string()));
+    for i in &file.instructions {
+        if let Instruction::Copy(c) = i {
+            if c.options.iter().any(|f| f.name.value == "from") {
+                continue;
+            }
+            for src in &c.src {
+                match src {
+                    Source::Path(p) => copied.push(p.value.to_string()),
+                    other => panic!("COPY from a here-document: {other:?}"),
+                }
+            }
         }
     }
     assert!(copied.contains(&"src".to_string()), "{copied:?}");
@@ -621,18 +687,19 @@ fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
         } else {
             c.clone()
         };
-        assert!(!docker_ignored(&patterns, &probe), "{probe} is excluded from the context");
+        assert!(!ignore.ignores(&probe), "{probe} is excluded from the context");
     }
     // ...and the bulky or private parts must not.
     for p in ["target/debug/keyrouter", ".git/HEAD", "target", "tests/http.rs", ".env"] {
-        assert!(docker_ignored(&patterns, p), "{p} would be sent to the daemon");
+        assert!(ignore.ignores(p), "{p} would be sent to the daemon");
     }
-    // The matcher itself.
-    let pats = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert!(docker_ignored(&pats(&["target"]), "target/x/y"));
-    assert!(!docker_ignored(&pats(&["*", "!src"]), "src/main.rs"));
-    assert!(docker_ignored(&pats(&["*", "!src"]), "srcx/main.rs"));
-    assert!(!docker_ignored(&pats(&["tar*"]), "src/target"));
+    // The rules around the glob.
+    assert!(DockerIgnore::parse("target").ignores("target/x/y"));
+    assert!(!DockerIgnore::parse("*\n!src").ignores("src/main.rs"));
+    assert!(DockerIgnore::parse("*\n!src").ignores("srcx/main.rs"));
+    assert!(!DockerIgnore::parse("tar*").ignores("src/target"));
+    assert!(DockerIgnore::parse("*/*.rs").ignores("src/main.rs"));
+    assert!(!DockerIgnore::parse("*.rs").ignores("src/main.rs"));
 }
 
 // ---- the README section -----------------------------------------------------------------------

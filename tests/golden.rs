@@ -5,7 +5,10 @@
 //!
 //! Regenerate with `KEYROUTER_BLESS=1 cargo test --test golden`.
 
-use keyrouter::ranking::{hash::mix, NodeSpec, Service, ServiceSpec};
+mod common;
+
+use common::expected as answer;
+use keyrouter::ranking::hash::mix;
 use serde::{Deserialize, Serialize};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden.jsonl");
@@ -20,15 +23,6 @@ struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     weights: Option<Vec<f64>>,
     expected: Vec<String>,
-}
-
-fn answer(nodes: &[String], weights: Option<&[f64]>, key: &str, min: u64, max: u64) -> Vec<String> {
-    let mut spec = ServiceSpec::new("golden", nodes.iter().cloned());
-    if let Some(w) = weights {
-        spec.nodes = nodes.iter().zip(w).map(|(n, &weight)| NodeSpec { node: n.clone(), weight }).collect();
-    }
-    let (s, _) = Service::build(spec).unwrap();
-    s.lookup(key, min, max).unwrap().into_iter().map(String::from).collect()
 }
 
 type Input = (Vec<String>, Option<Vec<f64>>, String, u64, u64);

@@ -2,8 +2,7 @@
 
 mod common;
 
-use common::{multipart, services, Keyrouter};
-use keyrouter::ranking::{Service, ServiceSpec};
+use common::{expected_json, multipart, services, Keyrouter};
 
 const BAR: &[&str] = &["bar1:8080", "bar2:8080", "bar3:8080", "bar4:8080"];
 
@@ -11,15 +10,10 @@ fn server() -> Keyrouter {
     Keyrouter::start(&services(&[("bar", BAR), ("a b", &["x:1", "y:1"]), ("empty", &[]), ("foo", &["f:1"])]))
 }
 
-fn expected(key: &str, min: u64, max: u64) -> serde_json::Value {
-    let (s, _) = Service::build(ServiceSpec::new("bar", BAR.iter().copied())).unwrap();
-    serde_json::json!(s.lookup(key, min, max).unwrap())
-}
-
 #[test]
 fn every_input_form_gives_the_same_answer() {
     let kr = server();
-    let want = expected("ryans", 1, 3);
+    let want = expected_json(BAR, "ryans", 1, 3);
     assert_eq!(want.as_array().unwrap().len(), 3);
 
     let query = kr.request("POST", "/service/bar?key=ryans&min=1&max=3", &[], b"");
@@ -69,7 +63,7 @@ fn the_readme_curls_agree() {
     let a = curl(&[&format!("{base}?key=ryans&min=1&max=3")]);
     let b = curl(&[&base, "-F", "key=ryans", "-F", "min=1", "-F", "max=3"]);
     let c = curl(&[&base, "-H", "Content-Type: application/json", "--data", r#"{"key":"ryans","min":1,"max":3}"#]);
-    assert_eq!(a, expected("ryans", 1, 3));
+    assert_eq!(a, expected_json(BAR, "ryans", 1, 3));
     assert_eq!(a, b);
     assert_eq!(a, c);
 }
@@ -78,12 +72,12 @@ fn the_readme_curls_agree() {
 fn body_wins_over_query_and_defaults_apply() {
     let kr = server();
     let r = kr.post_json("/service/bar?key=other&min=1&max=4", r#"{"key":"ryans","max":2}"#);
-    assert_eq!(r.json(), expected("ryans", 1, 2));
+    assert_eq!(r.json(), expected_json(BAR, "ryans", 1, 2));
     // min defaults to 1, max to min.
-    assert_eq!(kr.get("/service/bar?key=ryans").json(), expected("ryans", 1, 1));
-    assert_eq!(kr.get("/service/bar?key=ryans&min=2").json(), expected("ryans", 2, 2));
+    assert_eq!(kr.get("/service/bar?key=ryans").json(), expected_json(BAR, "ryans", 1, 1));
+    assert_eq!(kr.get("/service/bar?key=ryans&min=2").json(), expected_json(BAR, "ryans", 2, 2));
     // As many as the service has, no more.
-    assert_eq!(kr.get("/service/bar?key=ryans&min=0&max=100").json(), expected("ryans", 0, 100));
+    assert_eq!(kr.get("/service/bar?key=ryans&min=0&max=100").json(), expected_json(BAR, "ryans", 0, 100));
     assert_eq!(kr.get("/service/empty?key=ryans&min=0&max=3").json(), serde_json::json!([]));
 }
 
@@ -137,7 +131,7 @@ fn oversized_body_is_413_and_the_server_keeps_serving() {
     let kr = server();
     let big = format!(r#"{{"key":"{}"}}"#, "k".repeat(keyrouter::http::MAX_BODY_BYTES));
     kr.post_json("/service/bar", &big).assert_error(413, "larger than");
-    assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected("ryans", 1, 3));
+    assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected_json(BAR, "ryans", 1, 3));
 }
 
 #[test]
@@ -156,7 +150,7 @@ fn garbage_never_causes_a_server_error() {
             assert!(r.status < 500, "{ct} {body:?}: {} {}", r.status, r.text());
         }
     }
-    assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected("ryans", 1, 3));
+    assert_eq!(kr.get("/service/bar?key=ryans&max=3").json(), expected_json(BAR, "ryans", 1, 3));
 }
 
 #[test]

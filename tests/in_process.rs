@@ -1,6 +1,8 @@
 //! The same service in process: the actix app on an `AppState` (no sockets), and `server::run`
 //! on a listener bound to port 0 with a shutdown future, as an embedding program would use it.
 
+mod common;
+
 use std::sync::Arc;
 
 use actix_web::{test as actix_test, web};
@@ -9,12 +11,15 @@ use keyrouter::http::{self as server, ServerOptions};
 use keyrouter::reload::{self, When};
 use keyrouter::state::AppState;
 
-const FILE: &str =
-    "[[Services]]\nName = \"bar\"\nNodes = [\"bar1:8080\", \"bar2:8080\", \"bar3:8080\", \"bar4:8080\"]\n";
+const BAR: &[&str] = &["bar1:8080", "bar2:8080", "bar3:8080", "bar4:8080"];
+
+fn file() -> String {
+    common::services(&[("bar", BAR)])
+}
 
 fn state(dir: &tempfile::TempDir) -> Arc<AppState> {
     let path = dir.path().join("services.toml");
-    std::fs::write(&path, FILE).unwrap();
+    std::fs::write(&path, file()).unwrap();
     AppState::new(config::load(&path).unwrap().table, path)
 }
 
@@ -43,12 +48,7 @@ async fn every_input_form_agrees_in_process() {
         answers.push(actix_test::read_body_json::<serde_json::Value, _>(resp).await);
     }
     // The answer is the library's, and every form agrees.
-    let (table, _) = keyrouter::ranking::Table::build([keyrouter::ranking::ServiceSpec::new(
-        "bar",
-        ["bar1:8080", "bar2:8080", "bar3:8080", "bar4:8080"],
-    )])
-    .unwrap();
-    let expected = serde_json::json!(table.get("bar").unwrap().lookup("ryans", 1, 3).unwrap());
+    let expected = common::expected_json(BAR, "ryans", 1, 3);
     assert_eq!(expected.as_array().unwrap().len(), 3);
     for a in &answers {
         assert_eq!(*a, expected);

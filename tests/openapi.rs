@@ -26,7 +26,12 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         ("a b", &["x:1"]),
     ]));
     let base = format!("http://127.0.0.1:{}", kr.port);
+    // schemathesis keeps its caches (.schemathesis/, .hypothesis/) in its working directory:
+    // run it under target/, so that a test run leaves the work tree as it was.
+    let workdir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-run");
+    std::fs::create_dir_all(&workdir).unwrap();
     let out = Command::new(st)
+        .current_dir(&workdir)
         .args(["run", &format!("{base}/openapi.yaml"), "--url", &base])
         // Every check but positive_data_acceptance: the schema cannot say that `min <= max`,
         // that `key` and `keys` exclude each other, or that a service has enough nodes, so

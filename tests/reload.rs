@@ -7,13 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, services, Keyrouter};
-use keyrouter::ranking::{Service, ServiceSpec};
-
-fn answer(nodes: &[&str], key: &str, n: u64) -> serde_json::Value {
-    let (s, _) = Service::build(ServiceSpec::new("x", nodes.iter().copied())).unwrap();
-    serde_json::json!(s.lookup(key, 1, n).unwrap())
-}
+use common::{eventually, expected_json, services, Keyrouter};
 
 #[test]
 fn good_reload_adds_changes_and_removes_services() {
@@ -26,7 +20,7 @@ fn good_reload_adds_changes_and_removes_services() {
     assert!(kr.log()[mark..].contains(r#"added ["new"], removed ["gone"], changed ["bar"]"#), "{}", kr.log());
     assert_eq!(kr.get("/service").json(), serde_json::json!(["bar", "new"]));
     kr.get("/service/gone?key=k").assert_error(404, "unknown service");
-    assert_eq!(kr.get("/service/bar?key=k&max=3").json(), answer(&["b1", "b2", "b3"], "k", 3));
+    assert_eq!(kr.get("/service/bar?key=k&max=3").json(), expected_json(&["b1", "b2", "b3"], "k", 1, 3));
 }
 
 #[test]
@@ -105,20 +99,26 @@ fn lookups_never_fail_or_mix_tables_while_reloading() {
                     };
                     assert_eq!(r.status, 200, "{}", r.text());
                     let got = r.json();
-                    assert!(got == answer(a, &key, 3) || got == answer(b, &key, 3), "{key}: mixed answer {got}");
+                    assert!(
+                        got == expected_json(a, &key, 1, 3) || got == expected_json(b, &key, 1, 3),
+                        "{key}: mixed answer {got}"
+                    );
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
             })
         })
         .collect();
-    let started = Instant::now();
+    // Each flip waits for the previous reload to be logged (not for a fixed time), until there
+    // were at least 20 flips and 200 lookups, within a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut flips = 0;
-    while started.elapsed() < Duration::from_secs(3) {
+    while (flips < 20 || done.load(Ordering::Relaxed) < 200) && Instant::now() < deadline {
         kr.write_services(if flips % 2 == 0 { &file_b } else { &file_a });
+        let mark = kr.log().len();
         kr.signal(libc::SIGHUP);
+        kr.wait_for_log("SIGHUP: reloaded", mark);
         flips += 1;
-        std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -129,16 +129,62 @@ fn lookups_never_fail_or_mix_tables_while_reloading() {
     assert_eq!(kr.log().matches("reload failed").count(), 0, "{}", kr.log());
 }
 
+/// The value of `keyrouter_reloads_total{result="success"}`.
+fn successful_reloads(kr: &Keyrouter) -> u64 {
+    let text = kr.get("/metrics").text();
+    let series = r#"keyrouter_reloads_total{result="success"} "#;
+    let line = text.lines().find_map(|l| l.strip_prefix(series)).unwrap_or_else(|| panic!("no {series}in {text}"));
+    line.parse().unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
 #[test]
 fn a_burst_of_sighups_coalesces_and_the_last_file_wins() {
+    // Files big enough that one reload takes far longer than the whole burst (the debug binary
+    // parses 50 000 nodes in a few hundred milliseconds), written beforehand so that the burst
+    // itself is only renames and kill(2) calls.
+    const SIGNALS: usize = 21;
+    const NODES: usize = 50_000;
     let kr = Keyrouter::start(&services(&[("s", &["one"])]));
-    for i in 0..20 {
-        kr.write_services(&services(&[("s", &[&format!("n{i}")])]));
+    let staged: Vec<std::path::PathBuf> = (0..SIGNALS - 1)
+        .map(|i| {
+            let nodes: Vec<String> = (0..NODES).map(|j| format!("n{i}-{j}.example:8080")).collect();
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            let path = kr.dir.path().join(format!("staged-{i}.toml"));
+            std::fs::write(&path, services(&[("s", &nodes)])).unwrap();
+            path
+        })
+        .collect();
+    let last = kr.dir.path().join("staged-last.toml");
+    std::fs::write(&last, services(&[("s", &["last"])])).unwrap();
+    assert_eq!(successful_reloads(&kr), 0);
+
+    let burst = Instant::now();
+    for path in staged.iter().chain([&last]) {
+        std::fs::rename(path, &kr.services).unwrap();
         kr.signal(libc::SIGHUP);
     }
-    kr.write_services(&services(&[("s", &["last"])]));
-    kr.signal(libc::SIGHUP);
+    let burst = burst.elapsed();
+
     eventually("the last file", || kr.get("/service/s?key=k").json() == serde_json::json!(["last"]));
-    let reloads = kr.log().matches("SIGHUP: reloaded").count();
-    assert!((1..=21).contains(&reloads), "{reloads} reloads");
+    // Reloads still queued may follow: wait until the count stays put for half a second.
+    let mut reloads = successful_reloads(&kr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = successful_reloads(&kr);
+        if now == reloads || Instant::now() > deadline {
+            break;
+        }
+        reloads = now;
+    }
+    assert!(reloads >= 1, "no reload at all");
+    assert!(
+        (reloads as usize) < SIGNALS,
+        "{SIGNALS} SIGHUPs sent within {burst:?} caused {reloads} reloads: they did not coalesce\n{}",
+        kr.log()
+    );
+    assert_eq!(kr.log().matches("SIGHUP: reloaded").count(), reloads as usize, "{}", kr.log());
+    assert_eq!(kr.log().matches("reload failed").count(), 0, "{}", kr.log());
+    assert_eq!(kr.get("/service/s?key=k&min=0&max=9").json(), serde_json::json!(["last"]));
+    eprintln!("{SIGNALS} SIGHUPs within {burst:?}: {reloads} reload(s)");
 }

@@ -3,6 +3,8 @@
 #
 #   benches/wrk/run.sh                 # every scenario, 3 rounds of 10 s each, wrk -t1 -c64
 #   DURATION=5 ROUNDS=1 benches/wrk/run.sh   # quicker
+#   SCENARIOS=heavy DURATION=2 ROUNDS=1 benches/wrk/run.sh   # some scenarios only:
+#                                      # json form query size reload heavy
 #
 # Installs wrk if missing, builds release, generates services files, starts each server on a
 # free 127.0.0.1 port, runs the scenarios and prints a Markdown table. Everything it starts is
@@ -20,6 +22,8 @@ THREADS=${THREADS:-1}
 # 2 workers fighting wrk for CPU gave ~17 % fewer requests and 2.7x the p99).
 WORKERS=${WORKERS:-$(( $(nproc) > THREADS ? $(nproc) - THREADS : 1 ))}
 WRK_DIR=benches/wrk
+SCENARIOS=${SCENARIOS:-json form query size reload heavy}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk" >&2
@@ -27,10 +31,13 @@ if ! command -v wrk >/dev/null 2>&1; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
 
-cargo build --release --quiet --bin keyrouter --example baseline
+# PROFILE=dev only checks that the scenarios run (figures from a debug build mean nothing).
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --quiet --bin keyrouter --example baseline
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-KEYROUTER="$TARGET_DIR/release/keyrouter"
-BASELINE="$TARGET_DIR/release/examples/baseline"
+PROFILE_DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+KEYROUTER="$TARGET_DIR/$PROFILE_DIR/keyrouter"
+BASELINE="$TARGET_DIR/$PROFILE_DIR/examples/baseline"
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -125,11 +132,13 @@ gen_services "$WORK/flip-b.toml" 10 97 ":1"
 start_baseline
 start_keyrouter "$WORK/s10x100.toml"
 for scenario in json form query; do
+  want "$scenario" || continue
   measure "10 services × 100 nodes, top-3, $scenario" "$scenario.lua" 10
 done
 stop "$KR_PID"
 
-for size in 1000 10000; do
+RSS_KB=0
+want size && for size in 1000 10000; do
   start_keyrouter "$WORK/s1x$size.toml"
   measure "1 service × $size nodes, top-3, json" json.lua 1
   if [ "$size" = 10000 ]; then
@@ -138,6 +147,32 @@ for size in 1000 10000; do
   stop "$KR_PID"
 done
 
+# Small lookups beside heavy batches: the same small JSON lookups alone, then while 4 clients
+# send the largest batches the default budget allows over a 10 000-node service.
+if want heavy; then
+  cp "$WORK/s10x100.toml" "$WORK/heavy.toml"
+  gen_services "$WORK/heavy-one.toml" 1 10000
+  sed 's/Name = "svc0"/Name = "heavy"/' "$WORK/heavy-one.toml" >> "$WORK/heavy.toml"
+  start_keyrouter "$WORK/heavy.toml"
+  r=$(run_wrk json.lua "$KR_PORT" 10 3)
+  ROWS+=("| small lookups alone (10 × 100 nodes + 1 × 10 000), json | $(printf '%.0f' "$(field "$r" rps)") | | | \
+$(python3 -c "print(f'{$(field "$r" p50_us)/1000:.2f} | {$(field "$r" p99_us)/1000:.2f}')") | $(field "$r" non2xx) | $(field "$r" socket_errors) |")
+  wrk -t1 -c4 -d"$((DURATION + 2))s" --latency -s "$WRK_DIR/heavy.lua" "http://127.0.0.1:$KR_PORT" \
+    > "$WORK/heavy.out" &
+  HEAVY=$!; PIDS+=("$HEAVY")
+  sleep 1
+  r=$(run_wrk json.lua "$KR_PORT" 10 3)
+  wait "$HEAVY" || true
+  h=$(grep '^RESULT' "$WORK/heavy.out" | sed 's/^RESULT //')
+  ROWS+=("| small lookups beside 4 heavy clients, json | $(printf '%.0f' "$(field "$r" rps)") | | | \
+$(python3 -c "print(f'{$(field "$r" p50_us)/1000:.2f} | {$(field "$r" p99_us)/1000:.2f}')") | $(field "$r" non2xx) | $(field "$r" socket_errors) |")
+  ROWS+=("| the 4 heavy clients (1 000 keys × 100 nodes each; non-2xx are 503 shed) | $(printf '%.1f' "$(field "$h" rps)") | | | \
+$(python3 -c "print(f'{$(field "$h" p50_us)/1000:.2f} | {$(field "$h" p99_us)/1000:.2f}')") | $(field "$h" non2xx) | $(field "$h" socket_errors) |")
+  stop "$KR_PID"
+fi
+
+FLIPS=0; RELOAD_ERRORS=0; FAILED_RELOADS=0
+if want reload; then
 # Reload under load: the file flips between two tables with SIGHUP every 100 ms.
 cp "$WORK/flip-a.toml" "$WORK/flip.toml"
 start_keyrouter "$WORK/flip.toml"
@@ -160,6 +195,7 @@ $(python3 -c "print(f'{$(field "$r" p50_us)/1000:.2f} | {$(field "$r" p99_us)/10
 RELOAD_ERRORS=$(( $(field "$r" non2xx) + $(field "$r" socket_errors) ))
 FAILED_RELOADS=$(grep -c "reload failed" "$WORK/keyrouter.log" || true)
 stop "$KR_PID"
+fi
 
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS server worker(s), $(nproc) cores, $(date -u +%Y-%m-%d)"

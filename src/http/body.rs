@@ -3,9 +3,13 @@
 //! Everything here waits for the client, so the handler does it before it loads the table: no
 //! table guard is held across an await.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 
 use crate::request::{Body, RequestError};
 
@@ -32,9 +36,102 @@ impl Input {
     }
 }
 
-/// Reads and classifies the body of `req`.
-pub async fn read_input(req: &HttpRequest, payload: web::Payload) -> Result<Input, RequestError> {
-    let body = read_body(req, payload).await?;
+/// The socket of a connection, recorded when actix accepts it (see `crate::http::build`), so
+/// that a handler can stop reading a body it refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Socket(pub RawFd);
+
+/// Records the socket of a new connection.
+pub fn record_socket(tcp: &actix_web::rt::net::TcpStream, ext: &mut actix_web::dev::Extensions) {
+    ext.insert(Socket(tcp.as_raw_fd()));
+}
+
+/// After refusing a body it did not read whole, stop reading the connection. actix otherwise
+/// drains the rest of the body (a refused one included) for as long as the client sends it,
+/// with no deadline, and only then closes.
+///
+/// - `after` zero (the client stalled, so it sends nothing we would discard): the read side is
+///   shut down now; actix sees the end of the stream, writes the answer, and closes.
+/// - otherwise (the client may still be sending a body we refused): both sides are shut down
+///   after `after`, a lingering close with a deadline. Shutting the read side at once would
+///   make the kernel answer the client's next bytes with a reset, which may destroy the answer
+///   before the client reads it. A duplicate descriptor keeps the socket itself (not a number
+///   the kernel could give to another connection) until then; at most [`set_max_lingering`]
+///   at once.
+pub fn stop_reading(req: &HttpRequest, after: Duration) {
+    let Some(&Socket(fd)) = req.conn_data::<Socket>() else { return };
+    // Each lingering close holds a descriptor outside the connection cap: past the bound, the
+    // read side is shut at once (the client that keeps sending may then get a reset).
+    let linger = if after.is_zero() { None } else { Lingering::start() };
+    let Some(linger) = linger else {
+        // SAFETY: shutdown(2) on the descriptor of this request's own connection, which actix
+        // keeps open while this request's handler runs.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+        return;
+    };
+    // SAFETY: as above; the duplicate is owned (and closed) by `OwnedFd`.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return;
+    }
+    // SAFETY: `dup` is a fresh descriptor nobody else owns.
+    let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+    actix_web::rt::spawn(async move {
+        let _linger = linger;
+        tokio::time::sleep(after).await;
+        // SAFETY: shutdown(2) on a descriptor we own.
+        unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RDWR) };
+    });
+}
+
+/// Lingering closes in progress, each holding a duplicate descriptor.
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+/// At most this many at once; startup sets it to a share of the descriptor headroom.
+static MAX_LINGERING: AtomicUsize = AtomicUsize::new(32);
+
+/// Bounds the lingering closes in progress (each holds a descriptor).
+pub fn set_max_lingering(n: usize) {
+    MAX_LINGERING.store(n, Ordering::Relaxed);
+}
+
+/// One lingering close counted in [`LINGERING`] until dropped.
+struct Lingering;
+
+impl Lingering {
+    fn start() -> Option<Lingering> {
+        let max = MAX_LINGERING.load(Ordering::Relaxed);
+        LINGERING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Lingering)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Reads and classifies the body of `req`, which must arrive whole within `timeout` (the head
+/// had its own `--request-timeout` in actix, which bounds only the head).
+pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Duration) -> Result<Input, RequestError> {
+    if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
+        // Nothing here decompresses: a gzip body would otherwise be parsed as garbage.
+        if !encoding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err(RequestError::UnsupportedEncoding(String::from_utf8_lossy(encoding.as_bytes()).into_owned()));
+        }
+    }
+    // A small body usually came with the head: read it without arming a timer (which costs a
+    // clock read and a timer registration per request); only a body still on its way gets one.
+    let reading = read_body(req, payload);
+    futures_util::pin_mut!(reading);
+    let body = match reading.as_mut().now_or_never() {
+        Some(body) => body?,
+        None => tokio::time::timeout(timeout, reading)
+            .await
+            .map_err(|_| RequestError::Timeout { secs: timeout.as_secs() })??,
+    };
     let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
     let multipart = match kind {
         // Boxed: the multipart parser's state would otherwise make every lookup's future larger.

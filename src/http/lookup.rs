@@ -1,14 +1,21 @@
 //! `/service/{name}`: read the body, load the table once, answer through
-//! [`crate::request::answer`], count the outcome.
+//! [`crate::request::plan`] and [`crate::request::render`], count the outcome.
+//!
+//! A lookup whose work (keys × nodes of the service) is above `--heavy-lookup-work` is ranked
+//! on the blocking pool, at most `--heavy-lookups` at once, so that it never holds up the small
+//! lookups that share its I/O thread; when every slot is taken it gets a 503 with Retry-After.
+//! Small lookups pay one comparison for this.
 
-use std::time::Instant;
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use super::body::{read_input, Input};
-use crate::request::{self, Fields, RequestError};
-use crate::state::{AppState, Served};
+use super::body::{read_input, stop_reading, Input};
+use crate::request::{self, Fields, Plan, RequestError};
+use crate::state::{AppState, Limits, Live, Served};
 
 /// Longest query string: lookups in the URL are small; batches go in the body. Far below the
 /// HTTP layer's own limits, whose rejections cannot carry a JSON error.
@@ -19,27 +26,104 @@ pub const FINGERPRINT_HEADER: &str = "Keyrouter-Fingerprint";
 
 pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
-    let input = read_input(&req, payload).await;
+    let limits = state.limits();
+    let input = read_input(&req, payload, limits.request_timeout).await;
+    match &input {
+        Err(RequestError::Timeout { .. }) => stop_reading(&req, Duration::ZERO),
+        Err(RequestError::PayloadTooLarge { .. }) => stop_reading(&req, limits.request_timeout),
+        _ => {}
+    }
+    let name = service_name(&req);
     let live = state.live();
-    let name = req.match_info().query("name");
-    let served = live.service(name);
-    let response = input.and_then(|input| answer(&req, &input, name, served)).unwrap_or_else(|e| e.error_response());
-    let counters = served.map_or(state.metrics().unknown(), |s| s.counters);
-    counters.count(response.status().as_u16());
-    state.metrics().observe_latency(started.elapsed());
-    response
+    let served = name.as_deref().ok().and_then(|n| live.service(n));
+    let planned = match (&input, &name) {
+        (Ok(input), Ok(name)) => plan(&req, input, name, served, limits),
+        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+    };
+    let response = match planned {
+        Ok((served, plan)) if plan.work(served.service) > limits.heavy_work => {
+            // Off the I/O thread: the job owns the table it ranks and its keys.
+            let live = Arc::clone(&live);
+            let name = served.service.name().to_string();
+            let plan = plan.into_owned();
+            drop(input);
+            return heavy(&state, live, name, plan, started).await;
+        }
+        Ok((served, plan)) => request::render(served.service, &plan).map(|body| ok(served, body)),
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| e.error_response());
+    finish(&state, served, response, started)
 }
 
-fn answer(req: &HttpRequest, input: &Input, name: &str, served: Option<Served>) -> Result<HttpResponse, RequestError> {
+/// The service name from the raw path, percent-decoded completely (`%2F` included, which the
+/// router keeps encoded); not UTF-8 once decoded is a 400.
+fn service_name(req: &HttpRequest) -> Result<Cow<'_, str>, RequestError> {
+    // The route is `/service/{name}` and a segment holds no `/`: the name is the last segment.
+    let raw = req.uri().path().rsplit('/').next().unwrap_or_default();
+    request::decode_path_segment(raw)
+        .ok_or_else(|| RequestError::Invalid("service name is not valid UTF-8 once percent-decoded".into()))
+}
+
+fn plan<'a>(
+    req: &'a HttpRequest,
+    input: &'a Input,
+    name: &str,
+    served: Option<Served<'a>>,
+    limits: &Limits,
+) -> Result<(Served<'a>, Plan<'a>), RequestError> {
     if req.query_string().len() > MAX_QUERY_BYTES {
         return Err(RequestError::QueryTooLong { limit: MAX_QUERY_BYTES });
     }
     let served = served.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
     let fields = Fields::from_request(req.query_string().as_bytes(), input.body())?;
-    let body = request::answer(served.service, fields)?;
-    tracing::debug!(service = name, "lookup");
-    Ok(HttpResponse::Ok()
+    let plan = request::plan(served.service, fields, limits.max_answer_nodes)?;
+    Ok((served, plan))
+}
+
+/// Ranks a heavy lookup on the blocking pool if a slot is free, else answers 503.
+async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'static>, started: Instant) -> HttpResponse {
+    let Some(served) = live.service(&name) else {
+        // Unreachable: the name was found in this very table.
+        return finish(state, None, RequestError::UnknownService(name).error_response(), started);
+    };
+    let response = match Arc::clone(state.heavy_slots()).try_acquire_owned() {
+        Err(_) => RequestError::Overloaded.error_response(),
+        Ok(permit) => {
+            let job = Arc::clone(&live);
+            let job_name = name.clone();
+            // The permit goes with the job: if the client leaves, the slot stays taken until the
+            // ranking is done, so the pool's bound holds.
+            let ranked = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                match job.service(&job_name) {
+                    Some(served) => request::render(served.service, &plan),
+                    None => Err(RequestError::UnknownService(job_name)),
+                }
+            })
+            .await;
+            match ranked {
+                Ok(Ok(body)) => ok(served, body),
+                Ok(Err(e)) => e.error_response(),
+                Err(e) => RequestError::Encode(format!("lookup failed: {e}")).error_response(),
+            }
+        }
+    };
+    finish(state, Some(served), response, started)
+}
+
+fn ok(served: Served, body: Vec<u8>) -> HttpResponse {
+    tracing::debug!(service = served.service.name(), "lookup");
+    HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
         .insert_header((FINGERPRINT_HEADER, served.fingerprint.clone()))
-        .body(body))
+        .body(body)
+}
+
+/// Counts the outcome for the service (or for unknown services) and the latency.
+fn finish(state: &AppState, served: Option<Served>, response: HttpResponse, started: Instant) -> HttpResponse {
+    let counters = served.map_or(state.metrics().unknown(), |s| s.counters);
+    counters.count(response.status().as_u16());
+    state.metrics().observe_latency(started.elapsed());
+    response
 }

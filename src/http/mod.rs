@@ -16,9 +16,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_http::HttpMessage as _;
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _};
 use actix_web::dev::Server;
 use actix_web::middleware::Condition;
-use actix_web::{web, App, HttpRequest, HttpServer};
+use actix_web::{web, App, HttpRequest};
 
 pub use body::MAX_BODY_BYTES;
 pub use endpoints::OPENAPI;
@@ -38,6 +40,10 @@ pub struct ServerOptions {
     pub shutdown_delay: Duration,
     /// Emit a span and a log line per request (only worth it at DEBUG).
     pub log_requests: bool,
+    /// Time for a request head to arrive (the body's deadline is in [`crate::state::Limits`]).
+    pub request_timeout: Duration,
+    /// Most connections per worker; 0 means actix's default (25 000).
+    pub max_connections_per_worker: usize,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +53,8 @@ impl Default for ServerOptions {
             shutdown_timeout: Duration::from_secs(5),
             shutdown_delay: Duration::ZERO,
             log_requests: false,
+            request_timeout: Duration::from_secs(10),
+            max_connections_per_worker: 0,
         }
     }
 }
@@ -120,18 +128,75 @@ impl tracing_actix_web::RootSpanBuilder for DebugSpans {
     }
 }
 
+/// actix-web's `HttpServer` defaults, kept: idle keep-alive connections close after this.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// actix-web's `HttpServer` default: time a closing connection gets to shut down.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Builds the HTTP server on an already bound listener. Signals are not handled here: the
 /// caller owns them (see [`run`]).
+///
+/// The server is assembled as actix-web's `HttpServer` does it (an `actix_server` of
+/// `HttpService`s over the app), with two additions `HttpServer` does not expose: an
+/// `Expect: 100-continue` handler (`expect`) and the connection's socket recorded for
+/// [`body::stop_reading`].
 pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) -> std::io::Result<Server> {
     let data = web::Data::from(state);
     let log_requests = opts.log_requests;
-    let mut server = HttpServer::new(move || app(data.clone(), log_requests))
-        .disable_signals()
-        .shutdown_timeout(opts.shutdown_timeout.as_secs().max(1));
+    let request_timeout = opts.request_timeout;
+    let local = listener.local_addr()?;
+    let mut builder =
+        actix_server::Server::build().disable_signals().shutdown_timeout(opts.shutdown_timeout.as_secs().max(1));
     if opts.workers > 0 {
-        server = server.workers(opts.workers);
+        builder = builder.workers(opts.workers);
     }
-    Ok(server.listen(listener)?.run())
+    if opts.max_connections_per_worker > 0 {
+        builder = builder.max_concurrent_connections(opts.max_connections_per_worker);
+    }
+    // Graceful shutdown closes idle keep-alive connections at once instead of waiting for them.
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .listen("keyrouter", listener, move || {
+            let shutdown = shutdown.clone();
+            let app = app(data.clone(), log_requests)
+                .into_factory()
+                .map_err(|err: actix_web::Error| actix_web::ResponseError::error_response(err.as_response_error()));
+            actix_http::HttpService::build()
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+                .local_addr(local)
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .on_connect_ext(|io: &actix_web::rt::net::TcpStream, ext| body::record_socket(io, ext))
+                .expect(actix_service::fn_service(expect))
+                .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
+                .tcp()
+        })?
+        .run();
+    Ok(server)
+}
+
+/// `Expect: 100-continue`: a body announced over [`MAX_BODY_BYTES`] gets its 413 now, before
+/// the client is told to send it (actix's own handler always says continue).
+async fn expect(
+    req: actix_http::Request,
+) -> Result<actix_http::Request, actix_http::Response<actix_web::body::BoxBody>> {
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        use actix_web::ResponseError;
+        let mut response = crate::request::RequestError::PayloadTooLarge { limit: MAX_BODY_BYTES }.error_response();
+        response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        return Err(response.into());
+    }
+    Ok(req)
 }
 
 /// Serves until `shutdown` completes, then stops gracefully: readiness goes to 503, the

@@ -17,9 +17,13 @@
 pub mod hash;
 mod table;
 pub mod topk;
+pub mod weighted;
 
 pub use hash::{ALGORITHM_VERSION, MAX_WEIGHT, MIN_WEIGHT};
-pub use table::{fingerprint_hex, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table, TableError};
+pub use table::{
+    fingerprint_hex, unweighted_order, weighted_order, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table,
+    TableError,
+};
 
 /// Known answers, copied from `tests/golden.jsonl`: `(nodes, key, k, expected)`.
 const SELF_CHECK: &[(&[&str], &str, usize, &[&str])] = &[

@@ -1,11 +1,13 @@
 //! The immutable service table: everything a lookup needs, computed once per node.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use super::hash::{
     fill_scores, hash_str, mix, score, weight_in_range, weighted_score, ALGORITHM_VERSION, MAX_WEIGHT, MIN_WEIGHT,
 };
-use super::topk::{top_k, Candidate};
+use super::topk::{top_k, Candidate, INLINE};
+use super::weighted;
 
 /// One node as written in the services file: an opaque string and its weight (1 by default).
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +75,8 @@ pub struct Service {
     hashes: Vec<u64>,
     /// Each node's weight, in the order of `nodes`.
     weights: Vec<f64>,
+    /// `1 / weight` for each node, for the weighted path's bound (see [`super::weighted`]).
+    inv_weights: Vec<f64>,
     /// False when all weights are equal: the unweighted ranking is then exactly the weighted
     /// one, and much cheaper.
     weighted: bool,
@@ -86,9 +90,11 @@ impl Service {
         if spec.name.is_empty() {
             return Err(TableError::EmptyName);
         }
-        let mut seen = HashSet::with_capacity(spec.nodes.len());
+        // Few nodes (the usual case) are compared directly: cheaper than hashing them.
+        let capacity = if spec.nodes.len() > SMALL { spec.nodes.len() } else { 0 };
+        let mut seen = HashSet::with_capacity_and_hasher(capacity, ahash::RandomState::with_seeds(1, 2, 3, 4));
         let mut keep = Vec::with_capacity(spec.nodes.len());
-        for n in &spec.nodes {
+        for (i, n) in spec.nodes.iter().enumerate() {
             if !weight_in_range(n.weight) {
                 return Err(TableError::InvalidWeight {
                     service: spec.name.clone(),
@@ -96,7 +102,10 @@ impl Service {
                     weight: n.weight,
                 });
             }
-            keep.push(seen.insert(n.node.as_str()));
+            keep.push(match spec.nodes.len() > SMALL {
+                true => seen.insert(n.node.as_str()),
+                false => !spec.nodes[..i].iter().any(|m| m.node == n.node),
+            });
         }
         drop(seen);
         let removed = keep.iter().filter(|k| !**k).count();
@@ -109,9 +118,12 @@ impl Service {
             }
         }
         let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
-        let fingerprint = fingerprint(&hashes, &weights);
         let uniform = weights.windows(2).all(|w| w[0] == w[1]);
-        Ok((Service { name: spec.name, nodes, hashes, weights, weighted: !uniform, fingerprint }, removed))
+        // All-equal weights rank exactly like no weights (the unweighted path below), so they
+        // get the unweighted fingerprint: the fingerprint identifies the answers.
+        let fingerprint = fingerprint(&hashes, (!uniform).then_some(&weights[..]));
+        let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
+        Ok((Service { name: spec.name, nodes, hashes, weights, inv_weights, weighted: !uniform, fingerprint }, removed))
     }
 
     pub fn name(&self) -> &str {
@@ -133,6 +145,12 @@ impl Service {
         self.weighted
     }
 
+    /// Whether any node has a weight other than the default 1 (then `/table` shows them, even
+    /// when they are all equal and rank like no weights).
+    pub fn has_weights(&self) -> bool {
+        self.weights.iter().any(|&w| w != 1.0)
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -142,7 +160,8 @@ impl Service {
     }
 
     /// A stable hash of the node set, the weights and the algorithm version, independent of
-    /// node order.
+    /// node order. Services that answer every lookup alike have the same fingerprint: all-equal
+    /// weights count as no weights.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -175,23 +194,23 @@ impl Service {
         let key_hash = hash_str(key);
         let hashes = &self.hashes[..];
         let nodes = &self.nodes[..];
-        // Equal scores (a 64-bit collision) are broken by the node string, so the order is
-        // total and does not depend on the order of nodes in the file.
-        let tie = |a: u32, b: u32| nodes[b as usize].cmp(&nodes[a as usize]);
         let emit = |i: usize| out.push(nodes[i].as_str());
         let weights = &self.weights[..];
         match self.weighted {
+            true if k <= INLINE => {
+                weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, weighted_order(nodes), emit)
+            }
             false => top_k(
                 hashes.len(),
                 k,
                 |start, out: &mut [u64]| fill_scores(key_hash, &hashes[start..start + out.len()], out),
-                |a: &Candidate<u64>, b| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index)),
+                unweighted_order(nodes),
                 emit,
             ),
             true => top_k(
                 hashes.len(),
                 k,
-                |start, out: &mut [(f64, u64)]| {
+                |start, out: &mut [WeightedScore]| {
                     for (i, o) in (start..).zip(out.iter_mut()) {
                         let raw = score(key_hash, hashes[i]);
                         *o = (weighted_score(raw, weights[i]), raw);
@@ -199,20 +218,52 @@ impl Service {
                     // No block skipping: the bound would cost as much as the scan it saves.
                     (f64::INFINITY, u64::MAX)
                 },
-                |a: &Candidate<(f64, u64)>, b| {
-                    a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
-                },
+                weighted_order(nodes),
                 emit,
             ),
         }
     }
 }
 
+/// The order of an unweighted ranking over `nodes`, as [`top_k`] takes it (`Greater`: `a` ranks
+/// before `b`): the higher score first; equal scores (a 64-bit collision) by the node string,
+/// the smaller (bytewise) first, so the order is total and does not depend on the order of the
+/// nodes in the file.
+#[inline(always)]
+pub fn unweighted_order(nodes: &[String]) -> impl Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering + '_ {
+    move |a, b| a.score.cmp(&b.score).then_with(|| tie(nodes, a.index, b.index))
+}
+
+/// A weighted candidate's score: the weighted score, and the raw hash score it came from.
+pub type WeightedScore = (f64, u64);
+
+/// The order of a weighted ranking over `nodes`: the higher weighted score first, then the
+/// higher raw hash score, then the node string as in [`unweighted_order`].
+#[inline(always)]
+pub fn weighted_order(
+    nodes: &[String],
+) -> impl Fn(&Candidate<WeightedScore>, &Candidate<WeightedScore>) -> Ordering + '_ {
+    move |a, b| {
+        a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(nodes, a.index, b.index))
+    }
+}
+
+/// `Greater` when node `a`'s string is the smaller one: it ranks first.
+#[inline(always)]
+fn tie(nodes: &[String], a: u32, b: u32) -> Ordering {
+    nodes[b as usize].cmp(&nodes[a as usize])
+}
+
+/// Up to this many nodes, duplicates are found by comparing every pair.
+const SMALL: usize = 16;
+
 /// Order-independent fingerprint: a sum of per-node mixes, so it is linear to compute and the
-/// same for any permutation of the nodes.
-fn fingerprint(hashes: &[u64], weights: &[f64]) -> u64 {
+/// same for any permutation of the nodes. `None`: unweighted (every weight counts as 1, which
+/// keeps the fingerprints of unweighted tables what they always were).
+fn fingerprint(hashes: &[u64], weights: Option<&[f64]>) -> u64 {
     let mut acc = mix(u64::from(ALGORITHM_VERSION) ^ 0x9e37_79b9_7f4a_7c15);
-    for (h, w) in hashes.iter().zip(weights) {
+    for (i, h) in hashes.iter().enumerate() {
+        let w = weights.and_then(|w| w.get(i)).copied().unwrap_or(1.0);
         acc = acc.wrapping_add(mix(h ^ mix(w.to_bits())));
     }
     mix(acc ^ hashes.len() as u64)
@@ -234,20 +285,21 @@ pub struct Table {
 impl Table {
     /// Builds a table from service specs.
     pub fn build(specs: impl IntoIterator<Item = ServiceSpec>) -> Result<(Table, BuildReport), TableError> {
-        let mut services = Vec::new();
+        let specs = specs.into_iter();
+        let mut services = Vec::with_capacity(specs.size_hint().0);
         let mut report = BuildReport::default();
-        let mut seen = HashSet::new();
         for spec in specs {
             let (service, removed) = Service::build(spec)?;
             if removed > 0 {
                 report.duplicates_removed.push((service.name.clone(), removed));
             }
-            if !seen.insert(service.name.clone()) {
-                return Err(TableError::DuplicateService(service.name));
-            }
             services.push(service);
         }
         services.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        // Sorted, two services of the same name are neighbours.
+        if let Some(w) = services.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(TableError::DuplicateService(w[0].name.clone()));
+        }
         let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
         let mut index = HashMap::with_capacity_and_hasher(names.len(), ahash::RandomState::with_seeds(1, 2, 3, 4));
         index.extend(names.iter().enumerate().map(|(i, n)| (n.clone(), i)));
@@ -295,9 +347,115 @@ impl Table {
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+
+    /// Whether `other` answers alike (same fingerprint) and shows the same weights, so that
+    /// swapping it in would change nothing anyone can see.
+    pub fn same_as(&self, other: &Table) -> bool {
+        self.fingerprint == other.fingerprint
+            && self.services.len() == other.services.len()
+            && self.services.iter().zip(&other.services).all(|(a, b)| a.weights == b.weights)
+    }
 }
 
 /// Formats a fingerprint the way the API shows it.
 pub fn fingerprint_hex(f: u64) -> String {
     format!("{f:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(nodes: &[(&str, f64)]) -> Service {
+        let nodes = nodes.iter().map(|&(node, weight)| NodeSpec { node: node.into(), weight }).collect();
+        Service::build(ServiceSpec { name: "s".into(), nodes }).unwrap().0
+    }
+
+    #[test]
+    fn unweighted_fingerprints_are_pinned() {
+        // The value the README shows, computed before all-equal weights joined the unweighted
+        // fingerprint: unweighted tables keep theirs.
+        let s = service(&[("bar1:8080", 1.0), ("bar2:8080", 1.0), ("bar3:8080", 1.0)]);
+        assert_eq!(fingerprint_hex(s.fingerprint()), "8f291893d6c42466");
+    }
+
+    #[test]
+    fn equal_weights_fingerprint_like_no_weights_and_different_weights_do_not() {
+        let plain = service(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]);
+        let twos = service(&[("a", 2.0), ("b", 2.0), ("c", 2.0)]);
+        let mixed = service(&[("a", 2.0), ("b", 1.0), ("c", 1.0)]);
+        let mixed_elsewhere = service(&[("a", 1.0), ("b", 2.0), ("c", 1.0)]);
+        assert_eq!(plain.fingerprint(), twos.fingerprint());
+        assert!(!twos.is_weighted() && twos.has_weights() && !plain.has_weights());
+        assert_ne!(plain.fingerprint(), mixed.fingerprint());
+        assert_ne!(mixed.fingerprint(), mixed_elsewhere.fingerprint());
+        for key in ["k", "ryans", "user:1", "x"] {
+            assert_eq!(plain.lookup(key, 1, 3).unwrap(), twos.lookup(key, 1, 3).unwrap(), "{key}");
+        }
+        let (t1, _) = Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec::new("a")] }]).unwrap();
+        let (t2, _) =
+            Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec { node: "a".into(), weight: 3.0 }] }])
+                .unwrap();
+        assert_eq!(t1.fingerprint(), t2.fingerprint());
+        assert!(!t1.same_as(&t2), "the weights /table shows differ");
+        assert!(t1.same_as(&t1.clone()));
+    }
+
+    use proptest::prelude::*;
+
+    /// Every node scored exactly and sorted: what the weighted path must answer.
+    fn reference<'a>(s: &'a Service, key: &str, k: usize) -> Vec<&'a str> {
+        let kh = hash_str(key);
+        let mut all: Vec<(f64, u64, &str)> = (0..s.len())
+            .map(|i| {
+                let raw = score(kh, s.hashes[i]);
+                (weighted_score(raw, s.weights[i]), raw, s.nodes[i].as_str())
+            })
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2)));
+        all.into_iter().take(k).map(|c| c.2).collect()
+    }
+
+    fn weighted_service(weights: &[f64]) -> Service {
+        let nodes = weights.iter().enumerate().map(|(i, &weight)| NodeSpec { node: format!("n{i}:80"), weight });
+        Service::build(ServiceSpec { name: "w".into(), nodes: nodes.collect() }).unwrap().0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The bound only skips nodes that lose: every answer equals scoring every node exactly.
+        #[test]
+        fn the_weighted_fast_path_never_changes_an_answer(
+            weights in prop::collection::vec(
+                prop_oneof![1e-6f64..1e6, 0.5f64..2.0, Just(1.0), Just(1.0 + f64::EPSILON), 1e-300f64..1e-290],
+                1..300,
+            ),
+            k in 1usize..=INLINE,
+            seed in any::<u64>(),
+        ) {
+            let s = weighted_service(&weights);
+            prop_assume!(s.is_weighted());
+            for i in 0..20u64 {
+                let key = format!("key-{}", mix(seed ^ i));
+                let mut fast = Vec::new();
+                s.rank_into(&key, k, &mut fast);
+                prop_assert_eq!(fast, reference(&s, &key, k), "key {}", key);
+            }
+        }
+    }
+
+    #[test]
+    fn the_weighted_fast_path_agrees_on_large_services() {
+        let weights: Vec<f64> = (0..10_000u64).map(|i| 0.25 + (mix(i) % 1000) as f64 / 100.0).collect();
+        let s = weighted_service(&weights);
+        for i in 0..60 {
+            let key = format!("user:{i}");
+            for k in [1, 3, 10, 32] {
+                let mut fast = Vec::new();
+                s.rank_into(&key, k, &mut fast);
+                assert_eq!(fast, reference(&s, &key, k), "key {key}, k {k}");
+            }
+        }
+    }
 }

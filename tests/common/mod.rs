@@ -1,5 +1,11 @@
-//! Test helpers: run the real `keyrouter` binary on a free port and talk raw HTTP/1.1 to it.
+//! The one test harness, included by every test file as `mod common;`: run the real `keyrouter`
+//! binary on port 0 and talk raw HTTP/1.1 to it, compute the answer the library gives
+//! ([`expected`]), read the deployment files ([`manifests`]) and emulate consul-template
+//! ([`consul_template`]).
 #![allow(dead_code)]
+
+pub mod consul_template;
+pub mod manifests;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -37,22 +43,21 @@ impl Keyrouter {
 
     /// Spawns `cmd` and waits for its "listening on" line.
     pub fn spawn(cmd: Command, dir: tempfile::TempDir, services: PathBuf) -> Keyrouter {
-        Self::spawn_on(cmd, dir, services, None)
+        Self::spawn_on(cmd, dir, services, false)
     }
 
-    /// Starts keyrouter on a port picked here, for log levels that hide the "listening" line;
-    /// waits until the port accepts connections.
+    /// Starts keyrouter on 127.0.0.1 port 0 at a log level that hides the "listening on" line:
+    /// the bound port is read from the kernel's socket table for the child's own descriptors.
     pub fn start_quiet(services_toml: &str, extra: &[&str]) -> Keyrouter {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let services = dir.path().join("services.toml");
         std::fs::write(&services, services_toml).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.arg("--services").arg(&services).args(["--address", &format!("127.0.0.1:{port}")]).args(extra);
-        Self::spawn_on(cmd, dir, services, Some(port))
+        cmd.arg("--services").arg(&services).args(["--address", "127.0.0.1:0"]).args(extra);
+        Self::spawn_on(cmd, dir, services, true)
     }
 
-    fn spawn_on(mut cmd: Command, dir: tempfile::TempDir, services: PathBuf, known: Option<u16>) -> Keyrouter {
+    fn spawn_on(mut cmd: Command, dir: tempfile::TempDir, services: PathBuf, quiet: bool) -> Keyrouter {
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -68,18 +73,16 @@ impl Keyrouter {
                 l.push('\n');
             }
         });
-        let port = match known {
-            Some(port) => {
-                eventually("keyrouter to accept connections", || TcpStream::connect(("127.0.0.1", port)).is_ok());
-                port
-            }
-            None => match rx.recv_timeout(Duration::from_secs(20)) {
+        let port = if quiet {
+            listening_port_of(&mut child, &log)
+        } else {
+            match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(p) => p,
                 Err(_) => {
                     let _ = child.kill();
                     panic!("keyrouter did not start; log:\n{}", log.lock().unwrap());
                 }
-            },
+            }
         };
         Keyrouter { child, port, dir, services, log }
     }
@@ -144,6 +147,76 @@ impl Drop for Keyrouter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The TCP port `child` listens on, read from /proc (its socket descriptors' inodes, matched in
+/// /proc/<pid>/net/tcp and tcp6 against sockets in the LISTEN state); waits up to 20 s for it.
+fn listening_port_of(child: &mut Child, log: &Mutex<String>) -> u16 {
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("keyrouter exited ({status}) before listening; log:\n{}", log.lock().unwrap());
+        }
+        if let Some(port) = proc_listening_ports(pid).first() {
+            return *port;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("keyrouter did not listen within 20 s; log:\n{}", log.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Local ports of the TCP sockets in the LISTEN state that process `pid` holds open.
+pub fn proc_listening_ports(pid: u32) -> Vec<u16> {
+    proc_sockets(pid).into_iter().filter(|s| s.state == TCP_LISTEN).map(|s| s.local_port).collect()
+}
+
+/// Remote ports of the established TCP connections that process `pid` holds open: a client's
+/// local port shows here once the server has accepted its connection.
+pub fn proc_connected_ports(pid: u32) -> Vec<u16> {
+    proc_sockets(pid).into_iter().filter(|s| s.state == TCP_ESTABLISHED).map(|s| s.remote_port).collect()
+}
+
+const TCP_ESTABLISHED: u8 = 0x01;
+const TCP_LISTEN: u8 = 0x0A;
+
+/// A TCP socket from /proc/<pid>/net/tcp{,6}.
+struct ProcSocket {
+    state: u8,
+    local_port: u16,
+    remote_port: u16,
+}
+
+/// The TCP sockets process `pid` holds open: its descriptors' socket inodes, looked up in the
+/// kernel's tables for its network namespace.
+fn proc_sockets(pid: u32) -> Vec<ProcSocket> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| Some(l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string()))
+        .collect();
+    let port = |addr: &str| addr.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    let mut sockets = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else { continue };
+        // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode"
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() <= 9 || !inodes.contains(f[9]) {
+                continue;
+            }
+            if let (Some(local_port), Some(remote_port), Ok(state)) =
+                (port(f[1]), port(f[2]), u8::from_str_radix(f[3], 16))
+            {
+                sockets.push(ProcSocket { state, local_port, remote_port });
+            }
+        }
+    }
+    sockets
 }
 
 /// Port from a line such as "... listening on 127.0.0.1:41234, serving ...".
@@ -252,6 +325,27 @@ pub fn services(list: &[(&str, &[&str])]) -> String {
         s += &format!("[[Services]]\n  Name = {name:?}\n  Nodes = [{}]\n\n", nodes.join(", "));
     }
     s
+}
+
+/// The answer the ranking library gives for `key` on a service of `nodes` (with `weights`, one
+/// per node, when given): the nodes best first, between `min` and `max` of them. Every test that
+/// checks an answer compares against this, so the binary, the in-process app and the golden
+/// vectors are all held to the one library.
+pub fn expected<N: AsRef<str>>(nodes: &[N], weights: Option<&[f64]>, key: &str, min: u64, max: u64) -> Vec<String> {
+    use keyrouter::ranking::{NodeSpec, Service, ServiceSpec};
+    let mut spec = ServiceSpec::new("expected", nodes.iter().map(|n| n.as_ref().to_string()));
+    if let Some(w) = weights {
+        assert_eq!(w.len(), nodes.len(), "one weight per node");
+        spec.nodes = nodes.iter().zip(w).map(|(n, &weight)| NodeSpec { node: n.as_ref().into(), weight }).collect();
+    }
+    let (s, _) = Service::build(spec).unwrap_or_else(|e| panic!("cannot build the expected service: {e}"));
+    let answer = s.lookup(key, min, max).unwrap_or_else(|e| panic!("no expected answer for {key:?}: {e}"));
+    answer.into_iter().map(String::from).collect()
+}
+
+/// [`expected`] for unweighted nodes, as the JSON the server answers.
+pub fn expected_json<N: AsRef<str>>(nodes: &[N], key: &str, min: u64, max: u64) -> serde_json::Value {
+    serde_json::json!(expected(nodes, None, key, min, max))
 }
 
 /// Polls `f` until it returns true or 10 s pass.

@@ -1,6 +1,5 @@
 //! Reading the deployment files: the Kubernetes manifests under deploy/kubernetes (YAML, as
-//! JSON values), the kustomization, and the consul-template configuration.
-#![allow(dead_code)]
+//! JSON values), the kustomization, and the consul-template configuration (HCL, as JSON values).
 
 use std::path::{Path, PathBuf};
 
@@ -108,37 +107,22 @@ pub fn generated_config_map() -> Value {
     })
 }
 
-/// `key = "value"` settings of consul-template.hcl, in order (nested blocks flattened).
-pub fn hcl_strings() -> Vec<(String, String)> {
-    let src = read(&kube_dir().join("consul-template.hcl"));
-    src.lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .filter_map(|(k, v)| {
-            let v = v.trim();
-            let v = v.strip_prefix('"')?.strip_suffix('"')?;
-            Some((k.trim().to_string(), v.to_string()))
-        })
-        .collect()
+/// consul-template.hcl, parsed by hcl-rs into JSON values: blocks become objects
+/// (`config["template"]["destination"]`), lists arrays.
+pub fn consul_template_config() -> Value {
+    let path = kube_dir().join("consul-template.hcl");
+    hcl::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: invalid HCL: {e}", path.display()))
 }
 
-pub fn hcl_string(key: &str) -> String {
-    let found: Vec<String> = hcl_strings().into_iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect();
-    assert_eq!(found.len(), 1, "consul-template.hcl: expected one {key} = \"...\"");
-    found[0].clone()
+/// The one `template` block of consul-template.hcl.
+pub fn consul_template_stanza() -> Value {
+    let template = consul_template_config()["template"].clone();
+    assert!(template.is_object(), "consul-template.hcl: expected one template block, got {template}");
+    template
 }
 
-/// `key = [ "a", "b" ]` in consul-template.hcl (on one line).
-pub fn hcl_list(key: &str) -> Vec<String> {
-    let src = read(&kube_dir().join("consul-template.hcl"));
-    let found: Vec<Vec<String>> = src
-        .lines()
-        .map(str::trim)
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.trim() == key)
-        .map(|(_, v)| serde_json::from_str(v.trim()).expect("an HCL list of strings"))
-        .collect();
-    assert_eq!(found.len(), 1, "consul-template.hcl: expected one {key} = [...]");
-    found[0].clone()
+/// A string setting of the `template` block.
+pub fn template_string(key: &str) -> String {
+    let v = &consul_template_stanza()[key];
+    v.as_str().unwrap_or_else(|| panic!("consul-template.hcl: template.{key} is not a string: {v}")).to_string()
 }

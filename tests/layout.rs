@@ -1,0 +1,133 @@
+//! The module layering of `src/`: every `use crate::` edge points down, so that each change has
+//! one obvious home and the offline commands never drag in the HTTP layer. A new module gets a
+//! layer here; an edge that points up (or sideways between layers that must not know each other)
+//! fails with the file and the edge.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Layers, top first. A module may use modules of lower layers only (and itself).
+const LAYERS: &[&[&str]] = &[
+    &["main"],
+    &["commands"],
+    &["manpage"],
+    &["cli"],
+    &["startup"],
+    &["signals", "watch"],
+    &["reload"],
+    &["http"],
+    &["state"],
+    &["request", "config", "metrics"],
+    &["address", "logging"],
+    &["ranking"],
+];
+
+fn layer(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// The top-level module a file under `src/` belongs to.
+fn module_of(path: &Path, src: &Path) -> String {
+    let rel = path.strip_prefix(src).expect("under src");
+    let first = rel.components().next().expect("non-empty").as_os_str().to_string_lossy().into_owned();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// `crate::X` paths used in code (comments and doc comments skipped).
+fn crate_edges(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            let after = &rest[i + "crate::".len()..];
+            let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+            rest = after;
+        }
+        // `use crate::{a, b}` lists.
+        if let Some(list) = code.split("use crate::{").nth(1) {
+            for part in list.split(['{', '}', ',']) {
+                let name = part.trim().split("::").next().unwrap_or("").trim().to_string();
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_crate_edge_points_down() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut problems = Vec::new();
+    let mut edges_seen = 0;
+    for file in &files {
+        let from = module_of(file, &src);
+        if from == "lib" {
+            continue;
+        }
+        let Some(from_layer) = layer(&from) else {
+            problems.push(format!("{}: module `{from}` has no layer in tests/layout.rs", file.display()));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for to in crate_edges(&text) {
+            if to == from {
+                continue;
+            }
+            edges_seen += 1;
+            match layer(&to) {
+                None => problems.push(format!("{}: uses `crate::{to}`, which has no layer", file.display())),
+                Some(to_layer) if to_layer <= from_layer => {
+                    problems.push(format!("{}: `{from}` uses `crate::{to}`, which is not below it", file.display()))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(edges_seen > 20, "the edge scanner found only {edges_seen} edges: is it broken?");
+    assert!(problems.is_empty(), "layering violations:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_offline_commands_and_the_request_layer_never_touch_http() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for file in ["request.rs", "config.rs", "ranking/mod.rs", "ranking/table.rs", "state.rs", "reload.rs"] {
+        let text = std::fs::read_to_string(src.join(file)).unwrap();
+        assert!(!crate_edges(&text).contains("http"), "{file} uses crate::http");
+    }
+    let request = std::fs::read_to_string(src.join("request.rs")).unwrap();
+    assert!(!request.lines().any(|l| l.trim_start().starts_with("use actix")), "request.rs uses actix");
+    // `keyrouter check` and `keyrouter lookup` go through config, ranking and request only.
+    let commands = std::fs::read_to_string(src.join("commands.rs")).unwrap();
+    let offline: String = commands.split("fn load_checked").nth(1).expect("commands.rs has load_checked").to_string();
+    assert!(
+        !crate_edges(&offline).contains("http") && !offline.contains("startup::"),
+        "offline commands use the server"
+    );
+}
+
+#[test]
+fn the_scanner_sees_edges_and_skips_comments() {
+    let edges = crate_edges(
+        "use crate::a::B;\n// use crate::z;\n/// [`crate::y`]\nuse crate::{b, c::D};\nlet x = crate::d::f();",
+    );
+    assert_eq!(edges.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+}
