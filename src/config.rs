@@ -337,15 +337,18 @@ fn structure(src: &str, offset: usize, part: &str) -> (Option<Entries>, Vec<Diag
     let mut diags = Vec::new();
     let mut docs = Vec::new();
     for (key, value) in root.into_inner() {
-        let (line, column) = line_col(src, offset + key.span().start);
+        // Positions only for errors: counting lines from the start of the file for every part
+        // would make a large file quadratic.
+        let at_key = |message: String| {
+            let (line, column) = line_col(src, offset + key.span().start);
+            Diagnostic { line, column, message }
+        };
         if key.get_ref().as_ref() != "Services" {
-            let message = format!("unknown field `{}`, expected `Services`", key.get_ref());
-            diags.push(Diagnostic { line, column, message });
+            diags.push(at_key(format!("unknown field `{}`, expected `Services`", key.get_ref())));
             continue;
         }
         let toml::de::DeValue::Array(entries) = value.into_inner() else {
-            let message = "`Services` must be an array of tables: write each service as [[Services]]".into();
-            diags.push(Diagnostic { line, column, message });
+            diags.push(at_key("`Services` must be an array of tables: write each service as [[Services]]".into()));
             continue;
         };
         for entry in entries {

@@ -33,7 +33,7 @@ fn a_node_listed_twice_with_two_weights_is_a_config_error_naming_both_places() {
     let out = Command::new(BIN).arg("check").arg("--services").arg(&file).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("OK: 1 services, 2 nodes") && stdout.contains("removed 1 duplicate"), "{stdout}");
+    assert!(stdout.contains("OK: 1 service, 2 nodes") && stdout.contains("removed 1 duplicate"), "{stdout}");
 }
 
 #[test]
