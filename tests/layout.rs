@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["state"],
     &["request", "config", "metrics"],
-    &["address", "logging"],
+    &["address", "logging", "memory"],
     &["ranking"],
 ];
 

@@ -53,6 +53,10 @@ impl Server {
             .args(["--address", "127.0.0.1:0", "--workers", "2"])
             // Room for the 8 MB file should the services file size become bounded.
             .env("KEYROUTER_MAX_SERVICES_BYTES", (64 << 20).to_string())
+            // A lookup of every node is one of the big answers this test measures.
+            .env("KEYROUTER_MAX_ANSWER_NODES", "1000000")
+            // ... answered inline, as for the figures in the README.
+            .env("KEYROUTER_HEAVY_LOOKUP_WORK", "1000000000000")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.

@@ -65,12 +65,17 @@ impl Keyrouter {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(port) = listening_port(&line) {
+                // Logged first, then announced: a test that reads the log right after start sees
+                // the "listening" line.
+                let port = listening_port(&line);
+                {
+                    let mut l = sink.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                if let Some(port) = port {
                     let _ = tx.send(port);
                 }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
             }
         });
         let port = if quiet {
