@@ -10,10 +10,10 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 use crate::address::ListenAddress;
 use crate::config::DEFAULT_MAX_SERVICES_BYTES;
+use crate::limits::{Limits, DEFAULT_HEAVY_WORK};
 use crate::logging::{parse_level, LogFormat};
 use crate::request::DEFAULT_MAX_ANSWER_NODES;
 use crate::startup::Settings;
-use crate::state::{Limits, DEFAULT_HEAVY_WORK};
 
 /// keyrouter maps a key to one or more nodes of a named service by rendezvous hashing.
 ///

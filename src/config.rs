@@ -9,6 +9,9 @@
 //! [`parse`] is pure; [`load`] reads a file and parses it. [`read`] refuses anything that is
 //! not a regular file (a FIFO would block, `/dev/zero` never ends) and anything bigger than a
 //! limit, before it costs memory.
+//!
+//! Reading, parsing and validating stay together: every diagnostic needs the file's text to get
+//! its line and column, whichever step found it.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};

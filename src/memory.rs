@@ -18,7 +18,12 @@
 //! An allocator that returns memory by itself (mimalloc, jemalloc) was the alternative; this
 //! needs no new dependency and no C build (benches/wrk/README.md has the measurements).
 //!
-//! Elsewhere than Linux with glibc both are no-ops.
+//! - [`spawn_periodic_trim`] also runs it every few seconds, for memory freed by connections
+//!   (a burst of 1 MB bodies) rather than by a table.
+//!
+//! Elsewhere than Linux with glibc all three are no-ops.
+
+use std::time::Duration;
 
 /// Sets the allocator up to return big blocks on free. Call once, early in `main`.
 pub fn configure() {
@@ -53,4 +58,26 @@ impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
         release();
     }
+}
+
+/// How often freed memory is handed back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Hands freed memory back every [`TRIM_EVERY`], from the actix runtime this is called in.
+///
+/// glibc's allocator keeps memory freed by other threads in its arenas: after 300 connections
+/// with 1 MB bodies in flight left, RSS stayed at 112 MB of a 278 MB peak. `malloc_trim` hands
+/// it back; every few seconds it costs nothing measurable and bounds how long a burst of
+/// connections (or a reload of a large table) keeps its memory.
+pub fn spawn_periodic_trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    actix_rt::spawn(async {
+        let mut tick = tokio::time::interval(TRIM_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+            unsafe { libc::malloc_trim(0) };
+        }
+    });
 }

@@ -14,6 +14,9 @@
 //! of services beyond that count in `keyrouter_other_service_lookups_total`, lookups of services
 //! not in the table in `keyrouter_unknown_service_lookups_total` (their own metrics, so no
 //! service name can collide with them).
+//!
+//! One module for every metric keyrouter exports, so that names, help texts and label rules are
+//! read and changed in one place.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,10 @@
 //! Nothing here knows about actix: the HTTP layer (`crate::http`) feeds it the query string and
 //! the body it read, and maps `RequestError` to a status; the offline `keyrouter lookup` command
 //! calls the same [`answer_in`], so both give the same bytes for the same table.
+//!
+//! Longer than most modules because it is the whole client boundary in one place: the strict
+//! decoders, the fields, the validation and the answer budget must agree with each other, and
+//! the property tests in `tests/parser_props.rs` drive them together.
 
 use std::borrow::Cow;
 use std::collections::HashSet;

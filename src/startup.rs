@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use crate::address::ListenAddress;
 use crate::config::ConfigError;
+use crate::descriptors;
 use crate::http::{self, ServerOptions};
+use crate::limits::{Limits, TableOptions};
 use crate::logging::count;
+use crate::memory;
 use crate::ranking::{self, SelfCheckError};
 use crate::reload::{self, Reloader};
 use crate::signals::{ShutdownBudget, Signals};
-use crate::state::{AppState, Limits, TableOptions};
+use crate::state::AppState;
 use crate::watch;
 
 /// What `keyrouter` (serving) needs, validated: the command line's and environment's flags
@@ -104,7 +107,7 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let (connections, connection_note) = connection_budget(settings.max_connections, workers);
+        let (connections, connection_note) = descriptors::connection_budget(settings.max_connections, workers);
         let limits = &settings.limits;
         let startup_note = format!(
             "limits: {connection_note}, answers of up to {}, requests within {} s, services files of up to {} bytes",
@@ -160,7 +163,7 @@ impl Application {
             self.startup_note,
         );
         drop(live);
-        spawn_memory_trim();
+        memory::spawn_periodic_trim();
         let budget = ShutdownBudget { delay: self.options.shutdown_delay, timeout: self.options.shutdown_timeout };
         let (stop, stopped) = tokio::sync::oneshot::channel();
         actix_rt::spawn(self.signals.run(self.state.clone(), self.reloader, budget, stop));
@@ -173,115 +176,9 @@ impl Application {
     }
 }
 
-/// How often freed memory is handed back to the system.
-const TRIM_EVERY: Duration = Duration::from_secs(5);
-
-/// glibc's allocator keeps memory freed by other threads in its arenas: after 300 connections
-/// with 1 MB bodies in flight left, RSS stayed at 112 MB of a 278 MB peak. `malloc_trim` hands
-/// it back; every few seconds it costs nothing measurable and bounds how long a burst of
-/// connections (or a reload of a large table) keeps its memory.
-fn spawn_memory_trim() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    actix_rt::spawn(async {
-        let mut tick = tokio::time::interval(TRIM_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            // SAFETY: malloc_trim only releases free memory; it is thread-safe.
-            unsafe { libc::malloc_trim(0) };
-        }
-    });
-}
-
-/// Descriptors kept for everything but client connections: the listener, the services file and
-/// its watcher, stdio and logs, each worker's runtime (epoll, eventfds) and the blocking pool.
-const FD_HEADROOM_MIN: u64 = 64;
-
-/// Below this many allowed connections, startup warns.
-const FEW_CONNECTIONS: u64 = 1024;
-
-/// How many connections the server takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionBudget {
-    pub per_worker: usize,
-    pub total: u64,
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit (as nginx's `worker_rlimit_nofile` and Go's
-/// runtime do), then sizes the connection cap below it with headroom, so that accepting never
-/// fails for want of a descriptor (actix's accept loop would log an error every 500 ms). Warns
-/// when the limits are low; returns them as words for the startup line.
-fn connection_budget(requested: usize, workers: usize) -> (ConnectionBudget, String) {
-    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
-    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(soft) => soft,
-        Err(e) => {
-            tracing::warn!("cannot raise the file-descriptor limit: {e}");
-            before.map_or(1024, |(soft, _)| soft)
-        }
-    };
-    let hard = before.map_or(soft, |(_, hard)| hard);
-    let budget = budget_for(soft, requested, workers);
-    // Lingering closes after a refused body hold a descriptor each: half the headroom.
-    crate::http::body::set_max_lingering(usize::try_from(headroom(soft) / 2).unwrap_or(usize::MAX));
-    let note = format!(
-        "{} at most ({} per worker; descriptors: soft limit {soft} (was {}, hard limit {hard}))",
-        count(usize::try_from(budget.total).unwrap_or(usize::MAX), "connection"),
-        budget.per_worker,
-        before.map_or(soft, |(s, _)| s),
-    );
-    if requested as u64 > budget.total {
-        tracing::warn!(
-            "--max-connections {requested} does not fit the file-descriptor limit {soft}: capped at {}",
-            budget.total
-        );
-    }
-    if budget.total < FEW_CONNECTIONS {
-        tracing::warn!(
-            "only {} client connections fit the file-descriptor limit {soft}; raise it (ulimit -n, LimitNOFILE=)",
-            budget.total
-        );
-    }
-    (budget, note)
-}
-
-/// Descriptors kept for everything but connections: a tenth, at least [`FD_HEADROOM_MIN`].
-fn headroom(fd_limit: u64) -> u64 {
-    (fd_limit / 10).max(FD_HEADROOM_MIN)
-}
-
-/// The connection cap for a descriptor limit: the limit less a tenth (at least
-/// `FD_HEADROOM_MIN`), or `requested` if smaller, split evenly between the workers (actix's
-/// `max_connections` is per worker).
-pub fn budget_for(fd_limit: u64, requested: usize, workers: usize) -> ConnectionBudget {
-    let workers = workers.max(1) as u64;
-    let fit = fd_limit.saturating_sub(headroom(fd_limit)).max(workers);
-    let total = match requested as u64 {
-        0 => fit,
-        n => n.min(fit).max(workers),
-    };
-    let per_worker = (total / workers).max(1);
-    ConnectionBudget { per_worker: usize::try_from(per_worker).unwrap_or(usize::MAX), total: per_worker * workers }
-}
-
 /// Runs the server with `settings` until it is stopped.
 pub fn serve(settings: &Settings) -> Result<(), StartupError> {
     actix_rt::System::new().block_on(async move { Application::build(settings)?.run_until_stopped().await })?;
     tracing::info!("stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connections_fit_below_the_descriptor_limit() {
-        assert_eq!(budget_for(1024, 0, 2), ConnectionBudget { per_worker: 461, total: 922 });
-        assert_eq!(budget_for(1_048_576, 0, 4).total, 943_716);
-        assert_eq!(budget_for(1_048_576, 100, 4), ConnectionBudget { per_worker: 25, total: 100 });
-        assert_eq!(budget_for(1024, 5000, 2).total, 922);
-        // Absurdly low limits still give each worker a connection.
-        assert_eq!(budget_for(10, 0, 2), ConnectionBudget { per_worker: 1, total: 2 });
-    }
 }

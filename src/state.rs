@@ -7,13 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 
-use crate::config::DEFAULT_MAX_SERVICES_BYTES;
+pub use crate::limits::{Limits, TableOptions, DEFAULT_HEAVY_WORK};
 use crate::metrics::{self, LookupCounters, Metrics, TableSeries};
 use crate::ranking::{fingerprint_hex, Service, Table};
 
@@ -145,51 +144,6 @@ fn render_table(table: &Table) -> Vec<u8> {
     }
     out.extend_from_slice(b"]}");
     out
-}
-
-/// How the services file is judged, at startup and on every reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableOptions {
-    /// Files bigger than this are refused (`--max-services-bytes`).
-    pub max_services_bytes: u64,
-    /// An empty table may replace a non-empty one, and an empty table is ready
-    /// (`--allow-empty`).
-    pub allow_empty: bool,
-}
-
-impl Default for TableOptions {
-    fn default() -> Self {
-        TableOptions { max_services_bytes: DEFAULT_MAX_SERVICES_BYTES, allow_empty: false }
-    }
-}
-
-/// Default `--heavy-lookup-work` (see [`crate::request::Plan::work`]): about 2 ms of work. A
-/// single key stays inline up to a service of ~1 000 000 nodes, a batch of 1 000 keys over 100
-/// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
-pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
-
-/// What one request may cost (see the README's "Limits").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Keys × nodes per key in one answer.
-    pub max_answer_nodes: u64,
-    /// Time for the request head, and again for the body.
-    pub request_timeout: Duration,
-    /// Node scores above which a lookup runs on the heavy pool.
-    pub heavy_work: u64,
-    /// Heavy lookups at once; 0 for one per CPU this process may use.
-    pub heavy_lookups: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
-            request_timeout: Duration::from_secs(10),
-            heavy_work: DEFAULT_HEAVY_WORK,
-            heavy_lookups: 0,
-        }
-    }
 }
 
 /// What the server shares between workers.

@@ -25,6 +25,9 @@
 //! Reloads go through [`crate::reload`] with [`When::IfChanged`]: a bad file keeps the old
 //! table; a file that gives the table already served changes nothing but counts as a
 //! successful reload.
+//!
+//! One file on purpose: resolving the path, placing the watches, settling and debouncing are one
+//! state machine over the same events, and splitting it would spread that state across modules.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;

@@ -1,4 +1,5 @@
-//! The immutable service table: everything a lookup needs, computed once per node.
+//! The immutable service table: everything a lookup needs, computed once per node. Building a
+//! service and ranking its nodes share the precomputed hashes and weights, so they live together.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,52 @@
+//! What the server is configured to allow: how a services file is judged ([`TableOptions`]) and
+//! what one request may cost ([`Limits`]). Plain values, validated from the command line by
+//! `crate::cli` and held by `crate::state::AppState`.
+
+use std::time::Duration;
+
+use crate::config::DEFAULT_MAX_SERVICES_BYTES;
+
+/// How the services file is judged, at startup and on every reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Files bigger than this are refused (`--max-services-bytes`).
+    pub max_services_bytes: u64,
+    /// An empty table may replace a non-empty one, and an empty table is ready
+    /// (`--allow-empty`).
+    pub allow_empty: bool,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions { max_services_bytes: DEFAULT_MAX_SERVICES_BYTES, allow_empty: false }
+    }
+}
+
+/// Default `--heavy-lookup-work` (see [`crate::request::Plan::work`]): about 2 ms of work. A
+/// single key stays inline up to a service of ~1 000 000 nodes, a batch of 1 000 keys over 100
+/// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
+pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
+
+/// What one request may cost (see the README's "Limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Keys × nodes per key in one answer.
+    pub max_answer_nodes: u64,
+    /// Time for the request head, and again for the body.
+    pub request_timeout: Duration,
+    /// Node scores above which a lookup runs on the heavy pool.
+    pub heavy_work: u64,
+    /// Heavy lookups at once; 0 for one per CPU this process may use.
+    pub heavy_lookups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
+            request_timeout: Duration::from_secs(10),
+            heavy_work: DEFAULT_HEAVY_WORK,
+            heavy_lookups: 0,
+        }
+    }
+}
