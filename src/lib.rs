@@ -10,6 +10,7 @@
 //! - [`state`]: the live table behind one atomic pointer, with per-service metric handles.
 //! - [`reload`]: the one reload path (startup, SIGHUP and `--watch`).
 //! - [`signals`], [`watch`]: who triggers reloads and shutdown.
+//! - [`impact`]: how many keys a change of a service's nodes moves (`diff`, reloads).
 //! - [`config`]: the services file format, with errors that name line and column.
 //! - [`metrics`]: Prometheus metrics, lock-free on the lookup path.
 //! - [`ranking`]: the pure ranking core (hashing, table, top-k selection).
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod impact;
 pub mod logging;
 pub mod manpage;
 pub mod metrics;

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["reload"],
     &["http"],
     &["state"],
-    &["request", "config", "metrics"],
+    &["request", "config", "metrics", "impact"],
     &["address", "logging"],
     &["ranking"],
 ];
