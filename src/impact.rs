@@ -139,7 +139,7 @@ pub fn service_impact(
     impact.reweighted.sort_by(|a, b| a.0.cmp(&b.0));
     let whole = old.is_none() || new.is_none();
     impact.moved = match exact {
-        true if union > 0.0 => Share::exact(1.0 - kept / union),
+        true if union > 0.0 => Share::exact((union - kept) / union),
         true => Share::exact(0.0),
         false => sampled(old, new, 1, samples).0,
     };
@@ -173,7 +173,8 @@ fn node_weights(service: Option<&Service>) -> HashMap<&str, (f64, f64)> {
 /// slots (of k) whose node changes. For `k = 1` both are the moved share of first choices.
 fn sampled(old: Option<&Service>, new: Option<&Service>, k: usize, samples: usize) -> (Share, Share) {
     let (mut changed, mut slots) = (0usize, 0usize);
-    let (mut a, mut b) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    let most = old.map_or(0, Service::len).max(new.map_or(0, Service::len)).min(k);
+    let (mut a, mut b) = (Vec::with_capacity(most), Vec::with_capacity(most));
     for i in 0..samples {
         let key = sample_key(i);
         a.clear();

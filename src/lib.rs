@@ -3,6 +3,7 @@
 //! A request flows down through these modules; nothing imports upward:
 //!
 //! - [`commands`]: the binary's entry point; runs what [`cli`] parsed, maps failures to exit codes.
+//! - [`diff`]: `keyrouter diff OLD NEW`, what a new services file changes.
 //! - [`startup`]: validated settings → signal handlers, self-check, table, listener, server.
 //! - [`http`]: the actix side: routes, body reading, small endpoints, errors as JSON.
 //! - [`request`]: every input form → one validated lookup → the answer's JSON (also used by
@@ -20,6 +21,7 @@ pub mod address;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod diff;
 pub mod http;
 pub mod impact;
 pub mod logging;

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["main"],
     &["commands"],
-    &["manpage"],
+    &["manpage", "diff"],
     &["cli"],
     &["startup"],
     &["signals", "watch"],
