@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{services, BIN};
+use common::{services, Keyrouter, BIN};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -185,4 +185,48 @@ fn exit_status_is_like_diff() {
     let (code, out, _) = run(&["diff", s(&old), s(&other)]);
     assert_eq!(code, 1);
     assert!(out.contains("removed \"bar\"") && out.contains("added \"foo\""), "{out}");
+}
+
+/// The reload's value of `keyrouter_reload_moved_ratio` for `service`, if any.
+fn moved_ratio(kr: &Keyrouter, service: &str) -> Option<f64> {
+    let metrics = kr.get("/metrics").text();
+    let prefix = format!("keyrouter_reload_moved_ratio{{service=\"{service}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.parse().unwrap())
+}
+
+#[test]
+fn a_sighup_reload_logs_and_exports_the_moved_share() {
+    let ten = nodes(0..10);
+    let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
+    let kr = Keyrouter::start(&services(&[("bar", &ten), ("foo", &["f1", "f2"]), ("gone", &["g1"])]));
+    assert_eq!(moved_ratio(&kr, "bar"), None, "no reload has changed bar yet");
+    // bar loses one of ten nodes, foo gets a third node, gone goes, new comes.
+    kr.write_services(&services(&[("bar", &ten[..9]), ("foo", &["f1", "f2", "f3"]), ("new", &["n1"])]));
+    let mark = kr.log().len();
+    kr.signal(libc::SIGHUP);
+    kr.wait_for_log("reloaded", mark);
+    let line = kr.log()[mark..].lines().find(|l| l.contains("reloaded")).unwrap().to_string();
+    assert!(
+        line.contains(r#"added ["new"], removed ["gone"], changed ["bar" (+0 -1 nodes, 10.0 % moved), "foo" (+1 -0 nodes, 33.33 % moved)]"#),
+        "{line}"
+    );
+    assert_eq!(moved_ratio(&kr, "bar"), Some(0.1));
+    assert!((moved_ratio(&kr, "foo").unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(moved_ratio(&kr, "new"), Some(1.0));
+    assert_eq!(moved_ratio(&kr, "gone"), None);
+    // A re-weighted node has no exact formula: the estimate and its bound.
+    kr.write_services(
+        "[[Services]]\nName = \"foo\"\nNodes = [\"f1\", \"f2\", { Node = \"f3\", Weight = 2.0 }]\n\n\
+         [[Services]]\nName = \"bar\"\nNodes = [\"bar0:8080\"]\n",
+    );
+    let mark = kr.log().len();
+    kr.signal(libc::SIGHUP);
+    kr.wait_for_log("reloaded", mark);
+    let line = kr.log()[mark..].lines().find(|l| l.contains("reloaded")).unwrap().to_string();
+    assert!(line.contains(r#""foo" (+0 -0 ~1 nodes, "#) && line.contains(" % ± "), "{line}");
+    // f3 goes from 1/3 to 2/4 of first choices, taking keys only: 1/6 move.
+    let foo = moved_ratio(&kr, "foo").unwrap();
+    assert!((foo - 1.0 / 6.0).abs() < 0.025, "{foo}");
+    // bar changed again (8 of 9 nodes removed); the series follows the last change.
+    assert!((moved_ratio(&kr, "bar").unwrap() - 8.0 / 9.0).abs() < 1e-12);
 }
