@@ -239,16 +239,76 @@ struct KeyLine {
     key: String,
 }
 
+/// Keys read before they are ranked, on every CPU, and their lines written in file order.
+const KEY_BATCH: usize = 16 * 1024;
+
+/// One key to compare: in one service (a JSON line) or in every changed service.
+struct KeyItem {
+    service: Option<String>,
+    key: String,
+}
+
 /// Prints, for each key of the file, each answer that changes: `{"service","key","old","new"}`.
-/// A plain line is a key for every changed service; a JSON line names its service.
+/// A plain line is a key for every changed service; a JSON line names its service. Keys are
+/// ranked in batches spread over the CPUs; the output is in file order.
 fn moved_keys(path: &Path, old: &Table, new: &Table, changes: &[Change], k: usize) -> Result<(), DiffError> {
     let name = path.display().to_string();
     let read_error = |source| DiffError::KeysRead { path: name.clone(), source };
     let mut reader = BufReader::with_capacity(1 << 16, File::open(path).map_err(read_error)?);
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut batch: Vec<KeyItem> = Vec::with_capacity(KEY_BATCH);
     let mut buf = Vec::new();
-    let mut emit = |service: &str, key: &str, out: &mut BufWriter<_>| -> Result<(), DiffError> {
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        line += 1;
+        let n = reader.by_ref().take(MAX_KEY_LINE + 1).read_until(b'\n', &mut buf).map_err(read_error)?;
+        let bad = |message: String| DiffError::KeysLine { path: name.clone(), line, message };
+        if n > 0 {
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+            } else if n as u64 > MAX_KEY_LINE {
+                return Err(bad(format!("line longer than {MAX_KEY_LINE} bytes")));
+            }
+            let text = std::str::from_utf8(&buf).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+            if text.starts_with('{') {
+                let k: KeyLine = serde_json::from_str(text).map_err(|e| bad(format!("invalid key line: {e}")))?;
+                batch.push(KeyItem { service: Some(k.service), key: k.key });
+            } else if !text.is_empty() {
+                batch.push(KeyItem { service: None, key: text.to_string() });
+            }
+        }
+        if batch.len() >= KEY_BATCH || (n == 0 && !batch.is_empty()) {
+            let chunk = batch.len().div_ceil(threads);
+            let outputs: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .chunks(chunk)
+                    .map(|items| scope.spawn(move || compare_keys(items, old, new, changes, k)))
+                    .collect();
+                // A ranking thread cannot panic short of a bug; its lines are then missing.
+                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            });
+            for o in outputs {
+                out.write_all(&o).map_err(DiffError::Output)?;
+            }
+            batch.clear();
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    out.flush().map_err(DiffError::Output)
+}
+
+/// The JSON lines of `items` whose answers differ between `old` and `new`.
+fn compare_keys(items: &[KeyItem], old: &Table, new: &Table, changes: &[Change], k: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut compare = |service: &str, key: &str| {
         a.clear();
         b.clear();
         if let Some(s) = old.get(service) {
@@ -260,37 +320,14 @@ fn moved_keys(path: &Path, old: &Table, new: &Table, changes: &[Change], k: usiz
         if a != b {
             // In this field order, which serde_json's maps would not keep.
             let [service, key, a, b] = [json!(service), json!(key), json!(a), json!(b)];
-            writeln!(out, r#"{{"service":{service},"key":{key},"old":{a},"new":{b}}}"#).map_err(DiffError::Output)?;
+            let _ = writeln!(out, r#"{{"service":{service},"key":{key},"old":{a},"new":{b}}}"#);
         }
-        Ok(())
     };
-    for line in 1u64.. {
-        buf.clear();
-        let n = reader.by_ref().take(MAX_KEY_LINE + 1).read_until(b'\n', &mut buf).map_err(read_error)?;
-        if n == 0 {
-            break;
-        }
-        let bad = |message: String| DiffError::KeysLine { path: name.clone(), line, message };
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-        } else if n as u64 > MAX_KEY_LINE {
-            return Err(bad(format!("line longer than {MAX_KEY_LINE} bytes")));
-        }
-        let text = std::str::from_utf8(&buf).map_err(|e| bad(format!("not UTF-8: {e}")))?;
-        if text.is_empty() {
-            continue;
-        }
-        if text.starts_with('{') {
-            let k: KeyLine = serde_json::from_str(text).map_err(|e| bad(format!("invalid key line: {e}")))?;
-            emit(&k.service, &k.key, &mut out)?;
-        } else {
-            for c in changes {
-                emit(c.name, text, &mut out)?;
-            }
+    for item in items {
+        match &item.service {
+            Some(service) => compare(service, &item.key),
+            None => changes.iter().for_each(|c| compare(c.name, &item.key)),
         }
     }
-    out.flush().map_err(DiffError::Output)
+    out
 }
