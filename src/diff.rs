@@ -5,7 +5,7 @@
 //! whose answer changes, as JSON lines. Exit status like diff(1): 0 same table, 1 differences,
 //! 2 errors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use crate::cli::DiffFormat;
 use crate::config::{self, ConfigError};
 use crate::impact::{self, ServiceImpact, Share};
 use crate::logging::count;
-use crate::ranking::{self, fingerprint_hex, Service, Table};
+use crate::ranking::{self, fingerprint_hex, NodeSpec, Service, ServiceSpec, Table};
 
 /// Longest line accepted in a `--keys` file, in bytes.
 pub const MAX_KEY_LINE: u64 = 1024 * 1024;
@@ -304,24 +304,99 @@ fn moved_keys(path: &Path, old: &Table, new: &Table, changes: &[Change], k: usiz
     out.flush().map_err(DiffError::Output)
 }
 
+/// How to rank one changed service's keys in the new table from their old ranking, when the kept
+/// nodes keep their weights and few nodes change: the new top k is the old top `k + removed`
+/// without the removed nodes, merged with the added nodes' own top k (ranked together, with the
+/// new weights, by the same code as lookups). One ranking of the large service per key, not two.
+struct Shortcut<'a> {
+    removed: HashSet<&'a str>,
+    /// The added nodes with their new weights, if any.
+    added: Option<Service>,
+    new_weights: HashMap<&'a str, f64>,
+}
+
+impl<'a> Shortcut<'a> {
+    fn plan(change: &Change<'a>, k: usize) -> Option<Shortcut<'a>> {
+        let (old, new) = (change.old?, change.new?);
+        let i = &change.impact;
+        // Exact: every kept node ranks as before among the kept ones.
+        let cheap = k + i.removed.len() + i.added.len() <= old.len() / 2;
+        if !i.moved.is_exact() || !cheap {
+            return None;
+        }
+        let new_weights: HashMap<&str, f64> =
+            new.nodes().iter().map(String::as_str).zip(new.weights().iter().copied()).collect();
+        let removed = old.nodes().iter().map(String::as_str).filter(|n| !new_weights.contains_key(n)).collect();
+        let added = match i.added.is_empty() {
+            true => None,
+            false => {
+                let nodes = i.added.iter().map(|n| NodeSpec { node: n.clone(), weight: new_weights[n.as_str()] });
+                Some(Service::build(ServiceSpec { name: change.name.into(), nodes: nodes.collect() }).ok()?.0)
+            }
+        };
+        Some(Shortcut { removed, added, new_weights })
+    }
+}
+
 /// The JSON lines of `items` whose answers differ between `old` and `new`.
 fn compare_keys(items: &[KeyItem], old: &Table, new: &Table, changes: &[Change], k: usize) -> Vec<u8> {
     let mut out = Vec::new();
+    let shortcuts: HashMap<&str, Shortcut> =
+        changes.iter().filter_map(|c| Some((c.name, Shortcut::plan(c, k)?))).collect();
+    let changed: HashSet<&str> = changes.iter().map(|c| c.name).collect();
     let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut write = |service: &str, key: &str, a: &[&str], b: &[&str]| {
+        if a != b {
+            // In this field order, which serde_json's maps would not keep.
+            let [service, key, a, b] = [json!(service), json!(key), json!(a), json!(b)];
+            let _ = writeln!(out, r#"{{"service":{service},"key":{key},"old":{a},"new":{b}}}"#);
+        }
+    };
     let mut compare = |service: &str, key: &str| {
         a.clear();
         b.clear();
+        if !changed.contains(service) {
+            return; // The same service on both sides: the same answers.
+        }
+        if let (Some(plan), Some(o)) = (shortcuts.get(service), old.get(service)) {
+            o.rank_into(key, k + plan.removed.len(), &mut a);
+            let kept = a.iter().copied().filter(|n| !plan.removed.contains(n)).take(k);
+            let old_answer = &a[..k.min(a.len())];
+            match &plan.added {
+                None => {
+                    let kept: Vec<&str> = kept.collect();
+                    write(service, key, old_answer, &kept);
+                }
+                Some(added) => {
+                    added.rank_into(key, k, &mut b);
+                    let nodes = kept.chain(b.iter().copied()).map(|n| NodeSpec {
+                        node: n.to_string(),
+                        weight: plan.new_weights.get(n).copied().unwrap_or(1.0),
+                    });
+                    let spec = ServiceSpec { name: service.into(), nodes: nodes.collect() };
+                    // Cannot fail (the names and weights come from the new table); if it did,
+                    // the plain comparison below still answers.
+                    if let Ok((candidates, _)) = Service::build(spec) {
+                        let mut answer = Vec::with_capacity(k);
+                        candidates.rank_into(key, k, &mut answer);
+                        write(service, key, old_answer, &answer);
+                        return;
+                    }
+                }
+            }
+            if plan.added.is_none() {
+                return;
+            }
+            a.clear();
+            b.clear();
+        }
         if let Some(s) = old.get(service) {
             s.rank_into(key, k, &mut a);
         }
         if let Some(s) = new.get(service) {
             s.rank_into(key, k, &mut b);
         }
-        if a != b {
-            // In this field order, which serde_json's maps would not keep.
-            let [service, key, a, b] = [json!(service), json!(key), json!(a), json!(b)];
-            let _ = writeln!(out, r#"{{"service":{service},"key":{key},"old":{a},"new":{b}}}"#);
-        }
+        write(service, key, &a, &b);
     };
     for item in items {
         match &item.service {

@@ -231,3 +231,24 @@ fn a_sighup_reload_logs_and_exports_the_moved_share() {
     // bar changed again (8 of 9 nodes removed); the series follows the last change.
     assert!((moved_ratio(&kr, "bar").unwrap() - 8.0 / 9.0).abs() < 1e-12);
 }
+
+/// A weighted service losing two nodes and gaining two (kept weights unchanged): the listed keys
+/// are exactly those whose top-2 answers differ between the files.
+#[test]
+fn weighted_changes_list_exactly_the_keys_that_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, range: std::ops::Range<usize>| {
+        let nodes: Vec<String> = range.map(|i| format!("{{ Node = \"w{i}:80\", Weight = {} }}", 1 + i % 4)).collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("[[Services]]\nName = \"w\"\nNodes = [{}]\n", nodes.join(", "))).unwrap();
+        path
+    };
+    let (old, new) = (file("old.toml", 0..20), file("new.toml", 2..22));
+    let (code, out, err) = run(&["diff", s(&old), s(&new), "--format", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // Kept w2..w19 weigh 47, removed w0, w1 weigh 1 + 2, added w20, w21 weigh 1 + 2.
+    let moved = v["services"][0]["moved"]["share"].as_f64().unwrap();
+    assert!((moved - (1.0 - 47.0 / 53.0)).abs() < 1e-12, "{v}");
+    check_moved_keys(&old, &new, "w", 120, 2, None);
+}
