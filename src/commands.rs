@@ -9,6 +9,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Loaded};
+use crate::diff::{self, DiffArgs};
 use crate::logging::{self, count};
 use crate::manpage;
 use crate::ranking::{self, SelfCheckError};
@@ -61,6 +62,18 @@ pub fn main() -> ExitCode {
             max.as_deref(),
             cli.max_answer_nodes,
         ),
+        // Its own exit statuses, like diff(1).
+        Some(Command::Diff { old, new, replicas, keys, format, samples }) => {
+            return diff::run(&DiffArgs {
+                old: old.clone(),
+                new: new.clone(),
+                replicas: replicas.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+                keys: keys.clone(),
+                format: *format,
+                samples: usize::try_from(*samples).unwrap_or(usize::MAX),
+                max_services_bytes: cli.max_services_bytes,
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -73,6 +73,9 @@ pub struct Metrics {
     unknown: LookupCounters,
     other: std::sync::Arc<LookupCounters>,
     max_service_series: usize,
+    /// Per service, the share of first choices the last reload that changed it moved (written
+    /// by the reload thread only, read by scrapes).
+    moved: std::sync::Mutex<std::collections::BTreeMap<String, f64>>,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -136,6 +139,7 @@ impl Metrics {
             unknown: LookupCounters::default(),
             other: Default::default(),
             max_service_series,
+            moved: Default::default(),
         }
     }
 
@@ -173,6 +177,16 @@ impl Metrics {
         }
     }
 
+    /// Records what a reload moved: `removed` services lose their series, each of `moved`
+    /// (service, share of first choices moved) replaces the service's last value.
+    pub fn reload_moved(&self, removed: &[String], moved: impl IntoIterator<Item = (String, f64)>) {
+        let mut map = self.moved.lock().unwrap_or_else(|p| p.into_inner());
+        for name in removed {
+            map.remove(name);
+        }
+        map.extend(moved);
+    }
+
     /// The Prometheus text exposition of the process-wide metrics (see [`render_lookups`] and
     /// [`TableSeries`] for the rest), appended to `out`.
     pub fn render_into(&self, out: &mut Vec<u8>) {
@@ -199,6 +213,17 @@ impl Metrics {
             "Lookups of services beyond --max-service-series (which have no series of their own), by status class.",
         );
         status_lines(out, "keyrouter_other_service_lookups_total", None, self.other.get());
+        gauge_family(
+            out,
+            "keyrouter_reload_moved_ratio",
+            "Share of keys whose first choice moved in the last reload that changed the service (1: added).",
+        );
+        let moved = self.moved.lock().unwrap_or_else(|p| p.into_inner());
+        for (service, share) in moved.iter().take(self.max_service_series) {
+            out.extend_from_slice(b"keyrouter_reload_moved_ratio{service=\"");
+            escape_label(out, service);
+            let _ = writeln!(out, "\"}} {share}");
+        }
     }
 }
 

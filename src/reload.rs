@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use crate::config::{self, ConfigError, Loaded};
+use crate::impact::{self, ServiceImpact};
 use crate::logging::count;
 use crate::ranking::Table;
 use crate::state::AppState;
@@ -75,6 +76,9 @@ pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, Rel
     let summary = ReloadSummary::between(&current.table, &table, report.duplicates_removed);
     drop(current);
     state.swap(table);
+    let added = summary.added.iter().map(|name| (name.clone(), 1.0));
+    let changed = summary.impacts.iter().map(|(name, i)| (name.clone(), i.moved.value));
+    state.metrics().reload_moved(&summary.removed, added.chain(changed));
     state.metrics().loaded(true, true);
     Ok(Some(summary))
 }
@@ -137,14 +141,23 @@ fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
     }
 }
 
+/// Node scores a reload may spend on sampled estimates, over all its changed services (each
+/// still gets at least [`MIN_RELOAD_SAMPLES`] keys): keeps a reload of a large catalog quick.
+const RELOAD_SAMPLE_WORK: usize = 100_000_000;
+
+/// The fewest synthetic keys a sampled estimate uses on reload.
+const MIN_RELOAD_SAMPLES: usize = 100;
+
 /// What a successful reload changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReloadSummary {
     pub services: usize,
     pub nodes: usize,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub changed: Vec<String>,
+    /// What each changed service's change does, in the order of `changed`.
+    pub impacts: Vec<(String, ServiceImpact)>,
     pub duplicates_removed: Vec<(String, usize)>,
 }
 
@@ -165,6 +178,23 @@ impl ReloadSummary {
             }
         }
         s.removed = old.names().iter().filter(|n| new.get(n).is_none()).cloned().collect();
+        // Exact where the formula applies (no sampling); else an estimate on the reload thread,
+        // within a budget of node scores shared by all changed services.
+        let mut budget = RELOAD_SAMPLE_WORK;
+        s.impacts = s
+            .changed
+            .iter()
+            .filter_map(|name| {
+                let (a, b) = (old.get(name)?, new.get(name)?);
+                let per_key = (a.len() + b.len()).max(1);
+                let samples = (budget / per_key).clamp(MIN_RELOAD_SAMPLES, impact::RELOAD_SAMPLES);
+                let i = impact::service_impact(Some(a), Some(b), None, samples);
+                if !i.moved.is_exact() {
+                    budget = budget.saturating_sub(samples * per_key);
+                }
+                Some((name.clone(), i))
+            })
+            .collect();
         s
     }
 }
@@ -175,6 +205,15 @@ impl fmt::Display for ReloadSummary {
         if self.is_unchanged() {
             return f.write_str("; unchanged");
         }
-        write!(f, "; added {:?}, removed {:?}, changed {:?}", self.added, self.removed, self.changed)
+        write!(f, "; added {:?}, removed {:?}, changed [", self.added, self.removed)?;
+        for (n, (name, i)) in self.impacts.iter().enumerate() {
+            let sep = if n > 0 { ", " } else { "" };
+            let reweighted = match i.reweighted.len() {
+                0 => String::new(),
+                r => format!(" ~{r}"),
+            };
+            write!(f, "{sep}{name:?} (+{} -{}{reweighted} nodes, {} moved)", i.added.len(), i.removed.len(), i.moved)?;
+        }
+        f.write_str("]")
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["main"],
     &["commands"],
-    &["manpage"],
+    &["manpage", "diff"],
     &["cli"],
     &["startup"],
     &["signals", "watch", "descriptors"],
@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["state"],
     &["limits"],
-    &["request", "config", "metrics"],
+    &["request", "config", "metrics", "impact"],
     &["address", "logging", "memory"],
     &["ranking"],
 ];

@@ -17,7 +17,11 @@ fn good_reload_adds_changes_and_removes_services() {
     let mark = kr.log().len();
     kr.signal(libc::SIGHUP);
     kr.wait_for_log("reloaded", mark);
-    assert!(kr.log()[mark..].contains(r#"added ["new"], removed ["gone"], changed ["bar"]"#), "{}", kr.log());
+    assert!(
+        kr.log()[mark..].contains(r#"added ["new"], removed ["gone"], changed ["bar" (+1 -0 nodes, 33.33 % moved)]"#),
+        "{}",
+        kr.log()
+    );
     assert_eq!(kr.get("/service").json(), serde_json::json!(["bar", "new"]));
     kr.get("/service/gone?key=k").assert_error(404, "unknown service");
     assert_eq!(kr.get("/service/bar?key=k&max=3").json(), expected_json(&["b1", "b2", "b3"], "k", 1, 3));
