@@ -75,10 +75,11 @@ pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, Rel
     }
     let summary = ReloadSummary::between(&current.table, &table, report.duplicates_removed);
     drop(current);
-    state.swap(table);
     let added = summary.added.iter().map(|name| (name.clone(), 1.0));
     let changed = summary.impacts.iter().map(|(name, i)| (name.clone(), i.moved.value));
-    state.metrics().reload_moved(&summary.removed, added.chain(changed));
+    let changes: Vec<(String, f64)> = added.chain(changed).collect();
+    state.swap(table, &changes);
+    state.metrics().reload_moved(&summary.removed, changes);
     state.metrics().loaded(true, true);
     Ok(Some(summary))
 }

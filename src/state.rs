@@ -42,6 +42,17 @@ pub struct Live {
 struct Extras {
     counters: Arc<LookupCounters>,
     fingerprint: HeaderValue,
+    /// The last reload that changed the service, if one did since startup.
+    last_change: Option<Change>,
+}
+
+/// A reload that changed a service: when, and the share of first choices it moved (1 for a
+/// service it added).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Change {
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    pub moved: f64,
 }
 
 /// A served service: the ranking entry, its lookup counters and its fingerprint header.
@@ -56,7 +67,14 @@ pub struct Served<'a> {
 impl Live {
     /// `table` with its lookup counters (a service that `old` served keeps its counts), its
     /// metric series and its fingerprint headers.
-    fn new(table: Table, metrics: &Metrics, old: Option<&Live>) -> Live {
+    /// `changes`: the services this reload changed (added included), with the moved share.
+    fn new(table: Table, metrics: &Metrics, old: Option<&Live>, changes: &[(String, f64)]) -> Live {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let changed: std::collections::HashMap<&str, f64> = changes.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        let last_change = |name: &str| match changed.get(name) {
+            Some(&moved) => Some(Change { at: now, moved }),
+            None => old.and_then(|old| old.table.find(name).and_then(|(i, _)| old.extras.get(i)?.last_change)),
+        };
         let own_series = table.len().min(metrics.max_service_series());
         let extras = table
             .services()
@@ -70,10 +88,11 @@ impl Live {
                 // Sixteen hex digits are always a valid header value.
                 fingerprint: HeaderValue::from_str(&fingerprint_hex(s.fingerprint()))
                     .unwrap_or(HeaderValue::from_static("?")),
+                last_change: last_change(s.name()),
             })
-            .collect();
+            .collect::<Box<[Extras]>>();
         let series = TableSeries::render(&table, own_series);
-        let table_json = Bytes::from(render_table(&table));
+        let table_json = Bytes::from(render_table(&table, &extras));
         let names_json = Bytes::from(serde_json::to_vec(table.names()).unwrap_or_else(|_| b"[]".to_vec()));
         Live { table, extras, series, own_series, table_json, names_json, _release: crate::memory::ReleaseOnDrop }
     }
@@ -116,7 +135,7 @@ impl Live {
 
 /// The `/table` JSON of `table`, written service by service (no intermediate JSON values, which
 /// cost several times the table for large catalogs).
-fn render_table(table: &Table) -> Vec<u8> {
+fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct ServiceView<'a> {
         name: &'a str,
@@ -124,6 +143,12 @@ fn render_table(table: &Table) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         weights: Option<&'a [f64]>,
         fingerprint: String,
+        /// When a reload last changed the service (seconds since the epoch), and the share of
+        /// first choices that change moved; absent until a reload changes it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed_at: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moved: Option<f64>,
     }
     let mut out = Vec::with_capacity(64 + table.len() * 64 + table.node_count() * 24);
     out.extend_from_slice(b"{\"fingerprint\":\"");
@@ -138,6 +163,8 @@ fn render_table(table: &Table) -> Vec<u8> {
             nodes: s.nodes(),
             weights: s.has_weights().then(|| s.weights()),
             fingerprint: fingerprint_hex(s.fingerprint()),
+            changed_at: extras.get(i).and_then(|e| e.last_change).map(|c| c.at),
+            moved: extras.get(i).and_then(|e| e.last_change).map(|c| c.moved),
         };
         // Writing plain strings and finite numbers into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut out, &view);
@@ -210,7 +237,7 @@ impl AppState {
         }
         let heavy = Arc::new(tokio::sync::Semaphore::new(limits.heavy_lookups));
         let metrics = Metrics::new(max_service_series);
-        let live = Live::new(table, &metrics, None);
+        let live = Live::new(table, &metrics, None, &[]);
         metrics.loaded(true, false);
         Arc::new(AppState {
             live: ArcSwap::from_pointee(live),
@@ -280,9 +307,10 @@ impl AppState {
     }
 
     /// Installs `table` (with its metrics) in place of the current one; returns the old one.
-    pub(crate) fn swap(&self, table: Table) -> Arc<Live> {
+    /// `changes`: the services the reload changed (added included), with the moved share.
+    pub(crate) fn swap(&self, table: Table, changes: &[(String, f64)]) -> Arc<Live> {
         let old = self.live.load_full();
-        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old))));
+        self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old), changes)));
         old
     }
 

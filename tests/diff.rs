@@ -214,6 +214,15 @@ fn a_sighup_reload_logs_and_exports_the_moved_share() {
     assert!((moved_ratio(&kr, "foo").unwrap() - 1.0 / 3.0).abs() < 1e-12);
     assert_eq!(moved_ratio(&kr, "new"), Some(1.0));
     assert_eq!(moved_ratio(&kr, "gone"), None);
+    // /table says when each service last changed, and how much that moved.
+    let table = kr.get("/table").json();
+    let entry = |name: &str| table["services"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let bar = entry("bar");
+    assert_eq!(bar["moved"], 0.1, "{bar}");
+    assert!((now - bar["changed_at"].as_f64().unwrap()).abs() < 60.0, "{bar}");
+    assert_eq!(entry("new")["moved"], 1.0);
+    let changed_at = bar["changed_at"].clone();
     // A re-weighted node has no exact formula: the estimate and its bound.
     kr.write_services(
         "[[Services]]\nName = \"foo\"\nNodes = [\"f1\", \"f2\", { Node = \"f3\", Weight = 2.0 }]\n\n\
@@ -230,6 +239,13 @@ fn a_sighup_reload_logs_and_exports_the_moved_share() {
     assert!((foo - 1.0 / 6.0).abs() < 0.025, "{foo}");
     // bar changed again (8 of 9 nodes removed); the series follows the last change.
     assert!((moved_ratio(&kr, "bar").unwrap() - 8.0 / 9.0).abs() < 1e-12);
+    let table = kr.get("/table").json();
+    let bar = table["services"].as_array().unwrap().iter().find(|s| s["name"] == "bar").unwrap().clone();
+    assert!((bar["moved"].as_f64().unwrap() - 8.0 / 9.0).abs() < 1e-12, "{bar}");
+    assert!(bar["changed_at"].as_f64() >= changed_at.as_f64(), "{bar}");
+    // A service a reload did not change keeps its last change; one never changed has none.
+    let kr2 = Keyrouter::start(&services(&[("a", &["x"])]));
+    assert!(kr2.get("/table").json()["services"][0].get("changed_at").is_none());
 }
 
 /// A weighted service losing two nodes and gaining two (kept weights unchanged): the listed keys
