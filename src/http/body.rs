@@ -128,7 +128,8 @@ pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Durat
     futures_util::pin_mut!(reading);
     let body = match reading.as_mut().now_or_never() {
         Some(body) => body?,
-        None => tokio::time::timeout(timeout, reading)
+        // Boxed: a body still on its way is the rare case, and the timer is large.
+        None => Box::pin(tokio::time::timeout(timeout, reading))
             .await
             .map_err(|_| RequestError::Timeout { secs: timeout.as_secs() })??,
     };

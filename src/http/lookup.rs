@@ -47,7 +47,9 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
             let name = served.service.name().to_string();
             let plan = plan.into_owned();
             drop(input);
-            return heavy(&state, live, name, plan, started).await;
+            // Boxed: the pool's join handle and permit would otherwise enlarge every lookup's
+            // future, small ones included.
+            return Box::pin(heavy(&state, live, name, plan, started)).await;
         }
         Ok((served, plan)) => request::render(served.service, &plan).map(|body| ok(served, body)),
         Err(e) => Err(e),
