@@ -87,25 +87,39 @@ fn scan<S: Copy + Default, const N: usize>(
             continue;
         }
         for (j, &score) in scores.iter().enumerate() {
-            let c = Candidate { score, index: (start + j) as u32 };
-            let mut at = if filled < k {
-                // Still filling: every candidate gets in.
-                filled += 1;
-                filled - 1
-            } else if better(&c, &worst) == Ordering::Greater {
-                k - 1
-            } else {
-                continue;
-            };
-            while at > 0 && better(&c, &buf[at - 1]) == Ordering::Greater {
-                buf[at] = buf[at - 1];
-                at -= 1;
+            if offer(buf, &mut filled, Candidate { score, index: (start + j) as u32 }, &better) {
+                worst = buf[filled - 1];
             }
-            buf[at] = c;
-            worst = buf[filled - 1];
         }
     }
     buf.iter().for_each(|c| emit(c.index as usize));
+}
+
+/// Offers `c` to `buf`, the best `filled` candidates so far, best first (`buf.len()` is k):
+/// while filling every candidate gets in, then only one that beats the k-th best, which it
+/// replaces. Returns whether `c` got in.
+#[inline(always)]
+pub fn offer<S: Copy>(
+    buf: &mut [Candidate<S>],
+    filled: &mut usize,
+    c: Candidate<S>,
+    better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
+) -> bool {
+    let k = buf.len();
+    let mut at = if *filled < k {
+        *filled += 1;
+        *filled - 1
+    } else if better(&c, &buf[k - 1]) == Ordering::Greater {
+        k - 1
+    } else {
+        return false;
+    };
+    while at > 0 && better(&c, &buf[at - 1]) == Ordering::Greater {
+        buf[at] = buf[at - 1];
+        at -= 1;
+    }
+    buf[at] = c;
+    true
 }
 
 #[cfg(test)]

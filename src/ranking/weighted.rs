@@ -25,7 +25,7 @@
 use std::cmp::Ordering;
 
 use super::hash::{score, weighted_score};
-use super::topk::{Candidate, BLOCK, INLINE};
+use super::topk::{offer, Candidate, BLOCK, INLINE};
 
 /// Relative slack between the bound and the exact score, far above every rounding error.
 const MARGIN: f64 = 1e-12;
@@ -131,20 +131,7 @@ pub fn top_k(
             }
             let i = start + j;
             let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
-            let mut at = if filled < k {
-                filled += 1;
-                filled - 1
-            } else if better(&c, &buf[k - 1]) == Ordering::Greater {
-                k - 1
-            } else {
-                continue;
-            };
-            while at > 0 && better(&c, &buf[at - 1]) == Ordering::Greater {
-                buf[at] = buf[at - 1];
-                at -= 1;
-            }
-            buf[at] = c;
-            if filled == k {
+            if offer(buf, &mut filled, c, &better) && filled == k {
                 limit = (1.0 + MARGIN) / buf[k - 1].score.0;
             }
         }
