@@ -9,11 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::Keyrouter;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NODES: usize = 1_000_000;
@@ -31,22 +32,13 @@ const SETTLE: Duration = Duration::from_secs(5);
 /// Loading a million nodes in a debug build takes seconds; on a loaded machine, more.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The server, with its log; killed on drop.
+/// The server (the shared harness, started under the address-space limit).
 struct Server {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    kr: Keyrouter,
 }
 
 impl Server {
-    fn start(services: &std::path::Path) -> Server {
+    fn start(dir: tempfile::TempDir, services: &std::path::Path) -> Server {
         let mut cmd = Command::new(common::BIN);
         cmd.arg("--services")
             .arg(services)
@@ -56,9 +48,7 @@ impl Server {
             // A lookup of every node is one of the big answers this test measures.
             .env("KEYROUTER_MAX_ANSWER_NODES", "1000000")
             // ... answered inline, as for the figures in the README.
-            .env("KEYROUTER_HEAVY_LOOKUP_WORK", "1000000000000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("KEYROUTER_HEAVY_LOOKUP_WORK", "1000000000000");
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -69,36 +59,15 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                {
-                    let mut l = sink.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-                // After the line is in the log, so that whoever is woken finds it there.
-                if let Some(port) = common::listening_port(&line) {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("keyrouter did not start; log:\n{}", log.lock().unwrap());
-            }
-        };
-        Server { child, port, log }
+        Server { kr: Keyrouter::spawn_within(cmd, dir, services.to_path_buf(), START_TIMEOUT) }
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.kr.dir.path()
     }
 
     fn status_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.kr.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
         line[field.len()..].trim().trim_end_matches("kB").trim().parse().unwrap()
     }
@@ -122,7 +91,7 @@ impl Server {
 
     /// CPU seconds the server has used (user + system), from /proc/PID/stat.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.kr.child.id())).unwrap();
         // Fields after the command name, which ends at the last ')': utime and stime are the
         // 12th and 13th of them, in clock ticks.
         let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
@@ -132,7 +101,7 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.kr.log()
     }
 
     /// Waits (bounded) for `needle` to appear in the log after byte `after`.
@@ -149,7 +118,7 @@ impl Server {
 
     /// `GET path` on a fresh connection: (status, body length). The body is read and dropped.
     fn get_len(&self, path: &str) -> (u16, usize) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", self.kr.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
         let mut raw = Vec::new();
@@ -179,7 +148,7 @@ fn resident_memory_comes_back_after_big_answers_and_after_shrinking_the_table() 
     let services = dir.path().join("services.toml");
     std::fs::write(&services, big_table()).unwrap();
 
-    let server = Server::start(&services);
+    let server = Server::start(dir, &services);
     assert!(server.log().contains(&format!("{NODES} nodes")), "{}", server.log());
     let (status, _) = server.get_len("/service/big?key=k&min=1&max=3");
     assert_eq!(status, 200);
@@ -206,12 +175,12 @@ fn resident_memory_comes_back_after_big_answers_and_after_shrinking_the_table() 
     );
 
     // Three nodes instead of a million.
-    let small = dir.path().join("small.toml");
+    let small = server.dir().join("small.toml");
     std::fs::write(&small, common::services(&[("small", &["a:80", "b:80", "c:80"])])).unwrap();
     std::fs::rename(&small, &services).unwrap();
     let mark = server.log().len();
     // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGHUP) }, 0);
+    assert_eq!(unsafe { libc::kill(server.kr.child.id() as libc::pid_t, libc::SIGHUP) }, 0);
     server.wait_for_log("reloaded", mark);
     let (status, _) = server.get_len("/service/small?key=k&min=1&max=3");
     assert_eq!(status, 200);

@@ -43,7 +43,13 @@ impl Keyrouter {
 
     /// Spawns `cmd` and waits for its "listening on" line.
     pub fn spawn(cmd: Command, dir: tempfile::TempDir, services: PathBuf) -> Keyrouter {
-        Self::spawn_on(cmd, dir, services, false)
+        Self::spawn_within(cmd, dir, services, Duration::from_secs(20))
+    }
+
+    /// [`Keyrouter::spawn`], waiting up to `timeout` for the "listening on" line (a table of a
+    /// million nodes takes seconds to load in a debug build).
+    pub fn spawn_within(cmd: Command, dir: tempfile::TempDir, services: PathBuf, timeout: Duration) -> Keyrouter {
+        Self::spawn_on(cmd, dir, services, Some(timeout))
     }
 
     /// Starts keyrouter on 127.0.0.1 port 0 at a log level that hides the "listening on" line:
@@ -54,10 +60,11 @@ impl Keyrouter {
         std::fs::write(&services, services_toml).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.arg("--services").arg(&services).args(["--address", "127.0.0.1:0"]).args(extra);
-        Self::spawn_on(cmd, dir, services, true)
+        Self::spawn_on(cmd, dir, services, None)
     }
 
-    fn spawn_on(mut cmd: Command, dir: tempfile::TempDir, services: PathBuf, quiet: bool) -> Keyrouter {
+    /// `wait`: how long to wait for the "listening on" line; `None` when the log level hides it.
+    fn spawn_on(mut cmd: Command, dir: tempfile::TempDir, services: PathBuf, wait: Option<Duration>) -> Keyrouter {
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -78,16 +85,15 @@ impl Keyrouter {
                 }
             }
         });
-        let port = if quiet {
-            listening_port_of(&mut child, &log)
-        } else {
-            match rx.recv_timeout(Duration::from_secs(20)) {
+        let port = match wait {
+            None => listening_port_of(&mut child, &log),
+            Some(wait) => match rx.recv_timeout(wait) {
                 Ok(p) => p,
                 Err(_) => {
                     let _ = child.kill();
                     panic!("keyrouter did not start; log:\n{}", log.lock().unwrap());
                 }
-            }
+            },
         };
         Keyrouter { child, port, dir, services, log }
     }
