@@ -64,6 +64,16 @@ async fn errors_in_process() {
         (actix_test::TestRequest::get().uri("/service/bar?key=a&min=2&max=1").to_request(), 400),
         (actix_test::TestRequest::get().uri("/service/bar?key=a&min=5&max=5").to_request(), 400),
         (actix_test::TestRequest::delete().uri("/service/bar").to_request(), 405),
+        // Lookups are routed by hand (src/http/lookup.rs, `route`): the edges of
+        // `/service/{name}` behave as the resource pattern did.
+        (actix_test::TestRequest::delete().uri("/service/nope").to_request(), 405),
+        (actix_test::TestRequest::get().uri("/service/").to_request(), 404),
+        (actix_test::TestRequest::get().uri("/service/bar/").to_request(), 404),
+        (actix_test::TestRequest::get().uri("/service/bar/x?key=a").to_request(), 404),
+        (actix_test::TestRequest::get().uri("/service//bar?key=a").to_request(), 404),
+        (actix_test::TestRequest::get().uri("/servicebar?key=a").to_request(), 404),
+        (actix_test::TestRequest::put().uri("/service/bar/x").to_request(), 404),
+        (actix_test::TestRequest::post().uri("/service").to_request(), 405),
         (
             actix_test::TestRequest::post()
                 .uri("/service/bar")
@@ -73,8 +83,14 @@ async fn errors_in_process() {
             415,
         ),
     ] {
+        let (method, path) = (req.method().clone(), req.path().to_string());
         let resp = actix_test::call_service(&app, req).await;
-        assert_eq!(resp.status(), status);
+        assert_eq!(resp.status(), status, "{method} {path}");
+        if status == 405 {
+            let allow = resp.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let want = if path == "/service" { "GET, HEAD" } else { "GET, HEAD, POST" };
+            assert_eq!(allow, want, "{method} {path}");
+        }
         let body: serde_json::Value = actix_test::read_body_json(resp).await;
         assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
     }

@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::body::{read_input, stop_reading, Input};
@@ -24,6 +25,30 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// Response header carrying the fingerprint of the service that answered.
 pub const FINGERPRINT_HEADER: &str = "Keyrouter-Fingerprint";
 
+/// [`FINGERPRINT_HEADER`] as a header name (lowercase, as HTTP/1 writes it), checked at
+/// compile time rather than parsed on every answer.
+const FINGERPRINT_HEADER_NAME: HeaderName = HeaderName::from_static("keyrouter-fingerprint");
+
+/// The `/service` scope's default service: `/service/{name}` (one non-empty segment) is a
+/// lookup for GET, HEAD and POST and a 405 for other methods; any deeper path is a 404.
+///
+/// Lookups are recognized here by hand instead of by a `/service/{name}` resource: actix
+/// matches a dynamic segment with a regex and allocates path items for it, which cost ~1 500
+/// instructions a lookup, a quarter of the HTTP layer's own work (callgrind over
+/// `benches/http.rs`).
+pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let is_lookup =
+        req.uri().path().strip_prefix("/service/").is_some_and(|name| !name.is_empty() && !name.contains('/'));
+    if !is_lookup {
+        return super::endpoints::not_found(req).await;
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::POST) {
+        return super::endpoints::method_not_allowed(req, "GET, HEAD, POST").await;
+    }
+    lookup(req, payload, state).await
+}
+
+/// A lookup on `/service/{name}`.
 pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
     let limits = state.limits();
@@ -114,12 +139,15 @@ async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'stat
     finish(state, Some(served), response, started)
 }
 
+/// The answer, built directly rather than through `HttpResponse::Ok()`'s builder, whose
+/// header-name parsing cost ~1 600 instructions a lookup (callgrind, `benches/http.rs`).
 fn ok(served: Served, body: Vec<u8>) -> HttpResponse {
     tracing::debug!(service = served.service.name(), "lookup");
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
-        .insert_header((FINGERPRINT_HEADER, served.fingerprint.clone()))
-        .body(body)
+    let mut response = HttpResponse::with_body(StatusCode::OK, body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(FINGERPRINT_HEADER_NAME, served.fingerprint.clone());
+    response.map_into_boxed_body()
 }
 
 /// Counts the outcome for the service (or for unknown services) and the latency.
