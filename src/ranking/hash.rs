@@ -9,7 +9,10 @@
 //! across versions or CPU features, so the version is pinned exactly in `Cargo.toml`, and
 //! [`super::self_check`] recomputes known answers at startup.
 
+use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
+
+use super::topk::{top_k, Candidate};
 
 /// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
 /// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
@@ -49,95 +52,157 @@ pub fn score(key_hash: u64, node_hash: u64) -> u64 {
     mix(key_hash ^ node_hash)
 }
 
-/// Scores of many nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns the largest
-/// (0 for none), so that a block that cannot change the answer is skipped at once.
-///
-/// The same integer arithmetic everywhere, so the same bits; on x86-64 CPUs with AVX-512 (or
-/// AVX2) the loop runs vectorized, chosen at run time so that builds stay portable (no
-/// target-cpu flags: they would also change ahash's output).
-#[inline]
-pub fn fill_scores(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: `fill_scores_avx512` is compiled with exactly `avx512f` and `avx512dq`
-            // enabled, and `has_avx512` just detected both on this CPU.
-            return unsafe { fill_scores_avx512(key_hash, hashes, out) };
-        }
-        if has_avx2() {
-            // SAFETY: `fill_scores_avx2` is compiled with exactly `avx2` enabled, and `has_avx2`
-            // just detected it on this CPU.
-            return unsafe { fill_scores_avx2(key_hash, hashes, out) };
-        }
-    }
-    fill_scores_portable(key_hash, hashes, out)
+/// A SIMD level the unweighted scoring loop is compiled for. The same integer arithmetic at
+/// every level, so the same bits; on x86-64 CPUs with AVX-512 (or AVX2) the loop runs
+/// vectorized, chosen at run time so that builds stay portable (no target-cpu flags: they
+/// would also change ahash's output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simd {
+    Portable,
+    Avx2,
+    Avx512,
 }
 
-/// One implementation of [`fill_scores`].
-pub type FillScores = fn(u64, &[u64], &mut [u64]) -> u64;
-
-/// Every implementation of [`fill_scores`] this CPU can run, by name: `portable` always, `avx2`
-/// and `avx512` where the CPU has every feature they are compiled for. The tests run each of
-/// them against the portable one, not only the one [`fill_scores`] picks.
-pub fn fill_scores_paths() -> Vec<(&'static str, FillScores)> {
-    #[allow(unused_mut)]
-    let mut paths: Vec<(&'static str, FillScores)> = vec![("portable", fill_scores_portable)];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2() {
-            paths.push(("avx2", |k, h, o| {
-                assert!(has_avx2());
-                // SAFETY: compiled with exactly `avx2`, detected on this CPU just above.
-                unsafe { fill_scores_avx2(k, h, o) }
-            }));
+impl Simd {
+    /// The widest level this CPU runs.
+    #[inline]
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx512() {
+                return Simd::Avx512;
+            }
+            if has_avx2() {
+                return Simd::Avx2;
+            }
         }
-        if has_avx512() {
-            paths.push(("avx512", |k, h, o| {
-                assert!(has_avx512());
-                // SAFETY: compiled with exactly `avx512f` and `avx512dq`, both detected on this
-                // CPU just above.
-                unsafe { fill_scores_avx512(k, h, o) }
-            }));
+        Simd::Portable
+    }
+
+    /// Every level this CPU runs: the tests check each against the portable one, not only
+    /// the one [`Simd::detect`] picks.
+    pub fn available() -> Vec<Simd> {
+        [Simd::Portable, Simd::Avx2, Simd::Avx512].into_iter().filter(|s| s.runs_here()).collect()
+    }
+
+    /// Whether this CPU has every feature the level is compiled for.
+    #[inline]
+    fn runs_here(self) -> bool {
+        match self {
+            Simd::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => has_avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => has_avx512(),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
         }
     }
-    paths
 }
 
-/// Whether this CPU has every feature [`fill_scores_avx512`] is compiled for.
+/// Whether this CPU has `avx512f` and `avx512dq`, which [`Simd::Avx512`] is compiled for.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx512() -> bool {
     std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq")
 }
 
-/// Whether this CPU has every feature [`fill_scores_avx2`] is compiled for.
+/// Whether this CPU has `avx2`, which [`Simd::Avx2`] is compiled for.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
-/// [`fill_scores`] without SIMD dispatch (also the reference the tests compare against).
+/// Runs `$body` compiled for `$simd` (a [`Simd`]), falling back to the portable build when the
+/// CPU lacks the level's features: `$body` is the body of an `#[inline(always)]` function of
+/// `$args`, which each level's `#[target_feature]` function calls, so that everything it
+/// inlines (the scoring loop, the selection) is compiled for that level.
+macro_rules! simd_dispatch {
+    (
+        $simd:expr,
+        fn $name:ident $(<$($g:ident: $bound:path),* $(,)?>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block $(,)?
+    ) => {{
+        #[inline(always)]
+        fn $name $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512dq")]
+        unsafe fn avx512 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
+            $name($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
+            $name($($arg),*)
+        }
+        match $simd {
+            // SAFETY: compiled with exactly `avx512f` and `avx512dq`, detected on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 if has_avx512() => unsafe { avx512($($arg),*) },
+            // SAFETY: compiled with exactly `avx2`, detected on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 if has_avx2() => unsafe { avx2($($arg),*) },
+            _ => $name($($arg),*),
+        }
+    }};
+}
+
+/// Scores of many nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns the largest
+/// (0 for none), so that a block that cannot change the answer is skipped at once. Compiled for
+/// `simd` (see [`Simd`]).
+pub fn fill_scores(simd: Simd, key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+    simd_dispatch!(
+        simd,
+        fn fill(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+            fill_scores_portable(key_hash, hashes, out)
+        }
+    )
+}
+
+/// Calls `emit` with the indexes of the `k` nodes of `hashes` ranked highest for `key_hash`
+/// (unweighted: by [`score`], ties by `better`), best first.
+///
+/// Scoring and selection are compiled together for `simd`: with the scoring loop a function of
+/// its own, each block of [`super::topk::BLOCK`] nodes paid a call, its feature checks and its
+/// remainder loops, ~2 instructions a node of ~9 (callgrind at 10 000 nodes).
+#[inline]
+pub fn top_k_unweighted<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], k: usize, better: B, emit: E)
+where
+    B: Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering,
+    E: FnMut(usize),
+{
+    simd_dispatch!(
+        simd,
+        fn rank<B: Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering, E: FnMut(usize)>(
+            key_hash: u64,
+            hashes: &[u64],
+            k: usize,
+            better: B,
+            emit: E,
+        ) {
+            top_k(
+                hashes.len(),
+                k,
+                |start, out: &mut [u64]| fill_scores_portable(key_hash, &hashes[start..start + out.len()], out),
+                better,
+                emit,
+            )
+        }
+    )
+}
+
+/// The scoring loop without SIMD dispatch (also the reference the tests compare against).
 #[inline(always)]
 pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
+    // The maximum is taken in the same pass, while the score is in a register: a second pass
+    // over `out` cost ~1.5 instructions a node of the ~10 (callgrind).
+    let mut max = 0;
     for (o, &h) in out.iter_mut().zip(hashes) {
-        *o = score(key_hash, h);
+        let s = score(key_hash, h);
+        *o = s;
+        max = max.max(s);
     }
-    out.iter().fold(0, |m, &s| m.max(s))
-}
-
-/// The portable loop, compiled for AVX-512. Callers must check both `avx512f` and `avx512dq`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn fill_scores_avx512(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
-    fill_scores_portable(key_hash, hashes, out)
-}
-
-/// The portable loop, compiled for AVX2. Callers must check `avx2`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fill_scores_avx2(key_hash: u64, hashes: &[u64], out: &mut [u64]) -> u64 {
-    fill_scores_portable(key_hash, hashes, out)
+    max
 }
 
 /// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by
@@ -217,14 +282,13 @@ mod tests {
     #[test]
     fn vectorized_scores_equal_the_portable_ones() {
         let hashes: Vec<u64> = (0..1000u64).map(|i| mix(i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
-        let paths = fill_scores_paths();
-        let names: Vec<&str> = paths.iter().map(|(n, _)| *n).collect();
-        eprintln!("fill_scores paths this CPU runs: {names:?}");
+        let levels = Simd::available();
+        eprintln!("SIMD levels this CPU runs: {levels:?}");
         #[cfg(target_arch = "x86_64")]
         {
-            assert_eq!(names.contains(&"avx2"), std::is_x86_feature_detected!("avx2"));
+            assert_eq!(levels.contains(&Simd::Avx2), std::is_x86_feature_detected!("avx2"));
             let avx512 = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq");
-            assert_eq!(names.contains(&"avx512"), avx512);
+            assert_eq!(levels.contains(&Simd::Avx512), avx512);
             if !avx512 {
                 // Straight to stderr (eprintln! is captured by the test harness): a path that
                 // was not checked should show.
@@ -236,18 +300,28 @@ mod tests {
                 );
             }
         }
-        // The automatic choice too, so a path added to the dispatch but not to the list shows.
-        let automatic: FillScores = fill_scores;
-        for (name, fill) in paths.into_iter().chain([("automatic", automatic)]) {
+        // The automatic choice too, so a level added to the dispatch but not to the list shows.
+        for simd in levels.into_iter().chain([Simd::detect()]) {
             for key in ["", "ryans", "user:42", "ключ"] {
                 let kh = hash_str(key);
-                for len in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
+                for len in [0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 1000] {
                     let (mut fast, mut reference) = (vec![0; len], vec![0; len]);
-                    let max = fill(kh, &hashes[..len], &mut fast);
+                    let max = fill_scores(simd, kh, &hashes[..len], &mut fast);
                     let reference_max = fill_scores_portable(kh, &hashes[..len], &mut reference);
-                    assert_eq!(fast, reference, "{name}: key {key:?}, {len} nodes");
-                    assert_eq!(max, reference_max, "{name}");
-                    assert_eq!(max, reference.iter().copied().max().unwrap_or(0), "{name}");
+                    assert_eq!(fast, reference, "{simd:?}: key {key:?}, {len} nodes");
+                    assert_eq!(max, reference_max, "{simd:?}");
+                    assert_eq!(max, reference.iter().copied().max().unwrap_or(0), "{simd:?}");
+                    // The whole selection compiled for the level picks what a full sort does.
+                    for k in [1, 3, 10, 32, 33, 100] {
+                        let mut picked = Vec::new();
+                        let order =
+                            |a: &Candidate<u64>, b: &Candidate<u64>| a.score.cmp(&b.score).then(b.index.cmp(&a.index));
+                        top_k_unweighted(simd, kh, &hashes[..len], k, order, |i| picked.push(i));
+                        let mut sorted: Vec<usize> = (0..len).collect();
+                        sorted.sort_by(|&a, &b| reference[b].cmp(&reference[a]).then(a.cmp(&b)));
+                        sorted.truncate(k);
+                        assert_eq!(picked, sorted, "{simd:?}: key {key:?}, {len} nodes, top {k}");
+                    }
                 }
             }
         }

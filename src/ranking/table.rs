@@ -5,7 +5,8 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use super::hash::{
-    fill_scores, hash_str, mix, score, weight_in_range, weighted_score, ALGORITHM_VERSION, MAX_WEIGHT, MIN_WEIGHT,
+    hash_str, mix, score, top_k_unweighted, weight_in_range, weighted_score, Simd, ALGORITHM_VERSION, MAX_WEIGHT,
+    MIN_WEIGHT,
 };
 use super::topk::{top_k, Candidate, INLINE};
 use super::weighted;
@@ -192,22 +193,23 @@ impl Service {
     /// Appends the `k` nodes ranked highest for `key` to `out`, best first (fewer if the service
     /// has fewer). Allocates nothing for `k <= 32` beyond what `out` needs.
     pub fn rank_into<'a>(&'a self, key: &str, k: usize, out: &mut Vec<&'a str>) {
+        self.rank_each(key, k, |node| out.push(node));
+    }
+
+    /// Calls `emit` with each of the `k` nodes ranked highest for `key`, best first (fewer if
+    /// the service has fewer): [`Service::rank_into`] without the vector.
+    #[inline]
+    pub fn rank_each<'a>(&'a self, key: &str, k: usize, mut emit: impl FnMut(&'a str)) {
         let key_hash = hash_str(key);
         let hashes = &self.hashes[..];
         let nodes = &self.nodes[..];
-        let emit = |i: usize| out.push(nodes[i].as_str());
+        let emit = |i: usize| emit(nodes[i].as_str());
         let weights = &self.weights[..];
         match self.weighted {
             true if k <= INLINE => {
                 weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, weighted_order(nodes), emit)
             }
-            false => top_k(
-                hashes.len(),
-                k,
-                |start, out: &mut [u64]| fill_scores(key_hash, &hashes[start..start + out.len()], out),
-                unweighted_order(nodes),
-                emit,
-            ),
+            false => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted_order(nodes), emit),
             true => top_k(
                 hashes.len(),
                 k,

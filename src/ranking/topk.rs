@@ -27,7 +27,10 @@ pub struct Candidate<S> {
 /// `fill(start, out)` writes the scores of candidates `start .. start + out.len()` into `out`
 /// and returns the greatest of them (or any score at least as great); `better(a, b)` is a total
 /// order in which `Ordering::Greater` means `a` ranks before `b`, scores first.
-#[inline]
+///
+/// Always inlined: the caller may be compiled for a SIMD level (see
+/// [`super::hash::top_k_unweighted`]), and only what is inlined into it is compiled for it.
+#[inline(always)]
 pub fn top_k<S: Copy + Default>(
     n: usize,
     k: usize,
@@ -65,6 +68,11 @@ pub fn top_k<S: Copy + Default>(
 }
 
 /// The stack-buffer selection for `k <= N`.
+///
+/// Once the buffer is full, each candidate is compared with a copy of the k-th best held in
+/// registers, and the buffer is touched only by the rare candidate that gets in: with the
+/// comparison against `buf[k - 1]` in memory (which every insertion may change) the loop spilled
+/// and reloaded its state, ~14 instructions a candidate instead of ~5.
 #[inline(always)]
 fn scan<S: Copy + Default, const N: usize>(
     n: usize,
@@ -77,22 +85,38 @@ fn scan<S: Copy + Default, const N: usize>(
     let buf = &mut buf[..k];
     let mut block = [S::default(); BLOCK];
     let mut filled = 0;
-    let mut worst = Candidate::<S>::default();
     for start in (0..n).step_by(BLOCK) {
         let scores = &mut block[..BLOCK.min(n - start)];
         let max = fill(start, scores);
+        let candidate = |j: usize| Candidate { score: scores[j], index: (start + j) as u32 };
+        // Filling: every candidate gets in.
+        let mut j = 0;
+        while filled < k && j < scores.len() {
+            offer(buf, &mut filled, candidate(j), &better);
+            j += 1;
+        }
+        let mut worst = buf[k - 1];
         // A block whose best score is below the k-th best cannot change the answer (an equal
         // score can, by the tie-break: `better` then compares the same index, so not Less).
-        if filled == k && better(&Candidate { score: max, index: worst.index }, &worst) == Ordering::Less {
+        if j == scores.len() || better(&Candidate { score: max, index: worst.index }, &worst) == Ordering::Less {
             continue;
         }
-        for (j, &score) in scores.iter().enumerate() {
-            if offer(buf, &mut filled, Candidate { score, index: (start + j) as u32 }, &better) {
-                worst = buf[filled - 1];
-            }
+        let mut rest = &scores[j..];
+        let mut at = start + j;
+        // Skips to the next candidate that beats the k-th best: a load and a compare each.
+        while let Some(skip) = rest
+            .iter()
+            .enumerate()
+            .position(|(o, &score)| better(&Candidate { score, index: (at + o) as u32 }, &worst) == Ordering::Greater)
+        {
+            let c = Candidate { score: rest[skip], index: (at + skip) as u32 };
+            offer(buf, &mut filled, c, &better);
+            worst = buf[k - 1];
+            rest = &rest[skip + 1..];
+            at += skip + 1;
         }
     }
-    buf.iter().for_each(|c| emit(c.index as usize));
+    buf[..filled].iter().for_each(|c| emit(c.index as usize));
 }
 
 /// Offers `c` to `buf`, the best `filled` candidates so far, best first (`buf.len()` is k):
