@@ -3,7 +3,7 @@
 //! throughput divided by this one's is the cost of keyrouter's own work, measured in the same
 //! run on the same (noisy, shared) machine.
 //!
-//! `cargo run --release --example baseline -- 127.0.0.1:PORT [WORKERS]`
+//! `cargo run --release --example baseline -- 127.0.0.1:PORT [WORKERS]` (WORKERS 0: actix's default)
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
@@ -23,12 +23,11 @@ async fn lookup(_name: web::Path<String>, body: web::Json<Lookup>) -> HttpRespon
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8081".into());
-    let workers = std::env::args().nth(2).and_then(|w| w.parse().ok()).unwrap_or(1);
+    // WORKERS: a number, or 0 for actix-web's default (one per CPU), as keyrouter's default is.
+    let workers: usize = std::env::args().nth(2).and_then(|w| w.parse().ok()).unwrap_or(1);
     actix_rt::System::new().block_on(async move {
-        HttpServer::new(|| App::new().route("/service/{name}", web::post().to(lookup)))
-            .workers(workers)
-            .bind(&addr)?
-            .run()
-            .await
+        let server = HttpServer::new(|| App::new().route("/service/{name}", web::post().to(lookup)));
+        let server = if workers > 0 { server.workers(workers) } else { server };
+        server.bind(&addr)?.run().await
     })
 }

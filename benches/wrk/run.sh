@@ -4,7 +4,7 @@
 #   benches/wrk/run.sh                 # every scenario, 3 rounds of 10 s each, wrk -t1 -c64
 #   DURATION=5 ROUNDS=1 benches/wrk/run.sh   # quicker
 #   SCENARIOS=heavy DURATION=2 ROUNDS=1 benches/wrk/run.sh   # some scenarios only:
-#                                      # json form query size reload heavy
+#                                      # json form query size reload heavy defaults batch
 #
 # Installs wrk if missing, builds release, generates services files, starts each server on a
 # free 127.0.0.1 port, runs the scenarios and prints a Markdown table. Everything it starts is
@@ -22,7 +22,7 @@ THREADS=${THREADS:-1}
 # 2 workers fighting wrk for CPU gave ~17 % fewer requests and 2.7x the p99).
 WORKERS=${WORKERS:-$(( $(nproc) > THREADS ? $(nproc) - THREADS : 1 ))}
 WRK_DIR=benches/wrk
-SCENARIOS=${SCENARIOS:-json form query size reload heavy}
+SCENARIOS=${SCENARIOS:-json form query size reload heavy defaults batch}
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -81,9 +81,9 @@ run_wrk() {
 
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-start_keyrouter() { # FILE -> sets KR_PID, KR_PORT
+start_keyrouter() { # FILE [WORKERS] -> sets KR_PID, KR_PORT (WORKERS 0: keyrouter's default)
   KR_PORT=$(free_port)
-  "$KEYROUTER" --services "$1" --address "127.0.0.1:$KR_PORT" --workers "$WORKERS" --log-level WARN \
+  "$KEYROUTER" --services "$1" --address "127.0.0.1:$KR_PORT" --workers "${2:-$WORKERS}" --log-level WARN \
     2>>"$WORK/keyrouter.log" &
   KR_PID=$!; PIDS+=("$KR_PID")
   wait_port "$KR_PORT"
@@ -91,10 +91,10 @@ start_keyrouter() { # FILE -> sets KR_PID, KR_PORT
 
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
-start_baseline() { # -> sets BL_PORT
+start_baseline() { # [WORKERS] -> sets BL_PID, BL_PORT (WORKERS 0: actix-web's default)
   BL_PORT=$(free_port)
-  "$BASELINE" "127.0.0.1:$BL_PORT" "$WORKERS" 2>/dev/null &
-  PIDS+=("$!")
+  "$BASELINE" "127.0.0.1:$BL_PORT" "${1:-$WORKERS}" 2>/dev/null &
+  BL_PID=$!; PIDS+=("$BL_PID")
   wait_port "$BL_PORT"
 }
 
@@ -171,6 +171,45 @@ $(python3 -c "print(f'{$(field "$h" p50_us)/1000:.2f} | {$(field "$h" p99_us)/10
   stop "$KR_PID"
 fi
 
+# Both servers at their own defaults (one worker per CPU each, competing with wrk for the two
+# cores), beside the deliberate-workers rows above.
+DEFAULT_ROWS=()
+if want defaults; then
+  stop "$BL_PID"
+  start_baseline 0
+  start_keyrouter "$WORK/s10x100.toml" 0
+  saved=("${ROWS[@]}"); ROWS=()
+  measure "10 services × 100 nodes, top-3, json, both at default workers" json.lua 10
+  DEFAULT_ROWS=("${ROWS[@]}"); ROWS=("${saved[@]}")
+  stop "$KR_PID"
+  stop "$BL_PID"
+  start_baseline
+fi
+
+# Batches: keys answered per second in 1 000-key batches against single-key JSON lookups, on
+# the same server, rounds alternating.
+BATCH_LINE=""
+if want batch; then
+  start_keyrouter "$WORK/s10x100.toml"
+  singles=(); batches=(); gains=()
+  for round in $(seq "$ROUNDS"); do
+    r=$(run_wrk json.lua "$KR_PORT" 10 3)
+    b=$(run_wrk batch.lua "$KR_PORT" 10 3)
+    if [ "$(field "$b" non2xx)" != 0 ] || [ "$(field "$b" socket_errors)" != 0 ]; then
+      echo "FAIL: batch requests failed: $b" >&2; exit 1
+    fi
+    singles+=("$(field "$r" rps)"); batches+=("$(python3 -c "print($(field "$b" rps) * 1000)")")
+    gains+=("$(python3 -c "print($(field "$b" rps) * 1000 / $(field "$r" rps))")")
+  done
+  BATCH_LINE=$(python3 -c "
+import statistics
+s, b, g = [$(IFS=,; echo "${singles[*]}")], [$(IFS=,; echo "${batches[*]}")], [$(IFS=,; echo "${gains[*]}")]
+print(f'batches of 1 000 keys (10 × 100 nodes, top-3): {statistics.median(b):.0f} keys/s against '
+      f'{statistics.median(s):.0f} single-key requests/s: {statistics.median(g):.1f}× (median of {len(g)} alternating rounds)')
+")
+  stop "$KR_PID"
+fi
+
 FLIPS=0; RELOAD_ERRORS=0; FAILED_RELOADS=0
 if want reload; then
 # Reload under load: the file flips between two tables with SIGHUP every 100 ms.
@@ -200,9 +239,20 @@ fi
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), $WORKERS server worker(s), $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
-echo "| scenario | keyrouter req/s | baseline req/s | ratio | p50 ms | p99 ms | non-2xx | socket errors |"
-echo "|---|---|---|---|---|---|---|---|"
-printf '%s\n' "${ROWS[@]}"
+if [ "${#ROWS[@]}" -gt 0 ]; then
+  echo "| scenario | keyrouter req/s | baseline req/s | ratio | p50 ms | p99 ms | non-2xx | socket errors |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+fi
+if [ "${#DEFAULT_ROWS[@]}" -gt 0 ]; then
+  echo
+  echo "Both at their default workers ($(nproc) each on $(nproc) cores, beside wrk):"
+  echo
+  echo "| scenario | keyrouter req/s | baseline req/s | ratio | p50 ms | p99 ms | non-2xx | socket errors |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${DEFAULT_ROWS[@]}"
+fi
+[ -n "$BATCH_LINE" ] && { echo; echo "$BATCH_LINE"; }
 echo
 echo "peak RSS of keyrouter serving 1 × 10 000 nodes: $((RSS_KB / 1024)) MiB ($RSS_KB kB)"
 echo "reload under load: $FLIPS SIGHUPs, $RELOAD_ERRORS failed requests, $FAILED_RELOADS failed reloads"
