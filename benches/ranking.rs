@@ -94,5 +94,60 @@ fn building(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, building);
+/// What the vector units allow: the scoring loop (load, mix, store, compare with the k-th best)
+/// over 10 000 node hashes without the selection, and the mixing function alone on 24 values
+/// kept in registers (no loads or stores), both compiled for this CPU's SIMD level. Their time
+/// per node beside `lookup/n=10000/fast/top3`'s is how far the ranking is from the hardware's
+/// limit (benches/wrk/README.md, "Ranking against the vector units").
+fn limits(c: &mut Criterion) {
+    use keyrouter::ranking::hash::{fill_scores, hash_str, mix, Simd};
+    let hashes: Vec<u64> = nodes(10_000).iter().map(|n| hash_str(n)).collect();
+    let mut out = vec![0u64; hashes.len()];
+    let mut group = c.benchmark_group("limit");
+    group.throughput(Throughput::Elements(hashes.len() as u64));
+    let simd = Simd::detect();
+    let key = hash_str("user:1");
+    group.bench_function("scoring loop, 10000 nodes", |b| {
+        b.iter(|| {
+            for (h, o) in
+                hashes.chunks(keyrouter::ranking::topk::BLOCK).zip(out.chunks_mut(keyrouter::ranking::topk::BLOCK))
+            {
+                black_box(fill_scores(simd, key, h, o, Some(u64::MAX)));
+            }
+        })
+    });
+
+    /// 100 rounds of the mixing function over 24 independent values: enough in flight to fill
+    /// the pipelines, few enough to stay in (AVX2: six) registers.
+    #[inline(always)]
+    fn rounds(state: &mut [u64; 24], key: u64) {
+        for _ in 0..100 {
+            for x in state.iter_mut() {
+                *x = mix(*x ^ key);
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn rounds_avx2(state: &mut [u64; 24], key: u64) {
+        rounds(state, key)
+    }
+    group.throughput(Throughput::Elements(2400));
+    let mut state: [u64; 24] = std::array::from_fn(|i| i as u64);
+    group.bench_function("mixing alone, in registers", |b| {
+        b.iter(|| {
+            #[cfg(target_arch = "x86_64")]
+            if simd == Simd::Avx2 {
+                // SAFETY: `Simd::detect` found AVX2 on this CPU.
+                unsafe { rounds_avx2(&mut state, black_box(key)) };
+                return black_box(state[0]);
+            }
+            rounds(&mut state, black_box(key));
+            black_box(state[0])
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookups, building, limits);
 criterion_main!(benches);

@@ -148,21 +148,21 @@ fn removing_a_node_moves_only_its_keys() {
 }
 
 /// Runs the ranking's own selection and order over `nodes` with the given scores: node names,
-/// best first.
-fn select<S: Copy + Default>(
+/// best first. Blocks are skipped as the unweighted scorer skips them (no score at least the
+/// k-th best's), so equal scores must still be looked at.
+fn select<S: Copy + Default + PartialOrd>(
     nodes: &[String],
     scores: &[S],
     k: usize,
     order: impl Fn(&Candidate<S>, &Candidate<S>) -> std::cmp::Ordering,
-    block_max: S,
 ) -> Vec<String> {
     let mut out = Vec::new();
     top_k(
         nodes.len(),
         k,
-        |start, block: &mut [S]| {
+        |start, block: &mut [S], threshold: Option<&S>| {
             block.copy_from_slice(&scores[start..start + block.len()]);
-            block_max
+            threshold.is_none_or(|t| block.iter().any(|s| s >= t))
         },
         order,
         |i| out.push(nodes[i].clone()),
@@ -182,17 +182,17 @@ fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
         let mut sorted = nodes.clone();
         sorted.sort();
         for k in 0..=n {
-            let got = select(&nodes, &vec![42u64; n], k, unweighted_order(&nodes), 42);
+            let got = select(&nodes, &vec![42u64; n], k, unweighted_order(&nodes));
             assert_eq!(got, sorted[..k], "{n} tied nodes, k={k}");
         }
         // Ties below a higher score: the higher score first, then the tie by string.
         let scores: Vec<u64> = nodes.iter().map(|s| if s.ends_with('3') { 9 } else { 7 }).collect();
         let (mut high, mut low): (Vec<String>, Vec<String>) = sorted.iter().cloned().partition(|s| s.ends_with('3'));
         high.append(&mut low);
-        assert_eq!(select(&nodes, &scores, n, unweighted_order(&nodes), 9), high, "{n} nodes, two scores");
+        assert_eq!(select(&nodes, &scores, n, unweighted_order(&nodes)), high, "{n} nodes, two scores");
         // Weighted: equal weighted scores fall back to the raw hash score, then to the string.
         let weighted: Vec<(f64, u64)> = nodes.iter().map(|s| (1.5, if s.ends_with('3') { 2 } else { 1 })).collect();
-        assert_eq!(select(&nodes, &weighted, n, weighted_order(&nodes), (f64::INFINITY, u64::MAX)), high);
+        assert_eq!(select(&nodes, &weighted, n, weighted_order(&nodes)), high);
     }
 
     let (t, report) =

@@ -213,13 +213,13 @@ impl Service {
             true => top_k(
                 hashes.len(),
                 k,
-                |start, out: &mut [WeightedScore]| {
+                |start, out: &mut [WeightedScore], _| {
                     for (i, o) in (start..).zip(out.iter_mut()) {
                         let raw = score(key_hash, hashes[i]);
                         *o = (weighted_score(raw, weights[i]), raw);
                     }
                     // No block skipping: the bound would cost as much as the scan it saves.
-                    (f64::INFINITY, u64::MAX)
+                    true
                 },
                 weighted_order(nodes),
                 emit,

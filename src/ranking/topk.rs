@@ -24,9 +24,12 @@ pub struct Candidate<S> {
 
 /// Calls `emit` with the indexes of the `k` best of `n` candidates, best first.
 ///
-/// `fill(start, out)` writes the scores of candidates `start .. start + out.len()` into `out`
-/// and returns the greatest of them (or any score at least as great); `better(a, b)` is a total
-/// order in which `Ordering::Greater` means `a` ranks before `b`, scores first.
+/// `fill(start, out, threshold)` writes the scores of candidates `start .. start + out.len()`
+/// into `out` and returns whether any of them may rank before a candidate of score `threshold`:
+/// false only if every score is below it (true is always allowed, and `None` asks for no
+/// skipping). `better(a, b)` is a total order in which `Ordering::Greater` means `a` ranks
+/// before `b`, scores first, so a block whose scores are all below the k-th best's cannot
+/// change the answer.
 ///
 /// Always inlined: the caller may be compiled for a SIMD level (see
 /// [`super::hash::top_k_unweighted`]), and only what is inlined into it is compiled for it.
@@ -34,7 +37,7 @@ pub struct Candidate<S> {
 pub fn top_k<S: Copy + Default>(
     n: usize,
     k: usize,
-    fill: impl Fn(usize, &mut [S]) -> S,
+    fill: impl Fn(usize, &mut [S], Option<&S>) -> bool,
     better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -45,7 +48,7 @@ pub fn top_k<S: Copy + Default>(
     if k > INLINE {
         let mut scores = vec![S::default(); n];
         for (b, chunk) in scores.chunks_mut(BLOCK).enumerate() {
-            fill(b * BLOCK, chunk);
+            fill(b * BLOCK, chunk, None);
         }
         let mut all: Vec<Candidate<S>> =
             scores.into_iter().enumerate().map(|(i, score)| Candidate { score, index: i as u32 }).collect();
@@ -77,7 +80,7 @@ pub fn top_k<S: Copy + Default>(
 fn scan<S: Copy + Default, const N: usize>(
     n: usize,
     k: usize,
-    fill: impl Fn(usize, &mut [S]) -> S,
+    fill: impl Fn(usize, &mut [S], Option<&S>) -> bool,
     better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -87,7 +90,14 @@ fn scan<S: Copy + Default, const N: usize>(
     let mut filled = 0;
     for start in (0..n).step_by(BLOCK) {
         let scores = &mut block[..BLOCK.min(n - start)];
-        let max = fill(start, scores);
+        // Once the buffer is full, a block whose scores are all below the k-th best's cannot
+        // change the answer (an equal score can, by the tie-break). The scorer decides that
+        // as it scores, without a horizontal maximum per block (a fifth of the time at 10 000
+        // nodes when it returned one).
+        let threshold = (filled == k).then(|| buf[k - 1].score);
+        if !fill(start, scores, threshold.as_ref()) {
+            continue;
+        }
         let candidate = |j: usize| Candidate { score: scores[j], index: (start + j) as u32 };
         // Filling: every candidate gets in.
         let mut j = 0;
@@ -95,12 +105,10 @@ fn scan<S: Copy + Default, const N: usize>(
             offer(buf, &mut filled, candidate(j), &better);
             j += 1;
         }
-        let mut worst = buf[k - 1];
-        // A block whose best score is below the k-th best cannot change the answer (an equal
-        // score can, by the tie-break: `better` then compares the same index, so not Less).
-        if j == scores.len() || better(&Candidate { score: max, index: worst.index }, &worst) == Ordering::Less {
+        if j == scores.len() {
             continue;
         }
+        let mut worst = buf[k - 1];
         let mut rest = &scores[j..];
         let mut at = start + j;
         // Skips to the next candidate that beats the k-th best: a load and a compare each.
@@ -155,9 +163,9 @@ mod tests {
         top_k(
             scores.len(),
             k,
-            |start, out: &mut [u64]| {
+            |start, out: &mut [u64], threshold: Option<&u64>| {
                 out.copy_from_slice(&scores[start..start + out.len()]);
-                out.iter().copied().max().unwrap_or(0)
+                threshold.is_none_or(|t| out.iter().any(|s| s >= t))
             },
             |a, b| a.score.cmp(&b.score).then(b.index.cmp(&a.index)),
             |i| out.push(i),
