@@ -325,8 +325,8 @@ fn render_form(out: &mut String, live: &Live) {
         "<p id=\"lookup-request\" class=\"request\"></p>\n<p id=\"lookup-status\"></p>\n",
         "<ol id=\"lookup-nodes\"></ol>\n<p id=\"lookup-error\" class=\"error\" hidden></p>\n",
         "<pre id=\"lookup-body\"></pre>\n</div>\n",
-        "<noscript><p>The form needs JavaScript. Without it: ",
-        "<code>curl 'http://HOST/service/NAME?key=KEY&amp;min=1&amp;max=3'</code></p></noscript>\n",
+        "<noscript><p>The form needs JavaScript. Without it, ask the API: ",
+        "<code>GET /service/NAME?key=KEY&amp;min=1&amp;max=3</code></p></noscript>\n",
         "<p class=\"hint\">The form asks the lookup API (<code>GET /service/{name}</code>) and shows its answer ",
         "as any client gets it.</p>\n</section>\n",
     ));
@@ -376,7 +376,7 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
     }
     let largest = shown.first().map_or(1.0, |s| s.1);
     out.push_str(
-        "<table class=\"shares\">\n<caption>Share of first choices per node, largest first</caption>\n\
+        "<table class=\"shares\">\n<caption>Share of first choices per node, largest first (bars relative to the largest)</caption>\n\
          <thead><tr><th scope=\"col\">node</th><th scope=\"col\" class=\"num\">weight</th><th scope=\"col\" \
          class=\"num\">share</th><th scope=\"col\" class=\"bar\"><span class=\"visually-hidden\">bar</span></th></tr></thead>\n<tbody>\n",
     );
@@ -398,8 +398,9 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
     if shown.len() < service.len() {
         let _ = writeln!(
             out,
-            "<tr class=\"rest\"><td>{} more</td><td></td><td class=\"num\">{}</td><td></td></tr>",
-            count(service.len() - shown.len(), "node"),
+            "<tr class=\"rest\"><td>{} more node{}</td><td></td><td class=\"num\">{}</td><td></td></tr>",
+            service.len() - shown.len(),
+            if service.len() - shown.len() == 1 { "" } else { "s" },
             percent(rest)
         );
     }
