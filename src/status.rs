@@ -15,6 +15,7 @@
 
 use std::fmt::Write as _;
 
+use crate::impact::Share;
 use crate::ranking::{fingerprint_hex, Service, ALGORITHM_VERSION};
 use crate::state::{Live, ReloadOutcome, ReloadRecord};
 
@@ -314,7 +315,7 @@ fn render_form(out: &mut String, live: &Live) {
         "<input id=\"lookup-max\" name=\"max\" inputmode=\"numeric\" placeholder=\"min\" autocomplete=\"off\"></div>\n",
         "<div><button type=\"submit\">Look up</button></div>\n</form>\n<datalist id=\"service-names\">\n",
     ));
-    for name in live.table.names().iter().take(MAX_SERVICES) {
+    for name in live.table.names().iter().take(MAX_SERVICES).filter(|n| n.chars().nth(MAX_TEXT_CHARS).is_none()) {
         out.push_str("<option value=\"");
         escape_into(out, name);
         out.push_str("\"></option>\n");
@@ -354,7 +355,7 @@ fn render_services(out: &mut String, live: &Live) {
 
 fn render_service(out: &mut String, live: &Live, index: usize, service: &Service) {
     out.push_str("<section class=\"service\" data-service=\"");
-    escape_into(out, service.name());
+    escape_cut(out, service.name(), MAX_TEXT_CHARS);
     let _ = write!(out, "\" aria-labelledby=\"service-{index}\">\n<h3 id=\"service-{index}\">");
     escape_cut(out, service.name(), MAX_TEXT_CHARS);
     let _ = write!(
@@ -366,7 +367,8 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
         if service.is_weighted() { "weighted" } else { "unweighted: equal shares" }
     );
     if let Some(change) = live.last_change(index) {
-        let _ = write!(out, " · changed {} ({} of first choices moved)", utc(change.at), percent(change.moved));
+        let moved = Share { value: change.moved, bound: None };
+        let _ = write!(out, " · changed {} ({moved} of first choices moved)", utc(change.at));
     }
     out.push_str("</p>\n");
     let (shown, rest) = shares(service, MAX_BARS);
@@ -383,7 +385,7 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
     for &(i, share) in &shown {
         let node = &service.nodes()[i];
         out.push_str("<tr class=\"node\" data-node=\"");
-        escape_into(out, node);
+        escape_cut(out, node, MAX_TEXT_CHARS);
         let _ = write!(out, "\" data-share=\"{share}\"><td class=\"name\">");
         escape_cut(out, node, MAX_TEXT_CHARS);
         let _ = writeln!(

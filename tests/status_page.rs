@@ -165,11 +165,14 @@ fn hostile_names_and_errors_are_escaped_and_a_failed_reload_shows_why() {
 
 #[test]
 fn a_huge_table_gives_a_bounded_page() {
-    // One service of 10 000 nodes and 2 000 small ones: the page shows the first 50 services
-    // and 25 nodes of each, and says how many more there are.
+    // One service of 10 000 nodes, one with a name of 5 000 characters and a node of 100 000,
+    // and 2 000 small ones: the page shows the first 50 services, 25 nodes of each and 200
+    // characters of a name, and says how many more there are.
     let mut toml = String::from("[[Services]]\n  Name = \"aaa-big\"\n  Nodes = [");
     toml += &(0..10_000).map(|i| format!("\"big-{i:05}.example:8080\"")).collect::<Vec<_>>().join(", ");
     toml += "]\n\n";
+    toml +=
+        &format!("[[Services]]\n  Name = \"aab-{}\"\n  Nodes = [\"{}\"]\n\n", "n".repeat(5_000), "x".repeat(100_000));
     for i in 0..2_000 {
         toml += &format!("[[Services]]\n  Name = \"svc-{i:04}\"\n  Nodes = [\"n{i}:1\"]\n\n");
     }
@@ -182,11 +185,13 @@ fn a_huge_table_gives_a_bounded_page() {
     assert!(r.body.len() < 64 * 1024, "{} bytes", r.body.len());
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     assert_eq!(html.matches(r#"<section class="service""#).count(), 50);
-    assert!(html.contains("1951 more not shown"), "services beyond the first 50");
+    assert!(html.contains("1952 more not shown"), "services beyond the first 50");
+    assert!(!html.contains(&"x".repeat(201)) && html.contains(&format!("{}…", "x".repeat(200))), "a long node is cut");
+    assert!(!html.contains(&"n".repeat(201)), "a long name is cut");
     assert!(html.contains("<td>9975 more nodes</td>"), "nodes beyond the first 25");
-    assert_eq!(html.matches(r#"<tr class="node""#).count(), 25 + 49);
+    assert_eq!(html.matches(r#"<tr class="node""#).count(), 25 + 1 + 48);
     assert!(html.contains(r#"data-node="big-00000.example:8080" data-share="0.0001""#));
-    eprintln!("status page of 2001 services and 12000 nodes: {} bytes in {elapsed:?}", r.body.len());
+    eprintln!("status page of 2002 services and 12001 nodes: {} bytes in {elapsed:?}", r.body.len());
 }
 
 // ---- in a browser ------------------------------------------------------------------------------
