@@ -384,9 +384,7 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
     );
     for &(i, share) in &shown {
         let node = &service.nodes()[i];
-        out.push_str("<tr class=\"node\" data-node=\"");
-        escape_cut(out, node, MAX_TEXT_CHARS);
-        let _ = write!(out, "\" data-share=\"{share}\"><td class=\"name\">");
+        let _ = write!(out, "<tr class=\"node\" data-share=\"{share}\"><td class=\"name\">");
         escape_cut(out, node, MAX_TEXT_CHARS);
         let _ = writeln!(
             out,
