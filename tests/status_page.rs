@@ -397,6 +397,11 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// Cargo's target directory (where the screenshots go, so a test run leaves the tree as it was).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp is in the target directory").to_path_buf()
+}
+
 /// Polls `f` for up to 10 s.
 fn until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -504,6 +509,7 @@ fn in_a_browser_the_page_shows_the_table_safely_and_its_form_answers_as_the_api_
     let fits =
         b.script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth;", json!([]));
     assert_eq!(fits, json!(true), "the page scrolls sideways at 390 px");
+    std::fs::write(target_dir().join("status-page-phone.png"), b.screenshot()).unwrap();
     b.call("POST", "/window/rect", Some(json!({"width": 1100, "height": 1000})));
 
     // The form's answer is the API's, for answers and for errors.
@@ -554,7 +560,7 @@ fn in_a_browser_the_page_shows_the_table_safely_and_its_form_answers_as_the_api_
     b.call("POST", "/window/rect", Some(json!({"width": 1100, "height": height.clamp(600, 4000) + 120})));
     let png = b.screenshot();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("status-page.png");
+    let target = target_dir().join("status-page.png");
     std::fs::write(&target, &png).unwrap();
     eprintln!("screenshot: {} ({} bytes)", target.display(), png.len());
     if std::env::var("KEYROUTER_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
