@@ -8,7 +8,9 @@
 //! - [`http`]: the actix side: routes, body reading, small endpoints, errors as JSON.
 //! - [`request`]: every input form → one validated lookup → the answer's JSON (also used by
 //!   `keyrouter lookup`).
-//! - [`state`]: the live table behind one atomic pointer, with per-service metric handles.
+//! - [`status`]: the status page's HTML, rendered from one table snapshot (no actix).
+//! - [`state`]: the live table behind one atomic pointer, with per-service metric handles, and
+//!   the last reload's outcome.
 //! - [`reload`]: the one reload path (startup, SIGHUP and `--watch`).
 //! - [`signals`], [`watch`]: who triggers reloads and shutdown.
 //! - [`impact`]: how many keys a change of a service's nodes moves (`diff`, reloads).
@@ -40,4 +42,5 @@ pub mod request;
 pub mod signals;
 pub mod startup;
 pub mod state;
+pub mod status;
 pub mod watch;

@@ -15,7 +15,7 @@ use crate::config::{self, ConfigError, Loaded};
 use crate::impact::{self, ServiceImpact};
 use crate::logging::count;
 use crate::ranking::Table;
-use crate::state::AppState;
+use crate::state::{unix_now, AppState, ReloadOutcome, ReloadRecord};
 
 /// Why a reload kept the table being served.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +84,23 @@ pub fn reload(state: &AppState, when: When) -> Result<Option<ReloadSummary>, Rel
     Ok(Some(summary))
 }
 
-/// [`reload`], with the outcome logged; `cause` says who asked ("SIGHUP", "file change").
+/// [`reload`], with the outcome logged and recorded for the status page
+/// ([`AppState::last_reload`]); `cause` says who asked ("SIGHUP", "file change").
 pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
     let path = state.services_path().display();
     tracing::debug!("{cause}: reading {path}");
-    match reload(state, when) {
+    let result = reload(state, when);
+    let outcome = match &result {
+        Ok(Some(summary)) if !summary.is_unchanged() => ReloadOutcome::Changed {
+            added: summary.added.clone(),
+            removed: summary.removed.clone(),
+            moved: summary.impacts.iter().map(|(name, i)| (name.clone(), i.moved)).collect(),
+        },
+        Ok(_) => ReloadOutcome::Unchanged,
+        Err(e) => ReloadOutcome::Failed(e.to_string()),
+    };
+    state.record_reload(ReloadRecord { at: unix_now(), cause: cause.to_string(), outcome });
+    match result {
         Ok(None) => tracing::debug!("{cause}: {path} gives the same table, nothing to do"),
         Ok(Some(summary)) => {
             warn_duplicates(state.services_path(), &summary.duplicates_removed);

@@ -12,6 +12,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 
+use crate::impact::Share;
 pub use crate::limits::{Limits, TableOptions, DEFAULT_HEAVY_WORK};
 use crate::metrics::{self, LookupCounters, Metrics, TableSeries};
 use crate::ranking::{fingerprint_hex, Service, Table};
@@ -55,6 +56,34 @@ pub struct Change {
     pub moved: f64,
 }
 
+/// What the last reload attempt did, for the status page: written by [`crate::reload`] after
+/// every attempt (SIGHUP or `--watch`), read by whoever renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadRecord {
+    /// Seconds since the Unix epoch, when the attempt ended.
+    pub at: f64,
+    /// Who asked: "SIGHUP", "file change".
+    pub cause: String,
+    pub outcome: ReloadOutcome,
+}
+
+/// How a reload attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadOutcome {
+    /// A new table was swapped in: the services it added and removed, and for each changed
+    /// service the share of first choices that moved.
+    Changed { added: Vec<String>, removed: Vec<String>, moved: Vec<(String, Share)> },
+    /// The file gives the table already served (nothing moved).
+    Unchanged,
+    /// The file was refused and the previous table kept serving; the reason, as logged.
+    Failed(String),
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+}
+
 /// A served service: the ranking entry, its lookup counters and its fingerprint header.
 #[derive(Debug, Clone, Copy)]
 pub struct Served<'a> {
@@ -69,7 +98,7 @@ impl Live {
     /// metric series and its fingerprint headers.
     /// `changes`: the services this reload changed (added included), with the moved share.
     fn new(table: Table, metrics: &Metrics, old: Option<&Live>, changes: &[(String, f64)]) -> Live {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let now = unix_now();
         let changed: std::collections::HashMap<&str, f64> = changes.iter().map(|(n, m)| (n.as_str(), *m)).collect();
         let last_change = |name: &str| match changed.get(name) {
             Some(&moved) => Some(Change { at: now, moved }),
@@ -105,6 +134,12 @@ impl Live {
     /// The `GET /service` body: the service names, sorted.
     pub fn names_json(&self) -> &Bytes {
         &self.names_json
+    }
+
+    /// When a reload last changed the service at `index` (in table order), if one did since
+    /// startup.
+    pub fn last_change(&self, index: usize) -> Option<Change> {
+        self.extras.get(index)?.last_change
     }
 
     /// The counters of `name`, if it has counters of its own in this table.
@@ -187,6 +222,11 @@ pub struct AppState {
     limits: Limits,
     /// One permit per heavy lookup that may run at once.
     heavy: Arc<tokio::sync::Semaphore>,
+    /// The last reload attempt since startup (none yet: `None`); only [`crate::reload`] writes
+    /// it, once per attempt, and the status page reads it. Never taken on the lookup path.
+    last_reload: Mutex<Option<Arc<ReloadRecord>>>,
+    /// When the first table was loaded (seconds since the Unix epoch).
+    started_at: f64,
 }
 
 impl AppState {
@@ -248,6 +288,8 @@ impl AppState {
             metrics,
             limits,
             heavy,
+            last_reload: Mutex::new(None),
+            started_at: unix_now(),
         })
     }
 
@@ -312,6 +354,21 @@ impl AppState {
         let old = self.live.load_full();
         self.live.store(Arc::new(Live::new(table, &self.metrics, Some(&old), changes)));
         old
+    }
+
+    /// The last reload attempt, if any since startup.
+    pub fn last_reload(&self) -> Option<Arc<ReloadRecord>> {
+        self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Records a reload attempt's outcome (the reload path calls this once per attempt).
+    pub(crate) fn record_reload(&self, record: ReloadRecord) {
+        *self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(record));
+    }
+
+    /// When this process loaded its first table (seconds since the Unix epoch).
+    pub fn started_at(&self) -> f64 {
+        self.started_at
     }
 
     /// The whole `/metrics` exposition: process-wide series, then the current table's, all

@@ -149,3 +149,31 @@ fn run_serves_on_a_bound_listener_until_the_shutdown_future_completes() {
     assert!(!st.is_ready(), "readiness turns off on shutdown");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still listening after shutdown");
 }
+
+#[test]
+fn every_reload_attempt_is_recorded_for_the_status_page() {
+    use keyrouter::state::ReloadOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(&dir);
+    assert!(st.last_reload().is_none(), "nothing before the first reload");
+    // The same file: unchanged.
+    reload::reload_and_log(&st, "file change", When::IfChanged);
+    let record = st.last_reload().unwrap();
+    assert_eq!((record.cause.as_str(), &record.outcome), ("file change", &ReloadOutcome::Unchanged));
+    // One node of four removed: exactly a quarter of first choices move.
+    std::fs::write(st.services_path(), common::services(&[("bar", &BAR[..3]), ("new", &["n1"])])).unwrap();
+    reload::reload_and_log(&st, "SIGHUP", When::Always);
+    let record = st.last_reload().unwrap();
+    let ReloadOutcome::Changed { added, removed, moved } = &record.outcome else { panic!("{record:?}") };
+    assert_eq!((added.as_slice(), removed.len()), (&["new".to_string()][..], 0));
+    assert_eq!(moved.len(), 1);
+    assert_eq!((moved[0].0.as_str(), moved[0].1.value, moved[0].1.is_exact()), ("bar", 0.25, true));
+    assert!(record.at > 1e9, "a Unix time");
+    // A bad file: the reason, and the table kept.
+    std::fs::write(st.services_path(), "[[Services]\n").unwrap();
+    reload::reload_and_log(&st, "SIGHUP", When::Always);
+    let record = st.last_reload().unwrap();
+    let ReloadOutcome::Failed(reason) = &record.outcome else { panic!("{record:?}") };
+    assert!(reason.contains("services.toml:1:"), "{reason}");
+    assert_eq!(st.live().table.len(), 2);
+}

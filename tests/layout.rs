@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["signals", "watch", "descriptors"],
     &["reload"],
     &["http"],
+    &["status"],
     &["state"],
     &["limits"],
     &["request", "config", "metrics", "impact"],

@@ -5,11 +5,13 @@
 //! - [`lookup`]: the `/service/{name}` handler, which answers through [`crate::request`].
 //! - [`endpoints`]: health, readiness, metrics, table, service list, OpenAPI, 404 and 405.
 //! - [`error`]: `RequestError` → status and JSON body.
+//! - [`status`]: the status page (`/`, `/status`) and its script and style sheet.
 
 pub mod body;
 pub mod endpoints;
 pub mod error;
 pub mod lookup;
+pub mod status;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -78,6 +80,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // `/service/{name}` is the scope's default service (see `lookup::route` for why it is not
     // a resource of its own).
     cfg.service(web::scope("/service").service(read_only("", list_services)).default_service(web::to(lookup::route)))
+        .service(read_only("/", status::root))
+        .service(read_only("/status", status::page))
+        .service(read_only("/status.js", status::script))
+        .service(read_only("/status.css", status::style))
         .service(read_only("/healthz", healthz))
         .service(read_only("/readyz", readyz))
         .service(read_only("/metrics", metrics))
