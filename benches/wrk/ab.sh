@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B of two keyrouter binaries under wrk, e.g. before and after a change to the allocator:
-# the 10 services × 100 nodes top-3 JSON scenario of run.sh, ROUNDS rounds of DURATION seconds,
+# a top-3 JSON scenario of run.sh (10 services × 100 nodes unless SERVICES and NODES say otherwise), ROUNDS rounds of DURATION seconds,
 # A and B alternating (the order swapped every round), both servers up the whole time.
 # Prints each round and the medians, and the median of the per-round ratios B/A, of requests/s
 # and of the server's CPU time per request (utime + stime from /proc, less sensitive than
@@ -8,6 +8,7 @@
 #
 #   benches/wrk/ab.sh OLD_BINARY NEW_BINARY           # 5 rounds × 5 s
 #   ROUNDS=7 DURATION=10 benches/wrk/ab.sh A B
+#   SERVICES=1 NODES=10000 benches/wrk/ab.sh A B      # another table shape
 #
 # Only 127.0.0.1 is targeted; everything started is stopped on exit.
 set -euo pipefail
@@ -17,6 +18,8 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 WORKERS=${WORKERS:-1}
+SERVICES=${SERVICES:-10}
+NODES=${NODES:-100}
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -27,18 +30,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 - "$WORK/s10x100.toml" <<'PY'
+python3 - "$WORK/services.toml" "$SERVICES" "$NODES" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
-    for s in range(10):
-        names = ", ".join(f'"10.{s}.{n // 256}.{n % 256}:80"' for n in range(100))
+    for s in range(int(sys.argv[2])):
+        names = ", ".join(f'"10.{s % 256}.{n // 256}.{n % 256}:80"' for n in range(int(sys.argv[3])))
         f.write(f'[[Services]]\nName = "svc{s}"\nNodes = [{names}]\n\n')
 PY
 
 start() { # BINARY -> sets PORT and SPID
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$1" --services "$WORK/s10x100.toml" --address "127.0.0.1:$port" --workers "$WORKERS" --log-level WARN \
+  "$1" --services "$WORK/services.toml" --address "127.0.0.1:$port" --workers "$WORKERS" --log-level WARN \
     2>>"$WORK/log" &
   SPID=$!; PIDS+=("$SPID")
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
@@ -48,7 +51,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # after "pid (comm)":
 run() { # PORT PID -> "requests/s CPU-µs-per-request"
   local before after out
   before=$(cpu_ticks "$2")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/wrk/json.lua "http://127.0.0.1:$1" -- 10 3 \
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/wrk/json.lua "http://127.0.0.1:$1" -- "$SERVICES" 3 \
     | grep '^RESULT')
   after=$(cpu_ticks "$2")
   python3 -c "
@@ -74,5 +77,5 @@ m = lambda xs: statistics.median(xs)
 print(f'median req/s: A {m(x[0] for x in r):.0f}, B {m(x[2] for x in r):.0f}, per-round B/A {m(x[2] / x[0] for x in r):.3f}')
 print(f'median server CPU per request: A {m(x[1] for x in r):.2f} µs, B {m(x[3] for x in r):.2f} µs, '
       f'per-round B/A {m(x[3] / x[1] for x in r):.3f}')
-print(f'({len(r)} rounds × ${DURATION} s, wrk -t1 -c$CONNECTIONS, $WORKERS worker(s), 10 services × 100 nodes, top-3 JSON)')
+print(f'({len(r)} rounds × ${DURATION} s, wrk -t1 -c$CONNECTIONS, $WORKERS worker(s), $SERVICES services × $NODES nodes, top-3 JSON)')
 "
