@@ -10,11 +10,7 @@ function init(args)
   -- 16 different batches over the services, so that no two requests in a row are the same;
   -- every key differs (a batch answers each distinct key once).
   make_pool(function(service, key, _, max)
-    local batch = {}
-    for j = 1, keys do
-      batch[j] = string.format('"%s-%d"', key, j)
-    end
-    local body = string.format('{"keys":[%s],"min":1,"max":%d}', table.concat(batch, ","), max)
+    local body = batch_body(key, keys, 1, max)
     return wrk.format("POST", "/service/" .. service, { ["Content-Type"] = "application/json" }, body)
   end, { args[1] or "10", args[2] or "3", "16" })
 end

@@ -30,6 +30,17 @@ function make_pool(build, args)
   end
 end
 
+-- A JSON batch body: {"keys": ["KEY-1", ..., "KEY-N"], "min": MIN, "max": MAX}, without "min"
+-- when MIN is nil.
+function batch_body(key, keys, min, max)
+  local batch = {}
+  for j = 1, keys do
+    batch[j] = string.format('"%s-%d"', key, j)
+  end
+  local min_field = min and string.format('"min":%d,', min) or ""
+  return string.format('{"keys":[%s],%s"max":%d}', table.concat(batch, ","), min_field, max)
+end
+
 function request()
   local r = pool[next_index]
   next_index = next_index + 1

@@ -10,12 +10,8 @@ function init(args)
   local keys = tonumber(args[1] or "1000")
   local max = tonumber(args[2] or "100")
   -- A few different batches, so that no two requests in a row are the same.
-  make_pool(function(service, key, min, _)
-    local batch = {}
-    for j = 1, keys do
-      batch[j] = string.format('"%s-%d"', key, j)
-    end
-    local body = string.format('{"keys":[%s],"max":%d}', table.concat(batch, ","), max)
+  make_pool(function(_, key, _, _)
+    local body = batch_body(key, keys, nil, max)
     return wrk.format("POST", "/service/heavy", { ["Content-Type"] = "application/json" }, body)
   end, { "1", "1", "16" })
 end
