@@ -147,13 +147,14 @@ macro_rules! simd_dispatch {
     }};
 }
 
-/// Scores of many nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns whether any
-/// score is at least `threshold` (true for `None`), so that a block that cannot change the
-/// answer is skipped at once. Compiled for `simd` (see [`Simd`]).
-pub fn fill_scores(simd: Simd, key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> bool {
+/// Scores of up to 32 nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns a bit
+/// per score, bit `i` set when `out[i]` is at least `threshold` (every bit for `None`), so that
+/// only the nodes that may beat the current k-th best are looked at. Compiled for `simd` (see
+/// [`Simd`]).
+pub fn fill_scores(simd: Simd, key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
     simd_dispatch! {
         simd,
-        fn fill(key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> bool {
+        fn fill(key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
             fill_scores_portable(key_hash, hashes, out, threshold)
         }
     }
@@ -195,19 +196,28 @@ where
 
 /// The scoring loop without SIMD dispatch (also the reference the tests compare against).
 #[inline(always)]
-pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> bool {
-    // Every score is at least 0: no threshold, no skipping. The comparison is made in the same
-    // pass, while the score is in a register, and folded with an OR, which vectorizes without a
-    // chain between lanes (a second pass for the maximum cost ~1.5 instructions a node of ~10,
-    // its horizontal reduction a fifth of the time at 10 000 nodes).
-    let threshold = threshold.unwrap_or(0);
+pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
+    debug_assert!(out.len() <= 32, "one bit per score");
+    // First only whether any score reaches the threshold, folded with an OR as the scores are
+    // computed: it vectorizes with no chain between lanes, and at 10 000 nodes almost every
+    // block stops here. (A maximum per block cost a horizontal reduction, a fifth of the time
+    // there; a bit per score computed in the vector loop, a fifth more.)
+    let Some(threshold) = threshold else {
+        for (o, &h) in out.iter_mut().zip(hashes) {
+            *o = score(key_hash, h);
+        }
+        return u32::MAX.checked_shr(32 - out.len() as u32).unwrap_or(0);
+    };
     let mut any = false;
     for (o, &h) in out.iter_mut().zip(hashes) {
         let s = score(key_hash, h);
         *o = s;
         any |= s >= threshold;
     }
-    any
+    if !any {
+        return 0;
+    }
+    out.iter().enumerate().fold(0, |bits, (i, &s)| bits | u32::from(s >= threshold) << i)
 }
 
 /// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by
@@ -310,19 +320,24 @@ mod tests {
             for key in ["", "ryans", "user:42", "ключ"] {
                 let kh = hash_str(key);
                 for len in [0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 1000] {
+                    // Scores and bits, a block of up to 32 at a time (as the selection asks).
                     let (mut fast, mut reference) = (vec![0; len], vec![0; len]);
-                    let any = fill_scores(simd, kh, &hashes[..len], &mut fast, None);
-                    fill_scores_portable(kh, &hashes[..len], &mut reference, None);
-                    assert_eq!(fast, reference, "{simd:?}: key {key:?}, {len} nodes");
-                    assert_eq!(any, len > 0, "{simd:?}");
-                    // The threshold answer, at and around the largest score.
-                    if let Some(&max) = reference.iter().max() {
-                        for (threshold, want) in [(0, true), (max, true), (max.saturating_add(1), max == u64::MAX)] {
-                            let got = fill_scores(simd, kh, &hashes[..len], &mut fast, Some(threshold));
-                            assert_eq!(got, want, "{simd:?}: threshold {threshold}, max {max}");
+                    for start in (0..len).step_by(32) {
+                        let end = (start + 32).min(len);
+                        let (h, f, r) = (&hashes[start..end], &mut fast[start..end], &mut reference[start..end]);
+                        assert_eq!(fill_scores(simd, kh, h, f, None), u32::MAX >> (32 - h.len()), "{simd:?}");
+                        fill_scores_portable(kh, h, r, None);
+                        assert_eq!(f, r, "{simd:?}: key {key:?}, {len} nodes");
+                        // The bits at and around the block's largest, smallest and middle scores.
+                        let mut sorted = r.to_vec();
+                        sorted.sort();
+                        let (min, mid, max) = (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+                        for threshold in [0, min, mid, max, max.saturating_add(1), u64::MAX] {
+                            let want =
+                                r.iter().enumerate().filter(|(_, &s)| s >= threshold).fold(0, |m, (i, _)| m | 1 << i);
+                            let got = fill_scores(simd, kh, h, f, Some(threshold));
+                            assert_eq!(got, want, "{simd:?}: threshold {threshold}, block at {start} of {len}");
                         }
-                        let low = reference.iter().copied().min().unwrap_or(0);
-                        assert!(fill_scores(simd, kh, &hashes[..len], &mut fast, Some(low)), "{simd:?}");
                     }
                     // The whole selection compiled for the level picks what a full sort does.
                     for k in [1, 3, 10, 32, 33, 100] {

@@ -218,8 +218,8 @@ impl Service {
                         let raw = score(key_hash, hashes[i]);
                         *o = (weighted_score(raw, weights[i]), raw);
                     }
-                    // No block skipping: the bound would cost as much as the scan it saves.
-                    true
+                    // No skipping (k > INLINE ranks every node; see `top_k`).
+                    u32::MAX
                 },
                 weighted_order(nodes),
                 emit,
