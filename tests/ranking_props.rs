@@ -162,7 +162,7 @@ fn select<S: Copy + Default + PartialOrd>(
         k,
         |start, block: &mut [S], threshold: Option<&S>| {
             block.copy_from_slice(&scores[start..start + block.len()]);
-            (0..block.len()).filter(|&i| threshold.is_none_or(|t| block[i] >= *t)).fold(0, |m, i| m | 1 << i)
+            topk::bits_at_least(block, threshold)
         },
         order,
         |i| out.push(nodes[i].clone()),

@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
 
-use super::topk::{top_k, Candidate};
+use super::topk::{bits_at_least, top_k, Candidate};
 
 /// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
 /// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
@@ -206,7 +206,7 @@ pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64], thre
         for (o, &h) in out.iter_mut().zip(hashes) {
             *o = score(key_hash, h);
         }
-        return u32::MAX.checked_shr(32 - out.len() as u32).unwrap_or(0);
+        return bits_at_least(out, None);
     };
     let mut any = false;
     for (o, &h) in out.iter_mut().zip(hashes) {
@@ -217,7 +217,7 @@ pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64], thre
     if !any {
         return 0;
     }
-    out.iter().enumerate().fold(0, |bits, (i, &s)| bits | u32::from(s >= threshold) << i)
+    bits_at_least(out, Some(&threshold))
 }
 
 /// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by

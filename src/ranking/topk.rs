@@ -103,6 +103,17 @@ fn scan<S: Copy + Default, const N: usize>(
     buf[..filled].iter().for_each(|c| emit(c.index as usize));
 }
 
+/// The bits a `fill` of [`top_k`] may return for `scores`: bit `i` set when `scores[i]` is at
+/// least `threshold`, every bit for `None` (at most [`BLOCK`] scores).
+#[inline(always)]
+pub fn bits_at_least<S: PartialOrd>(scores: &[S], threshold: Option<&S>) -> u32 {
+    debug_assert!(scores.len() <= 32, "one bit per score");
+    match threshold {
+        None => u32::MAX.checked_shr(32 - scores.len() as u32).unwrap_or(0),
+        Some(t) => scores.iter().enumerate().fold(0, |bits, (i, s)| bits | u32::from(s >= t) << i),
+    }
+}
+
 /// Offers `c` to `buf`, the best `filled` candidates so far, best first (`buf.len()` is k):
 /// while filling every candidate gets in, then only one that beats the k-th best, which it
 /// replaces. Returns whether `c` got in.
@@ -141,7 +152,7 @@ mod tests {
             k,
             |start, out: &mut [u64], threshold: Option<&u64>| {
                 out.copy_from_slice(&scores[start..start + out.len()]);
-                (0..out.len()).filter(|&i| threshold.is_none_or(|t| out[i] >= *t)).fold(0, |m, i| m | 1 << i)
+                bits_at_least(out, threshold)
             },
             |a, b| a.score.cmp(&b.score).then(b.index.cmp(&a.index)),
             |i| out.push(i),
