@@ -126,8 +126,13 @@ fn main() {
         let b = || timed(&|i| drop(black_box(call(&rt, &baseline, &single[i % single.len()]))));
         let o = || timed(&|i| drop(black_box(call(&rt, &app, &single[i % single.len()]))));
         // Swap the order every round, so that neither always runs first.
-        let (b, o) = if round % 2 == 0 { (b(), o()) } else { (o(), b()) };
-        let (b, o) = if round % 2 == 0 { (b, o) } else { (o, b) };
+        let (b, o) = if round % 2 == 0 {
+            let b = b();
+            (b, o())
+        } else {
+            let o = o();
+            (b(), o)
+        };
         base.push(b);
         ours.push(o);
         ratios.push(o / b);

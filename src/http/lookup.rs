@@ -37,9 +37,7 @@ const FINGERPRINT_HEADER_NAME: HeaderName = HeaderName::from_static("keyrouter-f
 /// instructions a lookup, a quarter of the HTTP layer's own work (callgrind over
 /// `benches/http.rs`).
 pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let is_lookup =
-        req.uri().path().strip_prefix("/service/").is_some_and(|name| !name.is_empty() && !name.contains('/'));
-    if !is_lookup {
+    if name_segment(req.uri().path()).is_none() {
         return super::endpoints::not_found(req).await;
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::POST) {
@@ -83,11 +81,16 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     finish(&state, served, response, started)
 }
 
+/// The `{name}` of a raw `/service/{name}` path: one non-empty segment, still percent-encoded.
+fn name_segment(path: &str) -> Option<&str> {
+    path.strip_prefix("/service/").filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// The service name from the raw path, percent-decoded completely (`%2F` included, which the
 /// router keeps encoded); not UTF-8 once decoded is a 400.
 fn service_name(req: &HttpRequest) -> Result<Cow<'_, str>, RequestError> {
-    // The route is `/service/{name}` and a segment holds no `/`: the name is the last segment.
-    let raw = req.uri().path().rsplit('/').next().unwrap_or_default();
+    // `route` let only such paths through.
+    let raw = name_segment(req.uri().path()).unwrap_or_default();
     request::decode_path_segment(raw)
         .ok_or_else(|| RequestError::Invalid("service name is not valid UTF-8 once percent-decoded".into()))
 }
