@@ -21,31 +21,15 @@ WORKERS=${WORKERS:-1}
 SERVICES=${SERVICES:-10}
 NODES=${NODES:-100}
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-python3 - "$WORK/services.toml" "$SERVICES" "$NODES" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    for s in range(int(sys.argv[2])):
-        names = ", ".join(f'"10.{s % 256}.{n // 256}.{n % 256}:80"' for n in range(int(sys.argv[3])))
-        f.write(f'[[Services]]\nName = "svc{s}"\nNodes = [{names}]\n\n')
-PY
+source benches/wrk/lib.sh
+gen_services "$WORK/services.toml" "$SERVICES" "$NODES"
 
 start() { # BINARY -> sets PORT and SPID
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$1" --services "$WORK/services.toml" --address "127.0.0.1:$port" --workers "$WORKERS" --log-level WARN \
+  PORT=$(free_port)
+  "$1" --services "$WORK/services.toml" --address "127.0.0.1:$PORT" --workers "$WORKERS" --log-level WARN \
     2>>"$WORK/log" &
   SPID=$!; PIDS+=("$SPID")
-  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-  PORT=$port
+  wait_port "$PORT"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # after "pid (comm)": utime + stime
 run() { # PORT PID -> "requests/s CPU-µs-per-request"
