@@ -184,6 +184,8 @@ where
             top_k(
                 hashes.len(),
                 k,
+                // Inlined always: a call would be compiled without the level's features.
+                #[inline(always)]
                 |start, out: &mut [u64], threshold: Option<&u64>| {
                     fill_scores_portable(key_hash, &hashes[start..start + out.len()], out, threshold.copied())
                 },
@@ -202,23 +204,30 @@ pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64], thre
     // computed: it vectorizes with no chain between lanes, and at 10 000 nodes almost every
     // block stops here. (A maximum per block cost a horizontal reduction, a fifth of the time
     // there; a bit per score computed in the vector loop, a fifth more.)
-    let Some(threshold) = threshold else {
+    // `s >= threshold` as a signed comparison of sign-flipped values (AVX2 compares only signed
+    // 64-bit lanes), and `>` against `threshold - 1` because `>` is the one it has (a threshold
+    // of 0 lets every score through, like none); folded as a lane mask, which an OR keeps in a
+    // vector register.
+    let Some((threshold, below)) = threshold.and_then(|t| Some((t, t.checked_sub(1)?))) else {
         for (o, &h) in out.iter_mut().zip(hashes) {
             *o = score(key_hash, h);
         }
         return bits_at_least(out, None);
     };
-    let mut any = false;
+    let below = (below ^ SIGN) as i64;
+    let mut any = 0u64;
     for (o, &h) in out.iter_mut().zip(hashes) {
         let s = score(key_hash, h);
         *o = s;
-        any |= s >= threshold;
+        any |= if (s ^ SIGN) as i64 > below { u64::MAX } else { 0 };
     }
-    if !any {
+    if any == 0 {
         return 0;
     }
     bits_at_least(out, Some(&threshold))
 }
+
+const SIGN: u64 = 1 << 63;
 
 /// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by
 /// half a step. `v + 0.5` with `v < 2^52` is exact in an f64, so neither 0 nor 1 can come out
@@ -332,7 +341,7 @@ mod tests {
                         let mut sorted = r.to_vec();
                         sorted.sort();
                         let (min, mid, max) = (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
-                        for threshold in [0, min, mid, max, max.saturating_add(1), u64::MAX] {
+                        for threshold in [0, 1, min, min.saturating_add(1), mid, max, max.saturating_add(1), u64::MAX] {
                             let want =
                                 r.iter().enumerate().filter(|(_, &s)| s >= threshold).fold(0, |m, (i, _)| m | 1 << i);
                             let got = fill_scores(simd, kh, h, f, Some(threshold));

@@ -89,16 +89,30 @@ fn scan<S: Copy + Default, const N: usize>(
     let buf = &mut buf[..k];
     let mut block = [S::default(); BLOCK];
     let mut filled = 0;
-    for start in (0..n).step_by(BLOCK) {
-        let scores = &mut block[..BLOCK.min(n - start)];
-        let threshold = (filled == k).then(|| buf[k - 1].score);
-        // Bits past the block's end mean nothing.
-        let mut may_beat = fill(start, scores, threshold.as_ref()) & (u32::MAX >> (BLOCK - scores.len()));
-        while may_beat != 0 {
-            let j = may_beat.trailing_zeros() as usize;
-            may_beat &= may_beat - 1;
-            offer(buf, &mut filled, Candidate { score: scores[j], index: (start + j) as u32 }, &better);
-        }
+    // A macro, not a closure: a closure bound with `let` cannot be marked `#[inline(always)]`,
+    // and the scoring loop must be inlined to be compiled for the caller's SIMD level.
+    macro_rules! block {
+        ($start:expr, $len:expr) => {{
+            let (start, len): (usize, usize) = ($start, $len);
+            let scores = &mut block[..len];
+            let threshold = (filled == k).then(|| buf[k - 1].score);
+            // Bits past the block's end mean nothing.
+            let mut may_beat = fill(start, scores, threshold.as_ref()) & (u32::MAX >> (BLOCK - len));
+            while may_beat != 0 {
+                let j = may_beat.trailing_zeros() as usize;
+                may_beat &= may_beat - 1;
+                offer(buf, &mut filled, Candidate { score: scores[j], index: (start + j) as u32 }, &better);
+            }
+        }};
+    }
+    // Whole blocks, then the partial one: with the length a constant, the scoring loop compiles
+    // to straight-line code without remainder loops.
+    let whole = n - n % BLOCK;
+    for start in (0..whole).step_by(BLOCK) {
+        block!(start, BLOCK);
+    }
+    if whole < n {
+        block!(whole, n - whole);
     }
     buf[..filled].iter().for_each(|c| emit(c.index as usize));
 }
