@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
 
-use super::topk::{bits_at_least, top_k, Candidate};
+use super::topk::{bits_at_least, top_k, top_k_by_maximum, Candidate, SMALL_K, SMALL_N};
 
 /// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
 /// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
@@ -163,7 +163,8 @@ pub fn fill_scores(simd: Simd, key_hash: u64, hashes: &[u64], out: &mut [u64], t
 /// Calls `emit` with the indexes of the `k` nodes of `hashes` ranked highest for `key_hash`
 /// (unweighted: by [`score`], ties by `better`), best first.
 ///
-/// Scoring and selection are compiled together for `simd`: with the scoring loop a function of
+/// Up to [`SMALL_N`] nodes and top [`SMALL_K`], the selection is [`top_k_by_maximum`] (the
+/// block scan when two scores tie). Scoring and selection are compiled together for `simd`: with the scoring loop a function of
 /// its own, each block of [`super::topk::BLOCK`] nodes paid a call, its feature checks and its
 /// remainder loops, ~2 instructions a node of ~9 (callgrind at 10 000 nodes).
 #[inline]
@@ -181,6 +182,20 @@ where
             better: B,
             emit: E,
         ) {
+            let mut emit = emit;
+            let n = hashes.len();
+            if n <= SMALL_N && k <= SMALL_K && k <= n {
+                let mut keys = [0i64; SMALL_N];
+                let keys = &mut keys[..n];
+                for (s, &h) in keys.iter_mut().zip(hashes) {
+                    *s = (score(key_hash, h) ^ SIGN) as i64;
+                }
+                let mut picked = [0u32; SMALL_K];
+                if top_k_by_maximum(keys, k, &mut picked) {
+                    picked[..k].iter().for_each(|&i| emit(i as usize));
+                    return;
+                }
+            }
             top_k(
                 hashes.len(),
                 k,

@@ -6,6 +6,10 @@
 //! `k * ln(n / k)` of `n` candidates ever get in), so the scan costs little more than scoring.
 //! Larger `k` score every candidate into a vector, partition around the k-th best
 //! (`select_nth_unstable_by`, linear) and sort only those k: O(n + k log k).
+//!
+//! Few candidates and a small `k` (the usual lookup: tens of nodes, top 1 to 3) take
+//! [`top_k_by_maximum`] instead: k branch-free passes for the maximum, which cost less than the
+//! first block's offers and their mispredicted branches.
 
 use std::cmp::Ordering;
 
@@ -117,6 +121,47 @@ fn scan<S: Copy + Default, const N: usize>(
     buf[..filled].iter().for_each(|c| emit(c.index as usize));
 }
 
+/// Largest number of candidates [`top_k_by_maximum`] takes.
+pub const SMALL_N: usize = 128;
+
+/// Largest `k` [`top_k_by_maximum`] takes.
+pub const SMALL_K: usize = 4;
+
+/// The top `k` of a few scores by repeated maximum: `k` passes over `keys`, each finding the
+/// largest key left and where it is, then marking it taken with `i64::MIN`. A key is a score
+/// made signed with its order kept (`(score ^ 1 << 63) as i64`): AVX2 compares only signed
+/// 64-bit lanes. Writes the indexes, best first, to `picked[..k]` and returns true, or returns
+/// false when the keys alone cannot tell the order (two equal keys, or a key of `i64::MIN`,
+/// where the caller's tie-break decides).
+///
+/// The passes are branch-free and vectorize. At 100 nodes and top 3 they took a third less time
+/// than the block scan, which offered each of the first block's 32 candidates and mispredicted
+/// on most. Takes at most [`SMALL_N`] keys and `k <= SMALL_K`.
+#[inline(always)]
+pub fn top_k_by_maximum(keys: &mut [i64], k: usize, picked: &mut [u32; SMALL_K]) -> bool {
+    debug_assert!(keys.len() <= SMALL_N && k <= SMALL_K && k <= keys.len());
+    for slot in picked.iter_mut().take(k) {
+        let max = keys.iter().fold(i64::MIN, |m, &s| m.max(s));
+        if max == i64::MIN {
+            return false;
+        }
+        // Where it is, and whether it is there more than once.
+        let (mut at, mut found, mut twice) = (0u32, false, false);
+        for (base, chunk) in (0u32..).step_by(64).zip(keys.chunks(64)) {
+            let bits = chunk.iter().enumerate().fold(0u64, |b, (i, &s)| b | u64::from(s == max) << i);
+            twice |= bits & bits.wrapping_sub(1) != 0 || (found && bits != 0);
+            found |= bits != 0;
+            at = if bits != 0 { base + bits.trailing_zeros() } else { at };
+        }
+        if twice {
+            return false;
+        }
+        *slot = at;
+        keys[at as usize] = i64::MIN;
+    }
+    true
+}
+
 /// The bits a `fill` of [`top_k`] may return for `scores`: bit `i` set when `scores[i]` is at
 /// least `threshold`, every bit for `None` (at most [`BLOCK`] scores).
 #[inline(always)]
@@ -189,6 +234,50 @@ mod tests {
             // Crosses INLINE, so both paths are checked.
             assert_eq!(pick(&scores, k), by_sorting(&scores, k), "k={k}");
         }
+    }
+
+    #[test]
+    fn repeated_maximum_picks_what_a_sort_does_or_declines() {
+        // Small ranges, so that ties and the taken mark (i64::MIN) come up often.
+        let (mut declined, mut picked_some) = (0, 0);
+        for seed in 0..4000u64 {
+            let n = 1 + (seed % SMALL_N as u64) as usize;
+            let k = 1 + (seed / 7 % SMALL_K as u64) as usize;
+            if k > n {
+                continue;
+            }
+            let range = [3, 50, 1 << 20, u64::MAX][(seed / 3 % 4) as usize];
+            let keys: Vec<i64> = (0..n as u64)
+                .map(|i| {
+                    let r = super::super::hash::mix(seed << 16 ^ i) % range;
+                    if r == 0 {
+                        i64::MIN
+                    } else {
+                        r as i64 - (range / 2) as i64
+                    }
+                })
+                .collect();
+            let mut picked = [0u32; SMALL_K];
+            let mut work = keys.clone();
+            if !top_k_by_maximum(&mut work, k, &mut picked) {
+                // Declining is right only when the top k + 1 hold a tie or the mark.
+                let mut sorted = keys.clone();
+                sorted.sort_unstable_by(|a, b| b.cmp(a));
+                let top = &sorted[..(k + 1).min(n)];
+                assert!(
+                    top.windows(2).any(|w| w[0] == w[1]) || top.contains(&i64::MIN),
+                    "declined without a tie: {keys:?}, k {k}"
+                );
+                declined += 1;
+                continue;
+            }
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
+            let got: Vec<usize> = picked[..k].iter().map(|&i| i as usize).collect();
+            assert_eq!(got, order[..k], "keys {keys:?}, k {k}");
+            picked_some += 1;
+        }
+        assert!(declined > 100 && picked_some > 1000, "declined {declined}, picked {picked_some}");
     }
 
     #[test]
