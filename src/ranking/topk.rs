@@ -121,7 +121,7 @@ fn scan<S: Copy + Default, const N: usize>(
     buf[..filled].iter().for_each(|c| emit(c.index as usize));
 }
 
-/// Largest number of candidates [`top_k_small`] takes.
+/// Largest number of candidates [`top_k_small`] takes (two 64-bit masks).
 pub const SMALL_N: usize = 128;
 
 /// Largest `k` [`top_k_small`] takes.
@@ -174,48 +174,53 @@ fn top_by_lanes<const K: usize>(keys: &[i64], picked: &mut [u32; SMALL_K]) -> bo
     last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
     insert(last);
     // The K-th largest key: merge the lanes' sorted columns K steps deep (a row of i64::MIN
-    // below them, so that a step may go past a column's end).
+    // below them, so that a step may go past a column's end). Selects, not branches, here and
+    // below: the comparisons go either way at random, and mispredicted branches were a third of
+    // the time of a 100-node lookup.
     let mut rows = [[i64::MIN; LANES]; SMALL_K + 1];
     rows[..K].copy_from_slice(&top);
-    let top = rows;
     let mut depth = [0usize; LANES];
     let mut kth = i64::MIN;
     for _ in 0..K {
-        let mut lane = 0;
-        for l in 1..LANES {
-            if top[depth[l]][l] > top[depth[lane]][lane] {
-                lane = l;
-            }
+        let (mut lane, mut best) = (0, rows[depth[0]][0]);
+        for (l, &d) in depth.iter().enumerate().skip(1) {
+            let v = rows[d][l];
+            lane = if v > best { l } else { lane };
+            best = best.max(v);
         }
-        kth = top[depth[lane]][lane];
+        kth = best;
         depth[lane] += 1;
     }
     // Exactly K keys at least that large, or the K-th ties with the next.
-    let mut found = 0;
-    for (base, chunk) in (0u32..).step_by(64).zip(keys.chunks(64)) {
-        let mut bits = chunk.iter().enumerate().fold(0u64, |b, (i, &s)| b | u64::from(s >= kth) << i);
-        while bits != 0 {
-            if found == K {
-                return false;
-            }
-            picked[found] = base + bits.trailing_zeros();
-            found += 1;
-            bits &= bits - 1;
-        }
+    let mut bits = [0u64; SMALL_N / 64];
+    for (b, chunk) in bits.iter_mut().zip(keys.chunks(64)) {
+        *b = chunk.iter().enumerate().fold(0u64, |b, (i, &s)| b | u64::from(s >= kth) << i);
     }
-    if found < K {
+    if bits.iter().map(|b| b.count_ones()).sum::<u32>() != K as u32 {
         return false;
     }
-    // Largest first (insertion, K <= 4); equal keys are for the caller's tie-break.
-    let key = |i: u32| keys[i as usize];
-    for i in 1..K {
-        let mut j = i;
-        while j > 0 && key(picked[j - 1]) < key(picked[j]) {
-            picked.swap(j - 1, j);
-            j -= 1;
-        }
+    let [mut low, mut high] = bits;
+    for slot in picked[..K].iter_mut() {
+        let in_low = low != 0;
+        *slot = if in_low { low.trailing_zeros() } else { 64 + high.trailing_zeros() };
+        low &= if in_low { low - 1 } else { u64::MAX };
+        high &= if in_low { u64::MAX } else { high.wrapping_sub(1) };
     }
-    (1..K).all(|i| key(picked[i - 1]) != key(picked[i]))
+    // Largest first, by a sorting network; equal keys are for the caller's tie-break.
+    let key = |i: u32| keys[i as usize];
+    let mut exchange = |i: usize, j: usize| {
+        let (a, b) = (picked[i], picked[j]);
+        let swap = key(a) < key(b);
+        picked[i] = if swap { b } else { a };
+        picked[j] = if swap { a } else { b };
+    };
+    match K {
+        2 => exchange(0, 1),
+        3 => [(0, 1), (1, 2), (0, 1)].into_iter().for_each(|(i, j)| exchange(i, j)),
+        4 => [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)].into_iter().for_each(|(i, j)| exchange(i, j)),
+        _ => {}
+    }
+    (1..K).fold(true, |distinct, i| distinct & (key(picked[i - 1]) != key(picked[i])))
 }
 
 /// The bits a `fill` of [`top_k`] may return for `scores`: bit `i` set when `scores[i]` is at
