@@ -104,14 +104,14 @@ impl Simd {
 /// Whether this CPU has `avx512f` and `avx512dq`, which [`Simd::Avx512`] is compiled for.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn has_avx512() -> bool {
+pub(crate) fn has_avx512() -> bool {
     std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq")
 }
 
 /// Whether this CPU has `avx2`, which [`Simd::Avx2`] is compiled for.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
@@ -139,14 +139,17 @@ macro_rules! simd_dispatch {
         match $simd {
             // SAFETY: compiled with exactly `avx512f` and `avx512dq`, detected on this CPU.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 if has_avx512() => unsafe { avx512($($arg),*) },
+            $crate::ranking::hash::Simd::Avx512 if $crate::ranking::hash::has_avx512() => unsafe { avx512($($arg),*) },
             // SAFETY: compiled with exactly `avx2`, detected on this CPU.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 if has_avx2() => unsafe { avx2($($arg),*) },
+            $crate::ranking::hash::Simd::Avx2 if $crate::ranking::hash::has_avx2() => unsafe { avx2($($arg),*) },
             _ => $name($($arg),*),
         }
     }};
 }
+
+/// For [`super::weighted`], which dispatches its own scan the same way.
+pub(crate) use simd_dispatch;
 
 /// Scores of up to 32 nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns a bit
 /// per score, bit `i` set when `out[i]` is at least `threshold` (every bit for `None`), so that

@@ -207,7 +207,8 @@ impl Service {
         let weights = &self.weights[..];
         match self.weighted {
             true if k <= INLINE => {
-                weighted::top_k(key_hash, hashes, weights, &self.inv_weights, k, weighted_order(nodes), emit)
+                let weights = weighted::Weights { of: weights, inverse: &self.inv_weights };
+                weighted::top_k(Simd::detect(), key_hash, hashes, weights, k, weighted_order(nodes), emit)
             }
             false => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted_order(nodes), emit),
             true => top_k(

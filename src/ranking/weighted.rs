@@ -24,7 +24,7 @@
 
 use std::cmp::Ordering;
 
-use super::hash::{score, weighted_score};
+use super::hash::{score, simd_dispatch, weighted_score, Simd};
 use super::topk::{offer, Candidate, BLOCK, INLINE};
 
 /// Relative slack between the bound and the exact score, far above every rounding error.
@@ -53,23 +53,8 @@ pub fn inverse(weight: f64) -> f64 {
     }
 }
 
-/// Raw scores and bounds of a block of nodes; returns the smallest bound.
-#[inline]
-fn fill(key_hash: u64, hashes: &[u64], inv_weights: &[f64], raw: &mut [u64], bounds: &mut [f64]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
-            // SAFETY: the CPU has AVX512F and AVX512DQ, every feature the function enables.
-            return unsafe { fill_avx512(key_hash, hashes, inv_weights, raw, bounds) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, the one feature the function enables.
-            return unsafe { fill_avx2(key_hash, hashes, inv_weights, raw, bounds) };
-        }
-    }
-    fill_portable(key_hash, hashes, inv_weights, raw, bounds)
-}
-
+/// Raw scores and bounds of a block of nodes; returns the smallest bound. Inlined into the
+/// scan, which is compiled for each SIMD level ([`top_k`]).
 #[inline(always)]
 fn fill_portable(key_hash: u64, hashes: &[u64], inv_weights: &[f64], raw: &mut [u64], bounds: &mut [f64]) -> f64 {
     for ((r, &h), (b, &inv)) in raw.iter_mut().zip(hashes).zip(bounds.iter_mut().zip(inv_weights)) {
@@ -79,25 +64,44 @@ fn fill_portable(key_hash: u64, hashes: &[u64], inv_weights: &[f64], raw: &mut [
     bounds.iter().fold(f64::INFINITY, |m, &b| m.min(b))
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn fill_avx512(key_hash: u64, hashes: &[u64], inv_weights: &[f64], raw: &mut [u64], bounds: &mut [f64]) -> f64 {
-    fill_portable(key_hash, hashes, inv_weights, raw, bounds)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(key_hash: u64, hashes: &[u64], inv_weights: &[f64], raw: &mut [u64], bounds: &mut [f64]) -> f64 {
-    fill_portable(key_hash, hashes, inv_weights, raw, bounds)
-}
-
 /// The exact weighted score and its tie-breakers, as the comparison sees it.
 pub type Score = (f64, u64);
 
 /// Calls `emit` with the indexes of the `k` best nodes (`k <= INLINE`), best first, by the
 /// exact weighted order `better` (score, then raw hash, then node string), skipping the nodes
 /// whose bound proves they lose.
-pub fn top_k(
+pub fn top_k<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], weights: Weights<'_>, k: usize, better: B, emit: E)
+where
+    B: Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering,
+    E: FnMut(usize),
+{
+    simd_dispatch! {
+        simd,
+        fn rank<B: Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering, E: FnMut(usize)>(
+            key_hash: u64,
+            hashes: &[u64],
+            weights: Weights<'_>,
+            k: usize,
+            better: B,
+            emit: E,
+        ) {
+            scan(key_hash, hashes, weights.of, weights.inverse, k, better, emit)
+        }
+    }
+}
+
+/// Each node's weight and its [`inverse`], in the order of the hashes.
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a> {
+    pub of: &'a [f64],
+    pub inverse: &'a [f64],
+}
+
+/// [`top_k`] for one SIMD level: always inlined into the level's function, with whole blocks of
+/// a constant length (straight-line scoring code, as in the unweighted scan) and the partial
+/// last block apart.
+#[inline(always)]
+fn scan(
     key_hash: u64,
     hashes: &[u64],
     weights: &[f64],
@@ -117,24 +121,40 @@ pub fn top_k(
     let mut filled = 0;
     // A node whose bound is above `limit` cannot beat `buf[k - 1]`.
     let mut limit = f64::INFINITY;
-    for start in (0..n).step_by(BLOCK) {
-        let len = BLOCK.min(n - start);
-        let end = start + len;
-        let smallest =
-            fill(key_hash, &hashes[start..end], &inv_weights[start..end], &mut raw[..len], &mut bounds[..len]);
-        if smallest > limit {
-            continue;
-        }
-        for j in 0..len {
-            if bounds[j] > limit {
-                continue;
+    macro_rules! block {
+        ($start:expr, $len:expr) => {{
+            let (start, len): (usize, usize) = ($start, $len);
+            let end = start + len;
+            let smallest = fill_portable(
+                key_hash,
+                &hashes[start..end],
+                &inv_weights[start..end],
+                &mut raw[..len],
+                &mut bounds[..len],
+            );
+            'scan: {
+                if smallest > limit {
+                    break 'scan;
+                }
+                for j in 0..len {
+                    if bounds[j] > limit {
+                        continue;
+                    }
+                    let i = start + j;
+                    let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
+                    if offer(buf, &mut filled, c, &better) && filled == k {
+                        limit = (1.0 + MARGIN) / buf[k - 1].score.0;
+                    }
+                }
             }
-            let i = start + j;
-            let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
-            if offer(buf, &mut filled, c, &better) && filled == k {
-                limit = (1.0 + MARGIN) / buf[k - 1].score.0;
-            }
-        }
+        }};
+    }
+    let whole = n - n % BLOCK;
+    for start in (0..whole).step_by(BLOCK) {
+        block!(start, BLOCK);
+    }
+    if whole < n {
+        block!(whole, n - whole);
     }
     buf.iter().for_each(|c| emit(c.index as usize));
 }
@@ -166,18 +186,30 @@ mod tests {
     }
 
     #[test]
-    fn vectorized_fill_equals_the_portable_one() {
-        let hashes: Vec<u64> = (0..100u64).map(|i| mix(i ^ 0x5555)).collect();
-        let inv: Vec<f64> = (0..100).map(|i| inverse(0.5 + i as f64 / 7.0)).collect();
-        for len in [0, 1, 7, 32, 100] {
-            let (mut r1, mut b1, mut r2, mut b2) = (vec![0; len], vec![0.0; len], vec![0; len], vec![0.0; len]);
-            let m1 = fill(99, &hashes[..len], &inv[..len], &mut r1, &mut b1);
-            let m2 = fill_portable(99, &hashes[..len], &inv[..len], &mut r2, &mut b2);
-            assert_eq!(
-                (r1, b1.iter().map(|b| b.to_bits()).collect::<Vec<_>>()),
-                (r2, b2.iter().map(|b| b.to_bits()).collect())
-            );
-            assert_eq!(m1.to_bits(), m2.to_bits());
+    fn every_simd_level_picks_what_exact_scores_sorted_do() {
+        use crate::ranking::hash::hash_str;
+        use crate::ranking::weighted_order;
+        for len in [1, 7, 31, 32, 33, 64, 100, 1000] {
+            let nodes: Vec<String> = (0..len).map(|i| format!("node-{i}")).collect();
+            let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
+            let weights: Vec<f64> = (0..len).map(|i| 0.5 + (i % 13) as f64 / 3.0).collect();
+            let inv: Vec<f64> = weights.iter().map(|&w| inverse(w)).collect();
+            for key in ["", "ryans", "user:42"] {
+                let kh = hash_str(key);
+                let mut exact: Vec<usize> = (0..len).collect();
+                let s = |i: usize| (weighted_score(score(kh, hashes[i]), weights[i]), score(kh, hashes[i]));
+                exact.sort_by(|&a, &b| {
+                    s(b).0.total_cmp(&s(a).0).then(s(b).1.cmp(&s(a).1)).then(nodes[a].cmp(&nodes[b]))
+                });
+                for k in [1, 3, 10, 32] {
+                    for simd in Simd::available() {
+                        let mut picked = Vec::new();
+                        let w = Weights { of: &weights, inverse: &inv };
+                        top_k(simd, kh, &hashes, w, k, weighted_order(&nodes), |i| picked.push(i));
+                        assert_eq!(picked, exact[..k.min(len)], "{simd:?}: {len} nodes, key {key:?}, top {k}");
+                    }
+                }
+            }
         }
     }
 
