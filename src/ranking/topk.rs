@@ -425,7 +425,7 @@ mod tests {
                         if r == 0 {
                             i64::MIN
                         } else {
-                            r as i64 - (range / 2) as i64
+                            (r as i64).wrapping_sub((range / 2) as i64)
                         }
                     })
                     .collect();
