@@ -151,19 +151,6 @@ macro_rules! simd_dispatch {
 /// For [`super::weighted`], which dispatches its own scan the same way.
 pub(crate) use simd_dispatch;
 
-/// Scores of up to 32 nodes for one key: `out[i] = score(key_hash, hashes[i])`; returns a bit
-/// per score, bit `i` set when `out[i]` is at least `threshold` (every bit for `None`), so that
-/// only the nodes that may beat the current k-th best are looked at. Compiled for `simd` (see
-/// [`Simd`]).
-pub fn fill_scores(simd: Simd, key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
-    simd_dispatch! {
-        simd,
-        fn fill(key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
-            fill_scores_portable(key_hash, hashes, out, threshold)
-        }
-    }
-}
-
 /// Calls `emit` with the indexes of the `k` nodes of `hashes` ranked highest for `key_hash`
 /// (unweighted: by [`score`], ties by `better`), best first.
 ///
@@ -326,6 +313,17 @@ pub fn weighted_score(score: u64, weight: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`fill_scores_portable`] compiled for `simd` (the ranking inlines it into its own
+    /// per-level function), so that each level's scores and bits are checked on their own.
+    fn fill_scores(simd: Simd, key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
+        simd_dispatch! {
+            simd,
+            fn fill(key_hash: u64, hashes: &[u64], out: &mut [u64], threshold: Option<u64>) -> u32 {
+                fill_scores_portable(key_hash, hashes, out, threshold)
+            }
+        }
+    }
 
     #[test]
     fn unit_interval_is_open() {
