@@ -93,11 +93,10 @@ fn scan<S: Copy + Default, const N: usize>(
     let buf = &mut buf[..k];
     let mut block = [S::default(); BLOCK];
     let mut filled = 0;
-    // A macro, not a closure: a closure bound with `let` cannot be marked `#[inline(always)]`,
-    // and the scoring loop must be inlined to be compiled for the caller's SIMD level.
-    macro_rules! block {
-        ($start:expr, $len:expr) => {{
-            let (start, len): (usize, usize) = ($start, $len);
+    for_each_block(
+        n,
+        #[inline(always)]
+        |start, len| {
             let scores = &mut block[..len];
             let threshold = (filled == k).then(|| buf[k - 1].score);
             // Bits past the block's end mean nothing.
@@ -107,18 +106,25 @@ fn scan<S: Copy + Default, const N: usize>(
                 may_beat &= may_beat - 1;
                 offer(buf, &mut filled, Candidate { score: scores[j], index: (start + j) as u32 }, &better);
             }
-        }};
-    }
-    // Whole blocks, then the partial one: with the length a constant, the scoring loop compiles
-    // to straight-line code without remainder loops.
+        },
+    );
+    buf[..filled].iter().for_each(|c| emit(c.index as usize));
+}
+
+/// Calls `block(start, len)` for each block of [`BLOCK`] of `n` candidates: the whole blocks,
+/// then the partial one. Always inlined, and so is `block` where the caller marks its closure
+/// `#[inline(always)]`: with the length a constant in the first call, the scoring loop of a
+/// whole block compiles to straight-line code without remainder loops (those were a fifth of
+/// the instructions at 10 000 nodes). Both scans use it, this module's and the weighted one.
+#[inline(always)]
+pub fn for_each_block(n: usize, mut block: impl FnMut(usize, usize)) {
     let whole = n - n % BLOCK;
     for start in (0..whole).step_by(BLOCK) {
-        block!(start, BLOCK);
+        block(start, BLOCK);
     }
     if whole < n {
-        block!(whole, n - whole);
+        block(whole, n - whole);
     }
-    buf[..filled].iter().for_each(|c| emit(c.index as usize));
 }
 
 /// Largest number of candidates [`top_k_small`] takes (two 64-bit masks).

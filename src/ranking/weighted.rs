@@ -25,7 +25,7 @@
 use std::cmp::Ordering;
 
 use super::hash::{score, simd_dispatch, weighted_score, Simd};
-use super::topk::{offer, Candidate, BLOCK, INLINE};
+use super::topk::{for_each_block, offer, Candidate, BLOCK, INLINE};
 
 /// Relative slack between the bound and the exact score, far above every rounding error.
 const MARGIN: f64 = 1e-12;
@@ -121,9 +121,10 @@ fn scan(
     let mut filled = 0;
     // A node whose bound is above `limit` cannot beat `buf[k - 1]`.
     let mut limit = f64::INFINITY;
-    macro_rules! block {
-        ($start:expr, $len:expr) => {{
-            let (start, len): (usize, usize) = ($start, $len);
+    for_each_block(
+        n,
+        #[inline(always)]
+        |start, len| {
             let end = start + len;
             let smallest = fill_portable(
                 key_hash,
@@ -132,30 +133,21 @@ fn scan(
                 &mut raw[..len],
                 &mut bounds[..len],
             );
-            'scan: {
-                if smallest > limit {
-                    break 'scan;
+            if smallest > limit {
+                return;
+            }
+            for j in 0..len {
+                if bounds[j] > limit {
+                    continue;
                 }
-                for j in 0..len {
-                    if bounds[j] > limit {
-                        continue;
-                    }
-                    let i = start + j;
-                    let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
-                    if offer(buf, &mut filled, c, &better) && filled == k {
-                        limit = (1.0 + MARGIN) / buf[k - 1].score.0;
-                    }
+                let i = start + j;
+                let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
+                if offer(buf, &mut filled, c, &better) && filled == k {
+                    limit = (1.0 + MARGIN) / buf[k - 1].score.0;
                 }
             }
-        }};
-    }
-    let whole = n - n % BLOCK;
-    for start in (0..whole).step_by(BLOCK) {
-        block!(start, BLOCK);
-    }
-    if whole < n {
-        block!(whole, n - whole);
-    }
+        },
+    );
     buf.iter().for_each(|c| emit(c.index as usize));
 }
 
