@@ -103,7 +103,10 @@ fn ipv6_loopback_address() {
                 writeln!(std::io::stderr(), "SKIPPED ipv6_loopback_address: cannot bind [::1] ({e}) and {NO_IPV6}=1");
             return;
         }
-        panic!("this test needs an IPv6 loopback ([::1]): binding it failed: {e}; set {NO_IPV6}=1 to skip it");
+        if !common::require(&format!("an IPv6 loopback ([::1]: {e}; {NO_IPV6}=1 skips it even under .ci/test)"), false)
+        {
+            return;
+        }
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.toml");

