@@ -3,12 +3,10 @@
 //! ranking did. Do not regenerate the file to make it pass, unless moving every key is the
 //! decision (and `ALGORITHM_VERSION` is bumped with it).
 //!
-//! Regenerate with `KEYROUTER_BLESS=1 cargo test --test golden`.
+//! Regenerate with `KEYROUTER_BLESS=1 cargo test -p keyrouter-ranking --test ranking golden`.
 
-mod common;
-
-use common::expected as answer;
-use keyrouter::ranking::hash::mix;
+use crate::expected as answer;
+use keyrouter_ranking::hash::mix;
 use serde::{Deserialize, Serialize};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden.jsonl");
@@ -112,15 +110,19 @@ fn golden_vectors() {
 
 #[test]
 fn self_check_vectors_are_golden_vectors() {
-    keyrouter::ranking::self_check().expect("this build ranks like every other keyrouter");
+    keyrouter_ranking::self_check().expect("this build ranks like every other keyrouter");
     let text = std::fs::read_to_string(PATH).unwrap();
     let cases: Vec<Case> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let mut count = 0;
-    for (nodes, key, k, expected) in keyrouter::ranking::self_check_vectors() {
+    let mut weighted = 0;
+    for (nodes, weights, key, k, expected) in keyrouter_ranking::self_check_vectors() {
         count += 1;
-        let found =
-            cases.iter().any(|c| c.nodes == nodes && c.key == key && c.expected.len() == k && c.expected == expected);
-        assert!(found, "self-check vector for key {key:?} is not in tests/golden.jsonl");
+        weighted += usize::from(weights.is_some());
+        let found = cases.iter().any(|c| {
+            c.nodes == nodes && c.weights == weights && c.key == key && c.expected.len() == k && c.expected == expected
+        });
+        assert!(found, "self-check vector for key {key:?} (weights {weights:?}) is not in tests/golden.jsonl");
     }
     assert!(count >= 5, "self_check() should check a handful of vectors, has {count}");
+    assert!(weighted >= 2, "self_check() should pin the weighted ranking (and its logarithm) too, has {weighted}");
 }

@@ -1,10 +1,8 @@
 //! Properties of the ranking: determinism, prefixes, order independence, minimal disruption
 //! and balance.
 
-mod common;
-
-use keyrouter::ranking::topk::{self, top_k, Candidate};
-use keyrouter::ranking::{unweighted_order, weighted_order, LookupError, Service, ServiceSpec, Table};
+use keyrouter_ranking::topk::{self, top_k, Candidate};
+use keyrouter_ranking::{unweighted_order, weighted_order, LookupError, Service, ServiceSpec, Table};
 use proptest::prelude::*;
 
 fn service(nodes: &[String]) -> Service {
@@ -13,7 +11,7 @@ fn service(nodes: &[String]) -> Service {
 
 /// The whole ranking of `nodes` for `key`, best first.
 fn ranking(nodes: &[String], key: &str) -> Vec<String> {
-    common::expected(nodes, None, key, 0, u64::MAX)
+    crate::expected(nodes, None, key, 0, u64::MAX)
 }
 
 fn node_set() -> impl Strategy<Value = Vec<String>> {
@@ -45,7 +43,7 @@ proptest! {
         // Deterministic shuffle from the seed.
         let mut r = seed;
         for i in (1..shuffled.len()).rev() {
-            r = keyrouter::ranking::hash::mix(r.wrapping_add(i as u64));
+            r = keyrouter_ranking::hash::mix(r.wrapping_add(i as u64));
             shuffled.swap(i, (r % (i as u64 + 1)) as usize);
         }
         prop_assert_eq!(ranking(&nodes, &key), ranking(&shuffled, &key));
@@ -209,7 +207,7 @@ fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
 fn weighted(nodes: &[(&str, f64)]) -> Service {
     let spec = ServiceSpec {
         name: "w".into(),
-        nodes: nodes.iter().map(|&(n, weight)| keyrouter::ranking::NodeSpec { node: n.into(), weight }).collect(),
+        nodes: nodes.iter().map(|&(n, weight)| keyrouter_ranking::NodeSpec { node: n.into(), weight }).collect(),
     };
     Service::build(spec).unwrap().0
 }
@@ -221,12 +219,12 @@ proptest! {
     fn equal_weights_give_exactly_the_unweighted_ranking(nodes in node_set(), key in ".{0,40}", w in 0.001f64..1000.0) {
         let spec = ServiceSpec {
             name: "w".into(),
-            nodes: nodes.iter().map(|n| keyrouter::ranking::NodeSpec { node: n.clone(), weight: w }).collect(),
+            nodes: nodes.iter().map(|n| keyrouter_ranking::NodeSpec { node: n.clone(), weight: w }).collect(),
         };
         let same = Service::build(spec).unwrap().0;
         prop_assert!(!same.is_weighted());
         let weights = vec![w; nodes.len()];
-        prop_assert_eq!(ranking(&nodes, &key), common::expected(&nodes, Some(&weights), &key, 0, u64::MAX));
+        prop_assert_eq!(ranking(&nodes, &key), crate::expected(&nodes, Some(&weights), &key, 0, u64::MAX));
     }
 }
 

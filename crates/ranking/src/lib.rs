@@ -8,7 +8,7 @@
 //! on the order of the nodes in the file.
 //!
 //! ```
-//! use keyrouter::ranking::{ServiceSpec, Table};
+//! use keyrouter_ranking::{ServiceSpec, Table};
 //! let (table, _) = Table::build([ServiceSpec::new("bar", ["bar1:8080", "bar2:8080"])]).unwrap();
 //! let answer = table.get("bar").unwrap().lookup("ryans", 1, 3).unwrap();
 //! assert_eq!(answer.len(), 2);
@@ -123,7 +123,17 @@ pub fn self_check() -> Result<(), SelfCheckError> {
     Ok(())
 }
 
+/// One self-check vector: nodes, their weights (`None`: unweighted), key, k and the answer.
+pub type SelfCheckVector = (Vec<&'static str>, Option<Vec<f64>>, &'static str, usize, Vec<&'static str>);
+
+/// Every vector [`self_check`] recomputes, weighted ones included, so that the tests can prove
+/// each is a golden vector.
 #[doc(hidden)]
-pub fn self_check_vectors() -> impl Iterator<Item = (Vec<&'static str>, &'static str, usize, Vec<&'static str>)> {
-    SELF_CHECK.iter().map(|(n, key, k, e)| (n.to_vec(), *key, *k, e.to_vec()))
+pub fn self_check_vectors() -> impl Iterator<Item = SelfCheckVector> {
+    let unweighted = SELF_CHECK.iter().map(|(n, key, k, e)| (n.to_vec(), None, *key, *k, e.to_vec()));
+    let weighted = SELF_CHECK_WEIGHTED.iter().map(|(n, key, k, e)| {
+        let (nodes, weights) = n.iter().copied().unzip();
+        (nodes, Some(weights), *key, *k, e.to_vec())
+    });
+    unweighted.chain(weighted)
 }

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keyrouter::ranking::{NodeSpec, Service, ServiceSpec, Table};
+use keyrouter_ranking::{NodeSpec, Service, ServiceSpec, Table};
 
 fn nodes(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("10.0.{}.{}:8080", i / 256, i % 256)).collect()
@@ -101,8 +101,8 @@ fn building(c: &mut Criterion) {
 /// `lookup/n=10000/fast/top3`'s is how far the ranking is from the hardware's limit
 /// (benches/wrk/README.md, "Ranking against the vector units").
 fn limits(c: &mut Criterion) {
-    use keyrouter::ranking::hash::{fill_scores_portable, hash_str, mix, Simd};
-    use keyrouter::ranking::topk::BLOCK;
+    use keyrouter_ranking::hash::{fill_scores_portable, hash_str, mix, Simd};
+    use keyrouter_ranking::topk::BLOCK;
     let hashes: Vec<u64> = nodes(10_000).iter().map(|n| hash_str(n)).collect();
     let mut group = c.benchmark_group("limit");
     group.throughput(Throughput::Elements(hashes.len() as u64));

@@ -139,10 +139,10 @@ macro_rules! simd_dispatch {
         match $simd {
             // SAFETY: compiled with exactly `avx512f` and `avx512dq`, detected on this CPU.
             #[cfg(target_arch = "x86_64")]
-            $crate::ranking::hash::Simd::Avx512 if $crate::ranking::hash::has_avx512() => unsafe { avx512($($arg),*) },
+            $crate::hash::Simd::Avx512 if $crate::hash::has_avx512() => unsafe { avx512($($arg),*) },
             // SAFETY: compiled with exactly `avx2`, detected on this CPU.
             #[cfg(target_arch = "x86_64")]
-            $crate::ranking::hash::Simd::Avx2 if $crate::ranking::hash::has_avx2() => unsafe { avx2($($arg),*) },
+            $crate::hash::Simd::Avx2 if $crate::hash::has_avx2() => unsafe { avx2($($arg),*) },
             _ => $name($($arg),*),
         }
     }};
