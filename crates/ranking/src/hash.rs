@@ -13,7 +13,8 @@ use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
 use std::mem::MaybeUninit;
 
-use super::topk::{bits_at_least, top_k, top_k_small, Candidate, SMALL_K, SMALL_N};
+use crate::small::{top_k_small, SMALL_K, SMALL_N};
+use crate::topk::{bits_at_least, top_k, Candidate};
 
 /// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
 /// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
@@ -128,12 +129,12 @@ macro_rules! simd_dispatch {
         fn $name $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? $body
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn avx512 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
+        fn avx512 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
             $name($($arg),*)
         }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        unsafe fn avx2 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
+        fn avx2 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
             $name($($arg),*)
         }
         match $simd {
@@ -155,9 +156,9 @@ pub(crate) use simd_dispatch;
 /// (unweighted: by [`score`], ties by `better`), best first.
 ///
 /// Up to [`SMALL_N`] nodes and top [`SMALL_K`], the selection is [`top_k_small`] (the
-/// block scan when two scores tie). Scoring and selection are compiled together for `simd`: with the scoring loop a function of
-/// its own, each block of [`super::topk::BLOCK`] nodes paid a call, its feature checks and its
-/// remainder loops, ~2 instructions a node of ~9 (callgrind at 10 000 nodes).
+/// block scan when two scores tie). Scoring and selection are compiled together for `simd`:
+/// with the scoring loop a function of its own, each block of [`crate::topk::BLOCK`] nodes paid
+/// a call, its feature checks and its remainder loops.
 #[inline]
 pub fn top_k_unweighted<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], k: usize, better: B, emit: E)
 where
@@ -218,7 +219,7 @@ fn select_small(simd: Simd, keys: &[i64], k: usize, picked: &mut [u32; SMALL_K])
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::Portable && has_avx2() {
         // SAFETY: AVX2 was detected on this CPU.
-        return unsafe { super::topk::avx2::top_k_small(keys, k, picked) };
+        return unsafe { crate::small::avx2::top_k_small(keys, k, picked) };
     }
     let _ = simd;
     top_k_small(keys, k, picked)
@@ -353,13 +354,9 @@ mod tests {
             let avx512 = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq");
             assert_eq!(levels.contains(&Simd::Avx512), avx512);
             if !avx512 {
-                // Straight to stderr (eprintln! is captured by the test harness): a path that
-                // was not checked should show.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTE vectorized_scores_equal_the_portable_ones: this CPU lacks avx512f or avx512dq, \
-                     the AVX-512 path is not checked here"
+                crate::say_not_tested(
+                    "vectorized_scores_equal_the_portable_ones",
+                    "this CPU lacks avx512f or avx512dq, so the AVX-512 scoring was not compared",
                 );
             }
         }

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod hash;
+pub mod small;
 mod table;
 pub mod topk;
 pub mod weighted;
@@ -121,6 +122,15 @@ pub fn self_check() -> Result<(), SelfCheckError> {
         }
     }
     Ok(())
+}
+
+/// Tells, on the test output whatever the harness captures, that a test could not check a code
+/// path on this CPU: a path that was not checked must show, not pass quietly.
+#[cfg(test)]
+pub(crate) fn say_not_tested(test: &str, why: &str) {
+    use std::io::Write;
+    // Straight to the stderr handle: `eprintln!` output is captured and shown only on failure.
+    let _ = writeln!(std::io::stderr(), "NOT TESTED in {test}: {why}");
 }
 
 /// One self-check vector: nodes, their weights (`None`: unweighted), key, k and the answer.
