@@ -5,9 +5,12 @@
 //! finalizer, a full-avalanche permutation, so the per-node work is one XOR, two multiplications
 //! and three shifts, and every output bit depends on every bit of both hashes.
 //!
-//! The string hashes come from ahash with fixed seeds. ahash does not promise a stable output
-//! across versions or CPU features, so the version is pinned exactly in `Cargo.toml`, and
-//! [`super::self_check`] recomputes known answers at startup.
+//! The string hashes depend on the table's [`Algorithm`]. Algorithm 1 takes them from ahash with
+//! fixed seeds; ahash does not promise a stable output across versions or CPU features, so the
+//! version is pinned exactly in `Cargo.toml`, and [`super::self_check`] recomputes known answers
+//! at startup. Algorithm 2 takes them from XXH64, which has a published specification and
+//! implementations in every language, so a client can rank exactly as the server does
+//! (`docs/ranking.md` specifies it).
 
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
@@ -16,9 +19,70 @@ use std::mem::MaybeUninit;
 use crate::small::{top_k_small, SMALL_K, SMALL_N};
 use crate::topk::{bits_at_least, top_k, Candidate};
 
-/// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
-/// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
+/// The number of the default algorithm, [`Algorithm::V1`]: what a services file that names no
+/// algorithm gets.
 pub const ALGORITHM_VERSION: u32 = 1;
+
+/// How keys and node identities become 64-bit hashes; everything after that (mixing, weights,
+/// ties, selection) is the same for every algorithm. A new algorithm, never a change to an old
+/// one, is how answers may change: its number is part of every fingerprint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// ahash 0.8.12 with fixed seeds: the answers keyrouter has always given (x86-64 and
+    /// aarch64 builds without target-cpu flags only; the self-check refuses others).
+    #[default]
+    V1,
+    /// XXH64 with fixed seeds: specified, portable, reproducible in any language.
+    V2,
+}
+
+/// XXH64 seed of a key's hash in algorithm 2 ("keyroute").
+pub const V2_KEY_SEED: u64 = 0x6b65_7972_6f75_7465;
+/// XXH64 seed of a node identity's (and a service name's) hash in algorithm 2 ("r rendez").
+pub const V2_ID_SEED: u64 = 0x7220_7265_6e64_657a;
+
+impl Algorithm {
+    /// Every algorithm, oldest first.
+    pub const ALL: [Algorithm; 2] = [Algorithm::V1, Algorithm::V2];
+
+    /// The number a services file names it by (`Algorithm = 2`).
+    pub fn number(self) -> u32 {
+        match self {
+            Algorithm::V1 => 1,
+            Algorithm::V2 => 2,
+        }
+    }
+
+    /// The algorithm numbered `n`, if there is one.
+    pub fn from_number(n: i64) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| i64::from(a.number()) == n)
+    }
+
+    /// The hash of a lookup's key.
+    #[inline]
+    pub fn hash_key(self, key: &str) -> u64 {
+        match self {
+            Algorithm::V1 => hash_str(key),
+            Algorithm::V2 => xxhash_rust::xxh64::xxh64(key.as_bytes(), V2_KEY_SEED),
+        }
+    }
+
+    /// The hash of a node's identity (its Id, or its address when it has none), and of the
+    /// other strings fingerprints cover (addresses, service names).
+    #[inline]
+    pub fn hash_id(self, id: &str) -> u64 {
+        match self {
+            Algorithm::V1 => hash_str(id),
+            Algorithm::V2 => xxhash_rust::xxh64::xxh64(id.as_bytes(), V2_ID_SEED),
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
 
 /// Fixed seeds: the digits are arbitrary but may never change without bumping
 /// [`ALGORITHM_VERSION`], since every key would move.
@@ -29,7 +93,7 @@ const SEEDS: ahash::RandomState = ahash::RandomState::with_seeds(
     0x0000_0000_0000_0001,
 );
 
-/// Hashes a string's bytes with the pinned, seeded ahash.
+/// Hashes a string's bytes with the pinned, seeded ahash (algorithm 1).
 #[inline]
 pub fn hash_str(s: &str) -> u64 {
     let mut h = SEEDS.build_hasher();
