@@ -272,7 +272,7 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
                     value
                 }
             };
-            nodes.push(NodeSpec { node, weight });
+            nodes.push(NodeSpec { node, id: None, weight });
         }
         specs.push(ServiceSpec { name: name.clone(), nodes });
     }

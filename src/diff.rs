@@ -330,7 +330,8 @@ impl<'a> Shortcut<'a> {
         let added = match i.added.is_empty() {
             true => None,
             false => {
-                let nodes = i.added.iter().map(|n| NodeSpec { node: n.clone(), weight: new_weights[n.as_str()] });
+                let nodes =
+                    i.added.iter().map(|n| NodeSpec { node: n.clone(), id: None, weight: new_weights[n.as_str()] });
                 Some(Service::build(ServiceSpec { name: change.name.into(), nodes: nodes.collect() }).ok()?.0)
             }
         };
@@ -371,6 +372,7 @@ fn compare_keys(items: &[KeyItem], old: &Table, new: &Table, changes: &[Change],
                     added.rank_into(key, k, &mut b);
                     let nodes = kept.chain(b.iter().copied()).map(|n| NodeSpec {
                         node: n.to_string(),
+                        id: None,
                         weight: plan.new_weights.get(n).copied().unwrap_or(1.0),
                     });
                     let spec = ServiceSpec { name: service.into(), nodes: nodes.collect() };

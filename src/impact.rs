@@ -203,7 +203,7 @@ mod tests {
     use crate::ranking::{NodeSpec, ServiceSpec};
 
     fn service(nodes: &[(&str, f64)]) -> Service {
-        let nodes = nodes.iter().map(|&(n, weight)| NodeSpec { node: n.into(), weight }).collect();
+        let nodes = nodes.iter().map(|&(n, weight)| NodeSpec::weighted(n, weight)).collect();
         Service::build(ServiceSpec { name: "s".into(), nodes }).unwrap().0
     }
 

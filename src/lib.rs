@@ -16,7 +16,8 @@
 //! - [`impact`]: how many keys a change of a service's nodes moves (`diff`, reloads).
 //! - [`config`]: the services file format, with errors that name line and column.
 //! - [`metrics`]: Prometheus metrics, lock-free on the lookup path.
-//! - [`ranking`]: the pure ranking core (hashing, table, top-k selection).
+//! - [`ranking`]: the pure ranking core (hashing, table, top-k selection), the crate
+//!   `keyrouter-ranking` in `crates/ranking`, re-exported here.
 //! - [`address`], [`logging`]: listen addresses and log output.
 //! - [`memory`]: giving freed memory back to the system after big tables and answers.
 //! - [`impact`], [`diff`]: how many keys a change of the services file moves (reloads and
@@ -36,7 +37,7 @@ pub mod logging;
 pub mod manpage;
 pub mod memory;
 pub mod metrics;
-pub mod ranking;
+pub use keyrouter_ranking as ranking;
 pub mod reload;
 pub mod request;
 pub mod signals;

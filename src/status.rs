@@ -432,7 +432,7 @@ mod tests {
     fn service(nodes: &[(&str, f64)]) -> Service {
         let spec = ServiceSpec {
             name: "s".into(),
-            nodes: nodes.iter().map(|&(n, weight)| NodeSpec { node: n.into(), weight }).collect(),
+            nodes: nodes.iter().map(|&(n, weight)| NodeSpec::weighted(n, weight)).collect(),
         };
         Service::build(spec).unwrap().0
     }

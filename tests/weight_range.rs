@@ -15,7 +15,7 @@ const KEYS: usize = 200_000;
 fn service(nodes: &[(&str, f64)]) -> Service {
     let spec = ServiceSpec {
         name: "w".into(),
-        nodes: nodes.iter().map(|&(n, weight)| NodeSpec { node: n.into(), weight }).collect(),
+        nodes: nodes.iter().map(|&(n, weight)| NodeSpec::weighted(n, weight)).collect(),
     };
     Service::build(spec).unwrap_or_else(|e| panic!("{nodes:?}: {e}")).0
 }
@@ -42,16 +42,11 @@ fn relative_error(got: f64, want: f64) -> f64 {
 fn the_range_is_what_the_documentation_says() {
     assert_eq!((MIN_WEIGHT, MAX_WEIGHT), (1e-6, 1e6));
     for w in [MIN_WEIGHT, 1.0, MAX_WEIGHT] {
-        assert!(Service::build(ServiceSpec {
-            name: "s".into(),
-            nodes: vec![NodeSpec { node: "a".into(), weight: w }]
-        })
-        .is_ok());
+        assert!(Service::build(ServiceSpec { name: "s".into(), nodes: vec![NodeSpec::weighted("a", w)] }).is_ok());
     }
     for w in [MIN_WEIGHT * 0.999, MAX_WEIGHT * 1.001, f64::MAX, f64::MIN_POSITIVE, 0.0, -1.0, f64::NAN, f64::INFINITY] {
         let err =
-            Service::build(ServiceSpec { name: "s".into(), nodes: vec![NodeSpec { node: "a".into(), weight: w }] })
-                .unwrap_err();
+            Service::build(ServiceSpec { name: "s".into(), nodes: vec![NodeSpec::weighted("a", w)] }).unwrap_err();
         assert!(err.to_string().contains("a weight must be from 1e-6 to 1e6"), "{w}: {err}");
     }
 }

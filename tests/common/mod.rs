@@ -347,7 +347,7 @@ pub fn expected<N: AsRef<str>>(nodes: &[N], weights: Option<&[f64]>, key: &str, 
     let mut spec = ServiceSpec::new("expected", nodes.iter().map(|n| n.as_ref().to_string()));
     if let Some(w) = weights {
         assert_eq!(w.len(), nodes.len(), "one weight per node");
-        spec.nodes = nodes.iter().zip(w).map(|(n, &weight)| NodeSpec { node: n.as_ref().into(), weight }).collect();
+        spec.nodes = nodes.iter().zip(w).map(|(n, &weight)| NodeSpec::weighted(n.as_ref(), weight)).collect();
     }
     let (s, _) = Service::build(spec).unwrap_or_else(|e| panic!("cannot build the expected service: {e}"));
     let answer = s.lookup(key, min, max).unwrap_or_else(|e| panic!("no expected answer for {key:?}: {e}"));

@@ -3,12 +3,11 @@
 //! ranking did. Do not regenerate the file to make it pass, unless moving every key is the
 //! decision (and `ALGORITHM_VERSION` is bumped with it).
 //!
-//! Regenerate with `KEYROUTER_BLESS=1 cargo test --test golden`.
+//! Regenerate with `KEYROUTER_BLESS=1 cargo test -p keyrouter-ranking --test ranking golden`.
 
-mod common;
-
-use common::expected as answer;
-use keyrouter::ranking::hash::mix;
+use crate::expected as answer;
+use keyrouter_ranking::hash::mix;
+use keyrouter_ranking::Algorithm;
 use serde::{Deserialize, Serialize};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden.jsonl");
@@ -111,16 +110,51 @@ fn golden_vectors() {
 }
 
 #[test]
-fn self_check_vectors_are_golden_vectors() {
-    keyrouter::ranking::self_check().expect("this build ranks like every other keyrouter");
+fn self_check_vectors_are_golden_or_conformance_vectors() {
+    keyrouter_ranking::self_check().expect("this build ranks like every other keyrouter");
     let text = std::fs::read_to_string(PATH).unwrap();
     let cases: Vec<Case> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let mut count = 0;
-    for (nodes, key, k, expected) in keyrouter::ranking::self_check_vectors() {
+    let v2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(crate::conformance::PATH).unwrap()).unwrap();
+    let (mut count, mut weighted, mut second) = (0, 0, 0);
+    for (algorithm, nodes, key, k, expected) in keyrouter_ranking::self_check_vectors() {
         count += 1;
-        let found =
-            cases.iter().any(|c| c.nodes == nodes && c.key == key && c.expected.len() == k && c.expected == expected);
-        assert!(found, "self-check vector for key {key:?} is not in tests/golden.jsonl");
+        let all_one = nodes.iter().all(|n| n.weight == 1.0);
+        weighted += usize::from(!all_one);
+        let found = match algorithm {
+            Algorithm::V1 => {
+                assert!(nodes.iter().all(|n| n.id.is_none()), "algorithm 1 vectors have no Ids");
+                let names: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+                let weights: Option<Vec<f64>> = (!all_one).then(|| nodes.iter().map(|n| n.weight).collect());
+                cases.iter().any(|c| {
+                    c.nodes == names
+                        && c.weights == weights
+                        && c.key == key
+                        && c.expected.len() == k
+                        && c.expected == expected
+                })
+            }
+            Algorithm::V2 => {
+                second += 1;
+                v2["services"].as_array().unwrap().iter().any(|s| {
+                    let same_nodes = s["nodes"].as_array().unwrap().len() == nodes.len()
+                        && s["nodes"].as_array().unwrap().iter().zip(&nodes).all(|(j, n)| {
+                            j["node"] == n.node.as_str()
+                                && j["id"].as_str() == n.id.as_deref()
+                                && j["weight"].as_f64().unwrap_or(1.0) == n.weight
+                        });
+                    same_nodes
+                        && s["lookups"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|l| l["key"] == key && l["k"] == k && l["expected"] == serde_json::json!(expected))
+                })
+            }
+        };
+        assert!(found, "self-check vector of algorithm {algorithm} for key {key:?} is not a recorded vector");
     }
     assert!(count >= 5, "self_check() should check a handful of vectors, has {count}");
+    assert!(weighted >= 2, "self_check() should pin the weighted ranking (and its logarithm) too, has {weighted}");
+    assert!(second >= 2, "self_check() should pin algorithm 2 too, has {second}");
 }

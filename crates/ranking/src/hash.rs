@@ -5,19 +5,84 @@
 //! finalizer, a full-avalanche permutation, so the per-node work is one XOR, two multiplications
 //! and three shifts, and every output bit depends on every bit of both hashes.
 //!
-//! The string hashes come from ahash with fixed seeds. ahash does not promise a stable output
-//! across versions or CPU features, so the version is pinned exactly in `Cargo.toml`, and
-//! [`super::self_check`] recomputes known answers at startup.
+//! The string hashes depend on the table's [`Algorithm`]. Algorithm 1 takes them from ahash with
+//! fixed seeds; ahash does not promise a stable output across versions or CPU features, so the
+//! version is pinned exactly in `Cargo.toml`, and [`super::self_check`] recomputes known answers
+//! at startup. Algorithm 2 takes them from XXH64, which has a published specification and
+//! implementations in every language, so a client can rank exactly as the server does
+//! (`docs/ranking.md` specifies it).
 
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
 use std::mem::MaybeUninit;
 
-use super::topk::{bits_at_least, top_k, top_k_small, Candidate, SMALL_K, SMALL_N};
+use crate::small::{top_k_small, SMALL_K, SMALL_N};
+use crate::topk::{bits_at_least, top_k, Candidate};
 
-/// Version of the ranking algorithm. Bump it whenever an answer for an existing table and key
-/// could change (new hash, new seeds, new mixing). It is part of every table fingerprint.
+/// The number of the default algorithm, [`Algorithm::V1`]: what a services file that names no
+/// algorithm gets.
 pub const ALGORITHM_VERSION: u32 = 1;
+
+/// How keys and node identities become 64-bit hashes; everything after that (mixing, weights,
+/// ties, selection) is the same for every algorithm. A new algorithm, never a change to an old
+/// one, is how answers may change: its number is part of every fingerprint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// ahash 0.8.12 with fixed seeds: the answers keyrouter has always given (x86-64 and
+    /// aarch64 builds without target-cpu flags only; the self-check refuses others).
+    #[default]
+    V1,
+    /// XXH64 with fixed seeds: specified, portable, reproducible in any language.
+    V2,
+}
+
+/// XXH64 seed of a key's hash in algorithm 2 ("keyroute").
+pub const V2_KEY_SEED: u64 = 0x6b65_7972_6f75_7465;
+/// XXH64 seed of a node identity's (and a service name's) hash in algorithm 2 ("r rendez").
+pub const V2_ID_SEED: u64 = 0x7220_7265_6e64_657a;
+
+impl Algorithm {
+    /// Every algorithm, oldest first.
+    pub const ALL: [Algorithm; 2] = [Algorithm::V1, Algorithm::V2];
+
+    /// The number a services file names it by (`Algorithm = 2`).
+    pub fn number(self) -> u32 {
+        match self {
+            Algorithm::V1 => 1,
+            Algorithm::V2 => 2,
+        }
+    }
+
+    /// The algorithm numbered `n`, if there is one.
+    pub fn from_number(n: i64) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| i64::from(a.number()) == n)
+    }
+
+    /// The hash of a lookup's key.
+    #[inline]
+    pub fn hash_key(self, key: &str) -> u64 {
+        match self {
+            Algorithm::V1 => hash_str(key),
+            Algorithm::V2 => xxhash_rust::xxh64::xxh64(key.as_bytes(), V2_KEY_SEED),
+        }
+    }
+
+    /// The hash of a node's identity (its Id, or its address when it has none), and of the
+    /// other strings fingerprints cover (addresses, service names).
+    #[inline]
+    pub fn hash_id(self, id: &str) -> u64 {
+        match self {
+            Algorithm::V1 => hash_str(id),
+            Algorithm::V2 => xxhash_rust::xxh64::xxh64(id.as_bytes(), V2_ID_SEED),
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
 
 /// Fixed seeds: the digits are arbitrary but may never change without bumping
 /// [`ALGORITHM_VERSION`], since every key would move.
@@ -28,7 +93,7 @@ const SEEDS: ahash::RandomState = ahash::RandomState::with_seeds(
     0x0000_0000_0000_0001,
 );
 
-/// Hashes a string's bytes with the pinned, seeded ahash.
+/// Hashes a string's bytes with the pinned, seeded ahash (algorithm 1).
 #[inline]
 pub fn hash_str(s: &str) -> u64 {
     let mut h = SEEDS.build_hasher();
@@ -128,21 +193,21 @@ macro_rules! simd_dispatch {
         fn $name $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? $body
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512dq")]
-        unsafe fn avx512 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
+        fn avx512 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
             $name($($arg),*)
         }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        unsafe fn avx2 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
+        fn avx2 $(<$($g: $bound),*>)? ($($arg: $ty),*) $(-> $ret)? {
             $name($($arg),*)
         }
         match $simd {
             // SAFETY: compiled with exactly `avx512f` and `avx512dq`, detected on this CPU.
             #[cfg(target_arch = "x86_64")]
-            $crate::ranking::hash::Simd::Avx512 if $crate::ranking::hash::has_avx512() => unsafe { avx512($($arg),*) },
+            $crate::hash::Simd::Avx512 if $crate::hash::has_avx512() => unsafe { avx512($($arg),*) },
             // SAFETY: compiled with exactly `avx2`, detected on this CPU.
             #[cfg(target_arch = "x86_64")]
-            $crate::ranking::hash::Simd::Avx2 if $crate::ranking::hash::has_avx2() => unsafe { avx2($($arg),*) },
+            $crate::hash::Simd::Avx2 if $crate::hash::has_avx2() => unsafe { avx2($($arg),*) },
             _ => $name($($arg),*),
         }
     }};
@@ -155,9 +220,9 @@ pub(crate) use simd_dispatch;
 /// (unweighted: by [`score`], ties by `better`), best first.
 ///
 /// Up to [`SMALL_N`] nodes and top [`SMALL_K`], the selection is [`top_k_small`] (the
-/// block scan when two scores tie). Scoring and selection are compiled together for `simd`: with the scoring loop a function of
-/// its own, each block of [`super::topk::BLOCK`] nodes paid a call, its feature checks and its
-/// remainder loops, ~2 instructions a node of ~9 (callgrind at 10 000 nodes).
+/// block scan when two scores tie). Scoring and selection are compiled together for `simd`:
+/// with the scoring loop a function of its own, each block of [`crate::topk::BLOCK`] nodes paid
+/// a call, its feature checks and its remainder loops.
 #[inline]
 pub fn top_k_unweighted<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], k: usize, better: B, emit: E)
 where
@@ -218,7 +283,7 @@ fn select_small(simd: Simd, keys: &[i64], k: usize, picked: &mut [u32; SMALL_K])
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::Portable && has_avx2() {
         // SAFETY: AVX2 was detected on this CPU.
-        return unsafe { super::topk::avx2::top_k_small(keys, k, picked) };
+        return unsafe { crate::small::avx2::top_k_small(keys, k, picked) };
     }
     let _ = simd;
     top_k_small(keys, k, picked)
@@ -353,13 +418,9 @@ mod tests {
             let avx512 = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq");
             assert_eq!(levels.contains(&Simd::Avx512), avx512);
             if !avx512 {
-                // Straight to stderr (eprintln! is captured by the test harness): a path that
-                // was not checked should show.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTE vectorized_scores_equal_the_portable_ones: this CPU lacks avx512f or avx512dq, \
-                     the AVX-512 path is not checked here"
+                crate::say_not_tested(
+                    "vectorized_scores_equal_the_portable_ones",
+                    "this CPU lacks avx512f or avx512dq, so the AVX-512 scoring was not compared",
                 );
             }
         }

@@ -154,7 +154,7 @@ fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ranking::hash::{mix, unit_interval};
+    use crate::hash::{mix, unit_interval};
 
     #[test]
     fn the_bound_is_never_above_the_exact_logarithm() {
@@ -179,8 +179,8 @@ mod tests {
 
     #[test]
     fn every_simd_level_picks_what_exact_scores_sorted_do() {
-        use crate::ranking::hash::hash_str;
-        use crate::ranking::weighted_order;
+        use crate::hash::hash_str;
+        use crate::weighted_order;
         for len in [1, 7, 31, 32, 33, 64, 100, 1000] {
             let nodes: Vec<String> = (0..len).map(|i| format!("node-{i}")).collect();
             let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();

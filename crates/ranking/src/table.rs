@@ -2,26 +2,43 @@
 //! service and ranking its nodes share the precomputed hashes and weights, so they live together.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::hash::{
-    hash_str, mix, score, top_k_unweighted, weight_in_range, weighted_score, Simd, ALGORITHM_VERSION, MAX_WEIGHT,
-    MIN_WEIGHT,
+    mix, score, top_k_unweighted, weight_in_range, weighted_score, Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
 };
 use super::topk::{top_k, Candidate, INLINE};
 use super::weighted;
 
-/// One node as written in the services file: an opaque string and its weight (1 by default).
+/// One node as written in the services file: an opaque address string (what answers carry), an
+/// optional identity (what the ranking hashes; the address when `None`) and its weight (1 by
+/// default).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSpec {
     pub node: String,
+    pub id: Option<String>,
     pub weight: f64,
 }
 
 impl NodeSpec {
-    /// A node of weight 1.
+    /// A node of weight 1 whose identity is its address.
     pub fn new(node: impl Into<String>) -> Self {
-        NodeSpec { node: node.into(), weight: 1.0 }
+        NodeSpec { node: node.into(), id: None, weight: 1.0 }
+    }
+
+    /// A node of weight `weight` whose identity is its address.
+    pub fn weighted(node: impl Into<String>, weight: f64) -> Self {
+        NodeSpec { node: node.into(), id: None, weight }
+    }
+
+    /// The same node with the identity `id`.
+    pub fn with_id(self, id: impl Into<String>) -> Self {
+        NodeSpec { id: Some(id.into()), ..self }
+    }
+
+    /// What the ranking hashes: the Id, or the address when there is none.
+    pub fn identity(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.node)
     }
 }
 
@@ -51,6 +68,10 @@ pub enum TableError {
         "service {service:?}: node {node:?} has weight {weight}; a weight must be from {MIN_WEIGHT:e} to {MAX_WEIGHT:e}"
     )]
     InvalidWeight { service: String, node: String, weight: f64 },
+    #[error("service {service:?}: Id {id:?} is given to two nodes, {first:?} and {second:?}")]
+    DuplicateId { service: String, id: String, first: String, second: String },
+    #[error("service {service:?}: node {node:?} has two Ids, {first:?} and {second:?}")]
+    SharedAddress { service: String, node: String, first: String, second: String },
 }
 
 /// Why a lookup has no answer.
@@ -65,7 +86,8 @@ pub enum LookupError {
 /// What building a table noticed without failing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildReport {
-    /// Services whose node list had duplicates, and how many were removed (the first is kept).
+    /// Services whose node list had duplicates (same Id and address), and how many were removed
+    /// (the first is kept).
     pub duplicates_removed: Vec<(String, usize)>,
 }
 
@@ -73,7 +95,13 @@ pub struct BuildReport {
 #[derive(Debug, Clone)]
 pub struct Service {
     name: String,
+    algorithm: Algorithm,
+    /// The addresses: what answers carry.
     nodes: Vec<String>,
+    /// The identities, in the order of `nodes`; empty when every node's identity is its
+    /// address (the usual case, which then stores no second copy of the strings).
+    ids: Vec<String>,
+    /// The hash of each node's identity.
     hashes: Vec<u64>,
     /// Each node's weight, in the order of `nodes`.
     weights: Vec<f64>,
@@ -86,17 +114,29 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds a service, dropping duplicate nodes (the first one wins). Linear in the number of
-    /// nodes. Returns the service and how many duplicates were removed.
+    /// Builds an algorithm-1 service (see [`Service::build_with`]).
     pub fn build(spec: ServiceSpec) -> Result<(Service, usize), TableError> {
+        Service::build_with(spec, Algorithm::V1)
+    }
+
+    /// Builds a service, dropping duplicate nodes (same identity and address: the first one
+    /// wins). An identity given to two addresses, or an address with two identities, is an
+    /// error. Linear in the number of nodes. Returns the service and how many duplicates were
+    /// removed.
+    pub fn build_with(spec: ServiceSpec, algorithm: Algorithm) -> Result<(Service, usize), TableError> {
         if spec.name.is_empty() {
             return Err(TableError::EmptyName);
         }
+        let nodes_in = &spec.nodes;
         // Few nodes (the usual case) are compared directly: cheaper than hashing them.
-        let capacity = if spec.nodes.len() > SMALL { spec.nodes.len() } else { 0 };
-        let mut seen = HashSet::with_capacity_and_hasher(capacity, ahash::RandomState::with_seeds(1, 2, 3, 4));
-        let mut keep = Vec::with_capacity(spec.nodes.len());
-        for (i, n) in spec.nodes.iter().enumerate() {
+        let small = nodes_in.len() <= SMALL;
+        let capacity = if small { 0 } else { nodes_in.len() };
+        let seeds = || ahash::RandomState::with_seeds(1, 2, 3, 4);
+        let mut by_id: HashMap<&str, usize, _> = HashMap::with_capacity_and_hasher(capacity, seeds());
+        // Only nodes with an explicit Id can share an address with another identity.
+        let mut by_address: HashMap<&str, usize, _> = HashMap::with_hasher(seeds());
+        let mut keep = Vec::with_capacity(nodes_in.len());
+        for (i, n) in nodes_in.iter().enumerate() {
             if !weight_in_range(n.weight) {
                 return Err(TableError::InvalidWeight {
                     service: spec.name.clone(),
@@ -104,37 +144,108 @@ impl Service {
                     weight: n.weight,
                 });
             }
-            keep.push(match spec.nodes.len() > SMALL {
-                true => seen.insert(n.node.as_str()),
-                false => !spec.nodes[..i].iter().any(|m| m.node == n.node),
-            });
+            let id = n.identity();
+            let same_id = match small {
+                true => nodes_in[..i].iter().position(|m| m.identity() == id),
+                false => by_id.get(id).copied(),
+            };
+            if let Some(j) = same_id {
+                if nodes_in[j].node != n.node {
+                    return Err(TableError::DuplicateId {
+                        service: spec.name.clone(),
+                        id: id.to_string(),
+                        first: nodes_in[j].node.clone(),
+                        second: n.node.clone(),
+                    });
+                }
+                keep.push(false);
+                continue;
+            }
+            if !small {
+                by_id.insert(id, i);
+            }
+            keep.push(true);
         }
-        drop(seen);
+        drop(by_id);
+        // An address with two identities: only possible where some node has an explicit Id.
+        if nodes_in.iter().any(|n| n.id.is_some()) {
+            for (i, n) in nodes_in.iter().enumerate().filter(|(i, _)| keep[*i]) {
+                if let Some(&j) = by_address.get(n.node.as_str()) {
+                    return Err(TableError::SharedAddress {
+                        service: spec.name.clone(),
+                        node: n.node.clone(),
+                        first: nodes_in[j].identity().to_string(),
+                        second: n.identity().to_string(),
+                    });
+                }
+                by_address.insert(&n.node, i);
+            }
+        }
+        drop(by_address);
         let removed = keep.iter().filter(|k| !**k).count();
+        let has_ids = spec.nodes.iter().any(|n| n.id.as_ref().is_some_and(|id| *id != n.node));
         let mut nodes = Vec::with_capacity(spec.nodes.len() - removed);
+        let mut ids = Vec::with_capacity(if has_ids { nodes.capacity() } else { 0 });
         let mut weights = Vec::with_capacity(nodes.capacity());
         for (n, keep) in spec.nodes.into_iter().zip(keep) {
             if keep {
+                if has_ids {
+                    ids.push(n.id.unwrap_or_else(|| n.node.clone()));
+                }
                 nodes.push(n.node);
                 weights.push(n.weight);
             }
         }
-        let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
+        let identities = if has_ids { &ids } else { &nodes };
+        let hashes: Vec<u64> = identities.iter().map(|n| algorithm.hash_id(n)).collect();
         let uniform = weights.windows(2).all(|w| w[0] == w[1]);
         // All-equal weights rank exactly like no weights (the unweighted path below), so they
         // get the unweighted fingerprint: the fingerprint identifies the answers.
-        let fingerprint = fingerprint(&hashes, (!uniform).then_some(&weights[..]));
+        let addresses = has_ids.then_some(&nodes[..]);
+        let fingerprint = fingerprint(algorithm, &hashes, (!uniform).then_some(&weights[..]), addresses, &ids);
         let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
-        Ok((Service { name: spec.name, nodes, hashes, weights, inv_weights, weighted: !uniform, fingerprint }, removed))
+        let service = Service {
+            name: spec.name,
+            algorithm,
+            nodes,
+            ids,
+            hashes,
+            weights,
+            inv_weights,
+            weighted: !uniform,
+            fingerprint,
+        };
+        Ok((service, removed))
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The nodes, in file order, without duplicates.
+    /// The nodes' addresses (what answers carry), in file order, without duplicates.
     pub fn nodes(&self) -> &[String] {
         &self.nodes
+    }
+
+    /// The nodes' identities (what the ranking hashes), in the order of [`Service::nodes`]: the
+    /// Ids, or the addresses for nodes without one.
+    pub fn ids(&self) -> &[String] {
+        if self.ids.is_empty() {
+            &self.nodes
+        } else {
+            &self.ids
+        }
+    }
+
+    /// Whether some node's identity differs from its address (then `/table` and `check` show
+    /// the Ids).
+    pub fn has_ids(&self) -> bool {
+        !self.ids.is_empty()
+    }
+
+    /// The algorithm that ranks this service.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     /// Each node's weight, in the order of [`Service::nodes`].
@@ -161,8 +272,8 @@ impl Service {
         self.nodes.is_empty()
     }
 
-    /// A stable hash of the node set, the weights and the algorithm version, independent of
-    /// node order. Services that answer every lookup alike have the same fingerprint: all-equal
+    /// A stable hash of the node set (identities and addresses), the weights and the algorithm,
+    /// independent of node order. Services that answer every lookup alike have the same fingerprint: all-equal
     /// weights count as no weights.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
@@ -200,10 +311,12 @@ impl Service {
     /// the service has fewer): [`Service::rank_into`] without the vector.
     #[inline]
     pub fn rank_each<'a>(&'a self, key: &str, k: usize, mut emit: impl FnMut(&'a str)) {
-        let key_hash = hash_str(key);
+        let key_hash = self.algorithm.hash_key(key);
         let hashes = &self.hashes[..];
         let nodes = &self.nodes[..];
         let emit = |i: usize| emit(nodes[i].as_str());
+        // Ties are broken by identity.
+        let nodes = self.ids();
         let weights = &self.weights[..];
         match self.weighted {
             true if k <= INLINE => {
@@ -229,10 +342,10 @@ impl Service {
     }
 }
 
-/// The order of an unweighted ranking over `nodes`, as [`top_k`] takes it (`Greater`: `a` ranks
-/// before `b`): the higher score first; equal scores (a 64-bit collision) by the node string,
-/// the smaller (bytewise) first, so the order is total and does not depend on the order of the
-/// nodes in the file.
+/// The order of an unweighted ranking over nodes of identities `nodes`, as [`top_k`] takes it
+/// (`Greater`: `a` ranks before `b`): the higher score first; equal scores (a 64-bit collision)
+/// by the identity, the smaller (bytewise) first, so the order is total and does not depend on
+/// the order of the nodes in the file.
 #[inline(always)]
 pub fn unweighted_order(nodes: &[String]) -> impl Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering + '_ {
     move |a, b| a.score.cmp(&b.score).then_with(|| tie(nodes, a.index, b.index))
@@ -252,7 +365,7 @@ pub fn weighted_order(
     }
 }
 
-/// `Greater` when node `a`'s string is the smaller one: it ranks first.
+/// `Greater` when node `a`'s identity is the smaller one: it ranks first.
 #[inline(always)]
 fn tie(nodes: &[String], a: u32, b: u32) -> Ordering {
     nodes[b as usize].cmp(&nodes[a as usize])
@@ -262,20 +375,37 @@ fn tie(nodes: &[String], a: u32, b: u32) -> Ordering {
 const SMALL: usize = 16;
 
 /// Order-independent fingerprint: a sum of per-node mixes, so it is linear to compute and the
-/// same for any permutation of the nodes. `None`: unweighted (every weight counts as 1, which
-/// keeps the fingerprints of unweighted tables what they always were).
-fn fingerprint(hashes: &[u64], weights: Option<&[f64]>) -> u64 {
-    let mut acc = mix(u64::from(ALGORITHM_VERSION) ^ 0x9e37_79b9_7f4a_7c15);
+/// same for any permutation of the nodes. `weights` `None`: unweighted (every weight counts as
+/// 1, which keeps the fingerprints of unweighted tables what they always were). `addresses`:
+/// given when some identity differs from its address; a node whose Id differs from its address
+/// mixes the address's hash in too, so that re-addressing a node changes the fingerprint
+/// (nodes without an Id keep the fingerprints they always had). `docs/ranking.md` specifies it.
+fn fingerprint(
+    algorithm: Algorithm,
+    hashes: &[u64],
+    weights: Option<&[f64]>,
+    addresses: Option<&[String]>,
+    ids: &[String],
+) -> u64 {
+    let mut acc = mix(u64::from(algorithm.number()) ^ 0x9e37_79b9_7f4a_7c15);
     for (i, h) in hashes.iter().enumerate() {
         let w = weights.and_then(|w| w.get(i)).copied().unwrap_or(1.0);
-        acc = acc.wrapping_add(mix(h ^ mix(w.to_bits())));
+        let address = match addresses {
+            Some(a) if a[i] != ids[i] => mix(algorithm.hash_id(&a[i]) ^ ADDRESS_SALT),
+            _ => 0,
+        };
+        acc = acc.wrapping_add(mix(h ^ mix(w.to_bits()) ^ address));
     }
     mix(acc ^ hashes.len() as u64)
 }
 
+/// Keeps an address's term in a fingerprint apart from an identity's of the same string.
+const ADDRESS_SALT: u64 = 0x6164_6472_6573_7321; // "address!"
+
 /// All services, by name. Immutable: a reload builds a new one.
 #[derive(Debug, Clone)]
 pub struct Table {
+    algorithm: Algorithm,
     /// Sorted by name; a service's position is its stable index in this table.
     services: Vec<Service>,
     /// Name → position, hashed with ahash: several times cheaper than SipHash for the one
@@ -287,13 +417,21 @@ pub struct Table {
 }
 
 impl Table {
-    /// Builds a table from service specs.
+    /// Builds an algorithm-1 table from service specs.
     pub fn build(specs: impl IntoIterator<Item = ServiceSpec>) -> Result<(Table, BuildReport), TableError> {
+        Table::build_with(Algorithm::V1, specs)
+    }
+
+    /// Builds a table from service specs, ranked by `algorithm`.
+    pub fn build_with(
+        algorithm: Algorithm,
+        specs: impl IntoIterator<Item = ServiceSpec>,
+    ) -> Result<(Table, BuildReport), TableError> {
         let specs = specs.into_iter();
         let mut services = Vec::with_capacity(specs.size_hint().0);
         let mut report = BuildReport::default();
         for spec in specs {
-            let (service, removed) = Service::build(spec)?;
+            let (service, removed) = Service::build_with(spec, algorithm)?;
             if removed > 0 {
                 report.duplicates_removed.push((service.name.clone(), removed));
             }
@@ -307,11 +445,16 @@ impl Table {
         let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
         let mut index = HashMap::with_capacity_and_hasher(names.len(), ahash::RandomState::with_seeds(1, 2, 3, 4));
         index.extend(names.iter().enumerate().map(|(i, n)| (n.clone(), i)));
-        let mut acc = mix(u64::from(ALGORITHM_VERSION));
+        let mut acc = mix(u64::from(algorithm.number()));
         for service in &services {
-            acc = mix(acc ^ hash_str(&service.name)).wrapping_add(service.fingerprint);
+            acc = mix(acc ^ algorithm.hash_id(&service.name)).wrapping_add(service.fingerprint);
         }
-        Ok((Table { services, index, names, fingerprint: mix(acc) }, report))
+        Ok((Table { algorithm, services, index, names, fingerprint: mix(acc) }, report))
+    }
+
+    /// The algorithm that ranks every service of this table.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     /// The service called `name`.
@@ -356,6 +499,7 @@ impl Table {
     /// swapping it in would change nothing anyone can see.
     pub fn same_as(&self, other: &Table) -> bool {
         self.fingerprint == other.fingerprint
+            && self.algorithm == other.algorithm
             && self.services.len() == other.services.len()
             && self.services.iter().zip(&other.services).all(|(a, b)| a.weights == b.weights)
     }
@@ -371,7 +515,7 @@ mod tests {
     use super::*;
 
     fn service(nodes: &[(&str, f64)]) -> Service {
-        let nodes = nodes.iter().map(|&(node, weight)| NodeSpec { node: node.into(), weight }).collect();
+        let nodes = nodes.iter().map(|&(node, weight)| NodeSpec::weighted(node, weight)).collect();
         Service::build(ServiceSpec { name: "s".into(), nodes }).unwrap().0
     }
 
@@ -398,8 +542,7 @@ mod tests {
         }
         let (t1, _) = Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec::new("a")] }]).unwrap();
         let (t2, _) =
-            Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec { node: "a".into(), weight: 3.0 }] }])
-                .unwrap();
+            Table::build([ServiceSpec { name: "s".into(), nodes: vec![NodeSpec::weighted("a", 3.0)] }]).unwrap();
         assert_eq!(t1.fingerprint(), t2.fingerprint());
         assert!(!t1.same_as(&t2), "the weights /table shows differ");
         assert!(t1.same_as(&t1.clone()));
@@ -409,7 +552,7 @@ mod tests {
 
     /// Every node scored exactly and sorted: what the weighted path must answer.
     fn reference<'a>(s: &'a Service, key: &str, k: usize) -> Vec<&'a str> {
-        let kh = hash_str(key);
+        let kh = crate::hash::hash_str(key);
         let mut all: Vec<(f64, u64, &str)> = (0..s.len())
             .map(|i| {
                 let raw = score(kh, s.hashes[i]);
@@ -421,7 +564,7 @@ mod tests {
     }
 
     fn weighted_service(weights: &[f64]) -> Service {
-        let nodes = weights.iter().enumerate().map(|(i, &weight)| NodeSpec { node: format!("n{i}:80"), weight });
+        let nodes = weights.iter().enumerate().map(|(i, &weight)| NodeSpec::weighted(format!("n{i}:80"), weight));
         Service::build(ServiceSpec { name: "w".into(), nodes: nodes.collect() }).unwrap().0
     }
 
@@ -460,6 +603,67 @@ mod tests {
                 s.rank_into(&key, k, &mut fast);
                 assert_eq!(fast, reference(&s, &key, k), "key {key}, k {k}");
             }
+        }
+    }
+
+    fn with_ids(nodes: &[(&str, Option<&str>)]) -> ServiceSpec {
+        let nodes = nodes.iter().map(|&(n, id)| NodeSpec { node: n.into(), id: id.map(String::from), weight: 1.0 });
+        ServiceSpec { name: "s".into(), nodes: nodes.collect() }
+    }
+
+    #[test]
+    fn an_id_given_to_two_addresses_is_refused() {
+        let err = Service::build(with_ids(&[("a:1", Some("web-0")), ("b:1", Some("web-0"))])).unwrap_err();
+        assert!(matches!(err, TableError::DuplicateId { ref id, .. } if id == "web-0"), "{err}");
+        // A node without an Id is its own identity: an Id equal to another node's address clashes.
+        let err = Service::build(with_ids(&[("a:1", None), ("b:1", Some("a:1"))])).unwrap_err();
+        assert!(matches!(err, TableError::DuplicateId { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_address_with_two_ids_is_refused() {
+        let err = Service::build(with_ids(&[("a:1", Some("web-0")), ("a:1", Some("web-1"))])).unwrap_err();
+        assert!(matches!(err, TableError::SharedAddress { ref node, .. } if node == "a:1"), "{err}");
+    }
+
+    #[test]
+    fn the_same_node_twice_is_a_duplicate_removed_with_or_without_id() {
+        let (s, removed) = Service::build(with_ids(&[("a:1", Some("w")), ("a:1", Some("w")), ("b:1", None)])).unwrap();
+        assert_eq!((s.nodes().len(), removed), (2, 1));
+        let (s, removed) = Service::build(with_ids(&[("a:1", None), ("a:1", None)])).unwrap();
+        assert_eq!((s.nodes().len(), removed), (1, 1));
+    }
+
+    #[test]
+    fn an_id_equal_to_its_address_changes_nothing() {
+        for algorithm in Algorithm::ALL {
+            let build = |spec| Service::build_with(spec, algorithm).unwrap().0;
+            let plain = build(with_ids(&[("a:1", None), ("b:1", None)]));
+            let same = build(with_ids(&[("a:1", Some("a:1")), ("b:1", None)]));
+            assert!(!same.has_ids());
+            assert_eq!(plain.fingerprint(), same.fingerprint());
+            let other = build(with_ids(&[("a:1", Some("web-a")), ("b:1", None)]));
+            assert!(other.has_ids());
+            assert_ne!(plain.fingerprint(), other.fingerprint());
+            assert_eq!(other.ids(), ["web-a", "b:1"]);
+        }
+    }
+
+    #[test]
+    fn fingerprints_tell_algorithms_ids_addresses_and_weights_apart() {
+        let base = || with_ids(&[("a:1", Some("web-0")), ("b:1", Some("web-1"))]);
+        let fp = |spec: ServiceSpec, algorithm| Service::build_with(spec, algorithm).unwrap().0.fingerprint();
+        let v1 = fp(base(), Algorithm::V1);
+        let v2 = fp(base(), Algorithm::V2);
+        assert_ne!(v1, v2);
+        let mut readdressed = base();
+        readdressed.nodes[0].node = "c:1".into();
+        let mut renamed = base();
+        renamed.nodes[0].id = Some("web-9".into());
+        let mut reweighted = base();
+        reweighted.nodes[0].weight = 2.0;
+        for changed in [readdressed, renamed, reweighted] {
+            assert_ne!(fp(changed, Algorithm::V2), v2);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keyrouter::ranking::{NodeSpec, Service, ServiceSpec, Table};
+use keyrouter_ranking::{Algorithm, NodeSpec, Service, ServiceSpec, Table};
 
 fn nodes(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("10.0.{}.{}:8080", i / 256, i % 256)).collect()
@@ -35,7 +35,7 @@ fn lookups(c: &mut Criterion) {
         let list = nodes(n);
         let (service, _) = Service::build(ServiceSpec::new("s", list.iter().cloned())).unwrap();
         let mut weighted_spec = ServiceSpec::new("w", list.iter().cloned());
-        weighted_spec.nodes[0] = NodeSpec { node: list[0].clone(), weight: 2.0 };
+        weighted_spec.nodes[0] = NodeSpec::weighted(list[0].clone(), 2.0);
         let (weighted, _) = Service::build(weighted_spec).unwrap();
         // Every node its own weight, from 0.5 to 10.
         let varied_spec = ServiceSpec {
@@ -43,7 +43,7 @@ fn lookups(c: &mut Criterion) {
             nodes: list
                 .iter()
                 .enumerate()
-                .map(|(i, n)| NodeSpec { node: n.clone(), weight: 0.5 + (i * 7919 % 96) as f64 / 10.0 })
+                .map(|(i, n)| NodeSpec::weighted(n.clone(), 0.5 + (i * 7919 % 96) as f64 / 10.0))
                 .collect(),
         };
         let (varied, _) = Service::build(varied_spec).unwrap();
@@ -101,8 +101,8 @@ fn building(c: &mut Criterion) {
 /// `lookup/n=10000/fast/top3`'s is how far the ranking is from the hardware's limit
 /// (benches/wrk/README.md, "Ranking against the vector units").
 fn limits(c: &mut Criterion) {
-    use keyrouter::ranking::hash::{fill_scores_portable, hash_str, mix, Simd};
-    use keyrouter::ranking::topk::BLOCK;
+    use keyrouter_ranking::hash::{fill_scores_portable, hash_str, mix, Simd};
+    use keyrouter_ranking::topk::BLOCK;
     let hashes: Vec<u64> = nodes(10_000).iter().map(|n| hash_str(n)).collect();
     let mut group = c.benchmark_group("limit");
     group.throughput(Throughput::Elements(hashes.len() as u64));
@@ -164,5 +164,38 @@ fn limits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, building, limits);
+/// Algorithm 2 against algorithm 1, in the same run: top-3 lookups at 100 and 10 000 nodes with
+/// short keys and 64-byte keys, and a table build of 1 000 000 nodes. Its target: within 1.05x
+/// for lookups and 1.1x for builds (`cargo bench -p keyrouter-ranking -- algorithm`).
+fn algorithms(c: &mut Criterion) {
+    let short: Vec<String> = (0..1024).map(|i| format!("user:{i}")).collect();
+    let long: Vec<String> = (0..1024).map(|i| format!("{i:064}")).collect();
+    for n in [100usize, 10_000] {
+        let mut group = c.benchmark_group(format!("algorithm/lookup/n={n}"));
+        for algorithm in Algorithm::ALL {
+            let (service, _) = Service::build_with(ServiceSpec::new("s", nodes(n)), algorithm).unwrap();
+            for (name, keys) in [("short key", &short), ("64-byte key", &long)] {
+                let mut i = 0;
+                group.bench_function(BenchmarkId::new(format!("v{algorithm}"), name), |b| {
+                    b.iter(|| {
+                        i = (i + 1) % keys.len();
+                        black_box(service.lookup(black_box(&keys[i]), 1, 3).unwrap())
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+    let mut group = c.benchmark_group("algorithm/build");
+    group.sample_size(10);
+    let million = vec![ServiceSpec::new("million", nodes(1_000_000))];
+    for algorithm in Algorithm::ALL {
+        group.bench_function(BenchmarkId::new(format!("v{algorithm}"), "1 service x 1000000 nodes"), |b| {
+            b.iter(|| Table::build_with(algorithm, black_box(million.clone())).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, building, limits, algorithms);
 criterion_main!(benches);

@@ -1,10 +1,8 @@
 //! Properties of the ranking: determinism, prefixes, order independence, minimal disruption
 //! and balance.
 
-mod common;
-
-use keyrouter::ranking::topk::{self, top_k, Candidate};
-use keyrouter::ranking::{unweighted_order, weighted_order, LookupError, Service, ServiceSpec, Table};
+use keyrouter_ranking::topk::{self, top_k, Candidate};
+use keyrouter_ranking::{unweighted_order, weighted_order, LookupError, Service, ServiceSpec, Table};
 use proptest::prelude::*;
 
 fn service(nodes: &[String]) -> Service {
@@ -13,7 +11,7 @@ fn service(nodes: &[String]) -> Service {
 
 /// The whole ranking of `nodes` for `key`, best first.
 fn ranking(nodes: &[String], key: &str) -> Vec<String> {
-    common::expected(nodes, None, key, 0, u64::MAX)
+    crate::expected(nodes, None, key, 0, u64::MAX)
 }
 
 fn node_set() -> impl Strategy<Value = Vec<String>> {
@@ -45,7 +43,7 @@ proptest! {
         // Deterministic shuffle from the seed.
         let mut r = seed;
         for i in (1..shuffled.len()).rev() {
-            r = keyrouter::ranking::hash::mix(r.wrapping_add(i as u64));
+            r = keyrouter_ranking::hash::mix(r.wrapping_add(i as u64));
             shuffled.swap(i, (r % (i as u64 + 1)) as usize);
         }
         prop_assert_eq!(ranking(&nodes, &key), ranking(&shuffled, &key));
@@ -209,7 +207,7 @@ fn ties_are_broken_by_node_string_and_tables_list_names_sorted() {
 fn weighted(nodes: &[(&str, f64)]) -> Service {
     let spec = ServiceSpec {
         name: "w".into(),
-        nodes: nodes.iter().map(|&(n, weight)| keyrouter::ranking::NodeSpec { node: n.into(), weight }).collect(),
+        nodes: nodes.iter().map(|&(n, weight)| keyrouter_ranking::NodeSpec::weighted(n, weight)).collect(),
     };
     Service::build(spec).unwrap().0
 }
@@ -221,12 +219,12 @@ proptest! {
     fn equal_weights_give_exactly_the_unweighted_ranking(nodes in node_set(), key in ".{0,40}", w in 0.001f64..1000.0) {
         let spec = ServiceSpec {
             name: "w".into(),
-            nodes: nodes.iter().map(|n| keyrouter::ranking::NodeSpec { node: n.clone(), weight: w }).collect(),
+            nodes: nodes.iter().map(|n| keyrouter_ranking::NodeSpec::weighted(n.clone(), w)).collect(),
         };
         let same = Service::build(spec).unwrap().0;
         prop_assert!(!same.is_weighted());
         let weights = vec![w; nodes.len()];
-        prop_assert_eq!(ranking(&nodes, &key), common::expected(&nodes, Some(&weights), &key, 0, u64::MAX));
+        prop_assert_eq!(ranking(&nodes, &key), crate::expected(&nodes, Some(&weights), &key, 0, u64::MAX));
     }
 }
 
@@ -264,4 +262,46 @@ fn changing_one_weight_only_moves_keys_to_or_from_that_node() {
         }
     }
     assert!(to_b > 1000 && from_c > 1000, "{to_b} keys moved to b, {from_c} from c");
+}
+
+/// A service whose nodes have Ids, built with `algorithm`.
+fn with_ids(algorithm: keyrouter_ranking::Algorithm, nodes: &[(String, String, f64)]) -> Service {
+    let nodes = nodes
+        .iter()
+        .map(|(node, id, w)| keyrouter_ranking::NodeSpec::weighted(node.clone(), *w).with_id(id.clone()))
+        .collect();
+    Service::build_with(ServiceSpec { name: "s".into(), nodes }, algorithm).unwrap().0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// The ranking hashes identities, not addresses: a service whose nodes carry Ids answers, in
+    /// addresses, exactly what a service of those Ids as addresses answers in Ids. With both
+    /// algorithms, weighted or not.
+    #[test]
+    fn nodes_with_ids_rank_as_their_ids(
+        ids in proptest::collection::btree_set("[a-z]{1,6}", 1..40),
+        key in ".{0,40}",
+        weights in proptest::collection::vec(prop::sample::select(vec![0.5, 1.0, 2.0, 7.25]), 40),
+        weighted in any::<bool>(),
+        k in 1usize..45,
+    ) {
+        for algorithm in keyrouter_ranking::Algorithm::ALL {
+            let nodes: Vec<(String, String, f64)> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (format!("10.0.{i}.1:80"), id.clone(), if weighted { weights[i] } else { 1.0 }))
+                .collect();
+            let by_id = with_ids(algorithm, &nodes);
+            let plain: Vec<(String, String, f64)> = nodes.iter().map(|(_, id, w)| (id.clone(), id.clone(), *w)).collect();
+            let plain = with_ids(algorithm, &plain);
+            let mut got = Vec::new();
+            by_id.rank_into(&key, k, &mut got);
+            let as_ids: Vec<&str> = got.iter().map(|a| nodes.iter().find(|n| n.0 == *a).unwrap().1.as_str()).collect();
+            let mut want = Vec::new();
+            plain.rank_into(&key, k, &mut want);
+            prop_assert_eq!(as_ids, want, "{:?}", algorithm);
+        }
+    }
 }
