@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc};
 
 use crate::config::{self, ConfigError, Loaded};
 use crate::impact::{self, ServiceImpact};
-use crate::logging::count;
+use crate::logging::{count, escape, quote};
 use crate::ranking::Table;
 use crate::state::{unix_now, AppState, ReloadOutcome, ReloadRecord};
 
@@ -27,10 +27,21 @@ pub enum ReloadError {
     #[error(
         "{path}: the file has no services; refusing to replace the {served} being served \
          with an empty table (--allow-empty allows it)",
-        path = .path.display(),
+        path = escape(&.path.display().to_string()),
         served = count(*.served, "service")
     )]
     Empty { path: PathBuf, served: usize },
+}
+
+impl ReloadError {
+    /// The error on one line, whatever the file holds: for an invalid file, its first error and
+    /// how many more there are ([`ConfigError::summary`]).
+    pub fn summary(&self) -> String {
+        match self {
+            ReloadError::Config(e) => e.summary(),
+            ReloadError::Empty { .. } => self.to_string(),
+        }
+    }
 }
 
 /// When to swap.
@@ -112,7 +123,7 @@ pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
                 tracing::info!("{cause}: reloaded {path}: {summary}");
             }
         }
-        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
+        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {}", e.summary()),
     }
 }
 
@@ -150,7 +161,12 @@ impl Reloader {
 /// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
 fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
     for (service, n) in removed {
-        tracing::warn!("{}: service {service:?}: removed {}", path.display(), count(*n, "duplicate node"));
+        tracing::warn!(
+            "{}: service {}: removed {}",
+            escape(&path.display().to_string()),
+            quote(service),
+            count(*n, "duplicate node")
+        );
     }
 }
 
