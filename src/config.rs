@@ -252,10 +252,14 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
 }
 
 /// Where each name (or node) was first seen, and whatever else is needed to compare the next.
-type FirstSeen<'a, T> = std::collections::HashMap<&'a str, T, ahash::RandomState>;
+///
+/// std's SipHash with random keys, not ahash with the ranking's fixed seeds: names and nodes
+/// come from a catalog anyone may register in, and with known seeds they could be chosen to
+/// collide, which would make finding duplicates quadratic. Nothing depends on the order.
+type FirstSeen<'a, T> = std::collections::HashMap<&'a str, T>;
 
-fn hasher() -> ahash::RandomState {
-    ahash::RandomState::with_seeds(1, 2, 3, 4)
+fn hasher() -> std::collections::hash_map::RandomState {
+    std::collections::hash_map::RandomState::new()
 }
 
 /// `span`, relative to the part of the file that starts at `offset`, in the whole file.

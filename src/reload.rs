@@ -159,13 +159,18 @@ impl Reloader {
 }
 
 /// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
+/// At most [`config::MAX_DIAGNOSTICS`] lines (then a count), as for errors: a file with
+/// duplicates in every one of 100 000 services must not flood the log on every reload.
 fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
-    for (service, n) in removed {
+    let path = path.display().to_string();
+    for (service, n) in removed.iter().take(config::MAX_DIAGNOSTICS) {
+        tracing::warn!("{}: service {}: removed {}", escape(&path), quote(service), count(*n, "duplicate node"));
+    }
+    if let Some(more) = removed.len().checked_sub(config::MAX_DIAGNOSTICS).filter(|&m| m > 0) {
         tracing::warn!(
-            "{}: service {}: removed {}",
-            escape(&path.display().to_string()),
-            quote(service),
-            count(*n, "duplicate node")
+            "{}: \u{2026} and {} with duplicate nodes removed (`keyrouter check` lists them)",
+            escape(&path),
+            count(more, "more service")
         );
     }
 }

@@ -195,3 +195,12 @@ fn client_text_cannot_forge_log_lines() {
     let log = kr.log()[mark..].to_string();
     assert_one_line_each("requests", &log);
 }
+
+#[test]
+fn duplicate_node_warnings_are_bounded_to_100_lines_and_a_count() {
+    let file: String = (0..150).map(|i| format!("[[Services]]\nName = \"s{i}\"\nNodes = [\"x\", \"x\"]\n")).collect();
+    let kr = Keyrouter::start(&file);
+    let log = kr.log();
+    assert_eq!(log.matches("removed 1 duplicate node").count(), 100, "{log}");
+    assert!(log.contains(": \u{2026} and 50 more services with duplicate nodes removed"), "{log}");
+}
