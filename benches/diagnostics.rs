@@ -50,10 +50,13 @@ fn valid(n: usize) -> String {
     s
 }
 
+/// A case: its name, the file it makes for a size, and whether that file is valid.
+type Case = (&'static str, fn(usize) -> String, bool);
+
 fn diagnostics(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
     group.sample_size(10);
-    let cases: [(&str, fn(usize) -> String, bool); 6] = [
+    let cases: [Case; 6] = [
         ("errors/nameless", nameless, false),
         ("errors/duplicates", duplicates, false),
         ("errors/bad_weights", bad_weights, false),
