@@ -80,7 +80,7 @@ impl ConfigError {
     }
 
     /// The error on one line: the first diagnostic and how many more there are (the reload
-    /// log's and status page's form; [`fmt::Display`] gives every kept diagnostic, a line each).
+    /// log's form; [`fmt::Display`] gives every kept diagnostic, a line each).
     pub fn summary(&self) -> String {
         match &self.kind {
             ConfigErrorKind::Invalid { first, more } if first.len() + more > 1 => {
