@@ -10,7 +10,7 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, Loaded};
 use crate::diff::{self, DiffArgs};
-use crate::logging::{self, count};
+use crate::logging::{self, count, quote};
 use crate::manpage;
 use crate::ranking::{self, SelfCheckError};
 use crate::request::{self, Fields, RequestError};
@@ -123,10 +123,10 @@ fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
     );
     for s in t.services() {
         let weighted = if s.is_weighted() { ", weighted" } else { "" };
-        out.push_str(&format!("  {:?}: {}{weighted}\n", s.name(), count(s.len(), "node")));
+        out.push_str(&format!("  {}: {}{weighted}\n", quote(s.name()), count(s.len(), "node")));
     }
     for (service, n) in &loaded.report.duplicates_removed {
-        out.push_str(&format!("  {service:?}: removed {}\n", count(*n, "duplicate node")));
+        out.push_str(&format!("  {}: removed {}\n", quote(service), count(*n, "duplicate node")));
     }
     if t.is_empty() {
         let _ = writeln!(

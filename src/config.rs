@@ -13,9 +13,12 @@
 //! Reading, parsing and validating stay together: every diagnostic needs the file's text to get
 //! its line and column, whichever step found it.
 
+use std::collections::hash_map::Entry;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::ops::Range;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -23,6 +26,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::logging::{count, escape, quote};
 use crate::ranking::{BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
 
 /// One problem in a services file, at a 1-based line and column.
@@ -49,43 +53,81 @@ pub enum ConfigErrorKind {
     NotAFile(&'static str),
     /// The file is bigger than the limit (`--max-services-bytes`); `size` if known up front.
     TooBig { limit: u64, size: Option<u64> },
-    /// The file was read but is not a valid services file: at least one diagnostic.
-    Invalid(Vec<Diagnostic>),
+    /// The file was read but is not a valid services file: its first diagnostics (at least one,
+    /// at most [`MAX_DIAGNOSTICS`], in file order) and how many more there are.
+    Invalid { first: Vec<Diagnostic>, more: usize },
 }
 
+/// The most diagnostics an error keeps (and `keyrouter check` prints); the rest are counted.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
 impl ConfigError {
-    /// The diagnostics, if the file was read (empty for a read error).
+    /// The first diagnostics (at most [`MAX_DIAGNOSTICS`]), if the file was read (empty for a
+    /// read error).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match &self.kind {
-            ConfigErrorKind::Invalid(d) => d,
+            ConfigErrorKind::Invalid { first, .. } => first,
             _ => &[],
+        }
+    }
+
+    /// How many problems were found in the file: [`Self::diagnostics`] and the ones left out.
+    pub fn error_count(&self) -> usize {
+        match &self.kind {
+            ConfigErrorKind::Invalid { first, more } => first.len() + more,
+            _ => 1,
+        }
+    }
+
+    /// The error on one line: the first diagnostic and how many more there are (the reload
+    /// log's form; [`fmt::Display`] gives every kept diagnostic, a line each).
+    pub fn summary(&self) -> String {
+        match &self.kind {
+            ConfigErrorKind::Invalid { first, more } if first.len() + more > 1 => {
+                let d = &first[0];
+                format!(
+                    "{}:{}:{}: {} (and {}; `keyrouter check` lists them)",
+                    escape(&self.origin),
+                    d.line,
+                    d.column,
+                    d.message,
+                    count(first.len() - 1 + more, "more error")
+                )
+            }
+            _ => self.to_string(),
         }
     }
 }
 
 impl fmt::Display for ConfigError {
+    /// One line per diagnostic, then "… and N more errors" if some were left out. The file name
+    /// and the messages are escaped ([`escape`]): each line is one line whatever the file holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = escape(&self.origin);
         match &self.kind {
             ConfigErrorKind::Read(e) => {
-                write!(f, "{}: cannot read services file: {e}", self.origin)
+                write!(f, "{origin}: cannot read services file: {}", escape(&e.to_string()))
             }
             ConfigErrorKind::NotAFile(what) => {
-                write!(f, "{}: cannot read services file: it is {what}, not a regular file", self.origin)
+                write!(f, "{origin}: cannot read services file: it is {what}, not a regular file")
             }
             ConfigErrorKind::TooBig { limit, size } => {
-                write!(f, "{}: services file too large: ", self.origin)?;
+                write!(f, "{origin}: services file too large: ")?;
                 match size {
                     Some(size) => write!(f, "{size} bytes")?,
                     None => write!(f, "more than {limit} bytes")?,
                 }
                 write!(f, ", the limit is {limit} bytes (--max-services-bytes)")
             }
-            ConfigErrorKind::Invalid(diags) => {
-                for (i, d) in diags.iter().enumerate() {
+            ConfigErrorKind::Invalid { first, more } => {
+                for (i, d) in first.iter().enumerate() {
                     if i > 0 {
                         writeln!(f)?;
                     }
-                    write!(f, "{}:{}:{}: {}", self.origin, d.line, d.column, d.message)?;
+                    write!(f, "{origin}:{}:{}: {}", d.line, d.column, d.message)?;
+                }
+                if *more > 0 {
+                    write!(f, "\n{origin}: \u{2026} and {}", count(*more, "more error"))?;
                 }
                 Ok(())
             }
@@ -148,8 +190,9 @@ pub fn read(path: &Path, max_bytes: u64) -> Result<String, ConfigError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let text = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or("");
-        let (line, column) = line_col(text, valid);
-        fail(ConfigErrorKind::Invalid(vec![Diagnostic { line, column, message: "not valid UTF-8".to_string() }]))
+        let mut diags = Diagnostics::new(text);
+        diags.at(valid..valid, "not valid UTF-8");
+        diags.into_error(&origin)
     })
 }
 
@@ -188,108 +231,135 @@ fn not_a_file(t: std::fs::FileType) -> Option<&'static str> {
 
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    let invalid = |mut diags: Vec<Diagnostic>| {
-        diags.sort_by_key(|d| (d.line, d.column));
-        ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid(diags) }
-    };
-    let (docs, mut diags) = service_docs(src);
-    let Some(docs) = docs else { return Err(invalid(diags)) };
+    let mut diags = Diagnostics::new(src);
+    let Some(docs) = service_docs(src, &mut diags) else { return Err(diags.into_error(origin)) };
+    let mut names = FirstSeen::with_capacity_and_hasher(docs.len(), hasher());
     let mut specs = Vec::with_capacity(docs.len());
-    let mut seen: std::collections::HashMap<&str, usize, ahash::RandomState> =
-        std::collections::HashMap::with_capacity_and_hasher(docs.len(), ahash::RandomState::with_seeds(1, 2, 3, 4));
     for (offset, service) in &docs {
-        // Spans are relative to the part of the file the service was parsed from.
-        let mut at = |span: std::ops::Range<usize>, message: String| {
-            let (line, column) = line_col(src, span.start + offset);
-            diags.push(Diagnostic { line, column, message });
-        };
         let service = service.get_ref();
-        let name = service.name.get_ref();
-        if name.is_empty() {
-            at(service.name.span(), "service Name is empty".to_string());
-        } else if let Some(first) = seen.insert(name, service.name.span().start + offset) {
-            seen.insert(name, first);
-            let (line, _) = line_col(src, first);
-            at(service.name.span(), format!("service {name:?} is already defined at line {line}"));
-        }
-        let mut nodes = Vec::with_capacity(service.nodes.len());
-        // Where each node was first listed and with which weight: a node listed again must
-        // have the same weight (then it is a duplicate, removed), or the answer would depend on
-        // which listing came first.
-        let mut first_listed: std::collections::HashMap<&str, (usize, f64), ahash::RandomState> =
-            std::collections::HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
-        for spanned in &service.nodes {
-            let (node, weight) = match spanned.get_ref() {
-                NodeDoc::Plain(n) => (n, None),
-                NodeDoc::Weighted { node, weight } => (node, weight.as_ref()),
-            };
-            let weight_value = weight.map_or(1.0, |w| *w.get_ref());
-            match first_listed.entry(node.as_str()) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((spanned.span().start + offset, weight_value));
-                }
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    let &(first_at, first_weight) = e.get();
-                    let valid = |w: f64| w.is_finite() && w > 0.0;
-                    // (An invalid weight is reported on its own below.)
-                    if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
-                        let (line, column) = line_col(src, first_at);
-                        let (here_line, here_column) = line_col(src, spanned.span().start + offset);
-                        at(
-                            spanned.span(),
-                            format!(
-                                "node {node:?} is listed with Weight {weight_value} at {here_line}:{here_column} \
-                                 and with Weight {first_weight} at {line}:{column}; a node has one weight"
-                            ),
-                        );
-                    }
-                }
-            }
-            let node = node.clone();
-            if node.is_empty() {
-                at(spanned.span(), format!("service {name:?}: node is empty (nothing can be routed to \"\")"));
-            }
-            let weight = match weight {
-                None => 1.0,
-                Some(w) => {
-                    let value = *w.get_ref();
-                    if !(value.is_finite() && value > 0.0) {
-                        at(
-                            w.span(),
-                            format!("node {node:?}: Weight must be a finite number greater than 0, got {value}"),
-                        );
-                    } else if !crate::ranking::hash::weight_in_range(value) {
-                        // Beyond this range the share formula stops holding numerically (see
-                        // `ranking::MAX_WEIGHT`); weights are relative, so the file can scale them.
-                        at(
-                            w.span(),
-                            format!(
-                                "node {node:?}: Weight {value:e} is outside {MIN_WEIGHT:e}..={MAX_WEIGHT:e}, \
-                                 where shares follow the weights (weights are relative: scale them all)"
-                            ),
-                        );
-                    }
-                    value
-                }
-            };
-            nodes.push(NodeSpec { node, id: None, weight });
-        }
-        specs.push(ServiceSpec { name: name.clone(), nodes });
+        check_name(&service.name, *offset, &mut names, &mut diags);
+        let nodes = check_nodes(service, *offset, &mut diags);
+        specs.push(ServiceSpec { name: service.name.get_ref().clone(), nodes });
     }
     if !diags.is_empty() {
-        return Err(invalid(diags));
+        return Err(diags.into_error(origin));
     }
-    let (table, report) =
-        Table::build(specs).map_err(|e| invalid(vec![Diagnostic { line: 1, column: 1, message: e.to_string() }]))?;
+    let (table, report) = Table::build(specs).map_err(|e| {
+        diags.at(0..0, e);
+        diags.into_error(origin)
+    })?;
     Ok(Loaded { table, report })
+}
+
+/// Where each name (or node) was first seen, and whatever else is needed to compare the next.
+///
+/// std's SipHash with random keys, not ahash with the ranking's fixed seeds: names and nodes
+/// come from a catalog anyone may register in, and with known seeds they could be chosen to
+/// collide, which would make finding duplicates quadratic. Nothing depends on the order.
+type FirstSeen<'a, T> = std::collections::HashMap<&'a str, T>;
+
+fn hasher() -> std::collections::hash_map::RandomState {
+    std::collections::hash_map::RandomState::new()
+}
+
+/// `span`, relative to the part of the file that starts at `offset`, in the whole file.
+fn shift(span: Range<usize>, offset: usize) -> Range<usize> {
+    span.start + offset..span.end + offset
+}
+
+/// A service's name is not empty, and no other service has it.
+fn check_name<'a>(name: &'a Spanned<String>, offset: usize, seen: &mut FirstSeen<'a, usize>, diags: &mut Diagnostics) {
+    let span = shift(name.span(), offset);
+    let name = name.get_ref().as_str();
+    if name.is_empty() {
+        diags.at(span, "service Name is empty");
+        return;
+    }
+    match seen.entry(name) {
+        Entry::Vacant(e) => {
+            e.insert(span.start);
+        }
+        Entry::Occupied(e) => {
+            let first = *e.get();
+            diags.at_with(span, |lines| {
+                format!("service {} is already defined at line {}", quote(name), lines.position(first).0)
+            });
+        }
+    }
+}
+
+/// A service's nodes: not empty, with a valid weight, and one weight per node. A node listed
+/// again with the same weight is a duplicate, removed by [`Table::build`].
+fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> Vec<NodeSpec> {
+    let name = service.name.get_ref();
+    let mut nodes = Vec::with_capacity(service.nodes.len());
+    // Where each node was first listed and with which weight: a node listed again must have the
+    // same weight, or the answer would depend on which listing came first.
+    let mut first_listed = FirstSeen::with_hasher(hasher());
+    for spanned in &service.nodes {
+        let span = shift(spanned.span(), offset);
+        let (node, weight) = match spanned.get_ref() {
+            NodeDoc::Plain(n) => (n, None),
+            NodeDoc::Weighted { node, weight } => (node, weight.as_ref()),
+        };
+        let weight_value = weight.map_or(1.0, |w| *w.get_ref());
+        match first_listed.entry(node.as_str()) {
+            Entry::Vacant(e) => {
+                e.insert((span.start, weight_value));
+            }
+            Entry::Occupied(e) => {
+                let &(first_at, first_weight) = e.get();
+                let valid = |w: f64| w.is_finite() && w > 0.0;
+                // (An invalid weight is reported on its own below.)
+                if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
+                    let here = span.start;
+                    diags.at_with(span.clone(), |lines| {
+                        let ((line, column), (here_line, here_column)) =
+                            (lines.position(first_at), lines.position(here));
+                        format!(
+                            "node {} is listed with Weight {weight_value} at {here_line}:{here_column} \
+                             and with Weight {first_weight} at {line}:{column}; a node has one weight",
+                            quote(node)
+                        )
+                    });
+                }
+            }
+        }
+        if node.is_empty() {
+            diags.at(span, format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)));
+        }
+        if let Some(w) = weight {
+            let value = *w.get_ref();
+            let span = shift(w.span(), offset);
+            if !(value.is_finite() && value > 0.0) {
+                diags.at(
+                    span,
+                    format_args!("node {}: Weight must be a finite number greater than 0, got {value}", quote(node)),
+                );
+            } else if !crate::ranking::hash::weight_in_range(value) {
+                // Beyond this range the share formula stops holding numerically (see
+                // `ranking::MAX_WEIGHT`); weights are relative, so the file can scale them.
+                diags.at(
+                    span,
+                    format_args!(
+                        "node {}: Weight {value:e} is outside {MIN_WEIGHT:e}..={MAX_WEIGHT:e}, \
+                         where shares follow the weights (weights are relative: scale them all)",
+                        quote(node)
+                    ),
+                );
+            }
+        }
+        nodes.push(NodeSpec { node: node.clone(), id: None, weight: weight_value });
+    }
+    nodes
 }
 
 /// `[[Services]]` entries, each with the byte offset of the file its spans are relative to.
 type Entries = Vec<(usize, Spanned<ServiceDoc>)>;
 
-/// The services of the file, each with the byte offset its spans are relative to, and the
-/// diagnostics of the entries that do not have the right structure. `None` when the file is not
-/// TOML at all (every syntax error is in the diagnostics).
+/// The services of the file, each with the byte offset its spans are relative to; the entries
+/// that do not have the right structure are reported to `diags`. `None` when the file is not
+/// TOML at all (every syntax error is reported).
 ///
 /// The toml crate holds the whole document's tokens and events in memory at once, about 25
 /// times the file's size (270 MB for 100 000 services). So the file is cut before each line
@@ -299,7 +369,7 @@ type Entries = Vec<(usize, Spanned<ServiceDoc>)>;
 /// gives every error its position: a part that does not parse on its own (a cut inside a
 /// multi-line string leaves it unterminated), or anything but comments before the first cut
 /// (`Services = [...]` there could not be appended to).
-fn service_docs(src: &str) -> (Option<Entries>, Vec<Diagnostic>) {
+fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
     let mut cuts = vec![0];
     let mut pos = 0;
     for line in src.split_inclusive('\n') {
@@ -312,66 +382,170 @@ fn service_docs(src: &str) -> (Option<Entries>, Vec<Diagnostic>) {
     cuts.push(src.len());
     if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(|t| t.is_empty()) {
         let mut docs = Vec::with_capacity(cuts.len() - 2);
-        let mut diags = Vec::new();
+        let mut in_parts = Diagnostics::new(src);
         let whole = cuts[1..].windows(2).all(|w| {
-            let (part_docs, part_diags) = structure(src, w[0], &src[w[0]..w[1]]);
-            diags.extend(part_diags);
+            let part_docs = structure(w[0], &src[w[0]..w[1]], &mut in_parts);
             part_docs.map(|d| docs.extend(d)).is_some()
         });
         if whole {
-            return (Some(docs), diags);
+            diags.extend(in_parts);
+            return Some(docs);
         }
     }
-    structure(src, 0, src)
+    structure(0, src, diags)
 }
 
-/// The structure of `part` (which starts at byte `offset` of `src`): each `[[Services]]` entry
-/// deserialized on its own, so that a missing field, a wrong type or an unknown key in one entry
-/// does not hide the errors of the others. `None` when `part` is not TOML at all.
-fn structure(src: &str, offset: usize, part: &str) -> (Option<Entries>, Vec<Diagnostic>) {
-    let diag = |e: &toml::de::Error, fallback: std::ops::Range<usize>| {
-        let (line, column) = line_col(src, offset + e.span().unwrap_or(fallback).start);
-        Diagnostic { line, column, message: e.message().trim_end().to_string() }
+/// The structure of `part` (which starts at byte `offset` of the file): each `[[Services]]`
+/// entry deserialized on its own, so that a missing field, a wrong type or an unknown key in one
+/// entry does not hide the errors of the others. `None` when `part` is not TOML at all.
+fn structure(offset: usize, part: &str, diags: &mut Diagnostics) -> Option<Entries> {
+    let report = |diags: &mut Diagnostics, e: &toml::de::Error, fallback: Range<usize>| {
+        diags.at(shift(e.span().unwrap_or(fallback), offset), e.message().trim_end());
     };
     let (root, syntax) = toml::de::DeTable::parse_recoverable(part);
     if !syntax.is_empty() {
-        return (None, syntax.iter().map(|e| diag(e, 0..0)).collect());
+        for e in &syntax {
+            report(diags, e, 0..0);
+        }
+        return None;
     }
-    let mut diags = Vec::new();
     let mut docs = Vec::new();
     for (key, value) in root.into_inner() {
-        // Positions only for errors: counting lines from the start of the file for every part
-        // would make a large file quadratic.
-        let at_key = |message: String| {
-            let (line, column) = line_col(src, offset + key.span().start);
-            Diagnostic { line, column, message }
-        };
+        let key_span = shift(key.span(), offset);
         if key.get_ref().as_ref() != "Services" {
-            diags.push(at_key(format!("unknown field `{}`, expected `Services`", key.get_ref())));
+            diags.at(key_span, format_args!("unknown field `{}`, expected `Services`", key.get_ref()));
             continue;
         }
         let toml::de::DeValue::Array(entries) = value.into_inner() else {
-            diags.push(at_key("`Services` must be an array of tables: write each service as [[Services]]".into()));
+            diags.at(key_span, "`Services` must be an array of tables: write each service as [[Services]]");
             continue;
         };
         for entry in entries {
             let entry_span = entry.span();
             match ServiceDoc::deserialize(toml::de::ValueDeserializer::from(entry)) {
                 Ok(service) => docs.push((offset, Spanned::new(entry_span, service))),
-                Err(e) => diags.push(diag(&e, entry_span.clone())),
+                Err(e) => report(diags, &e, entry_span),
             }
         }
     }
-    (Some(docs), diags)
+    Some(docs)
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = src.get(..offset).unwrap_or(src);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
+/// Where the lines of a file start, found once (on the first diagnostic: a valid file never
+/// pays for it) and binary-searched for each position, so that positioning every diagnostic
+/// costs time linear in the file, not in the file times the diagnostics.
+pub struct Lines<'a> {
+    src: &'a str,
+    starts: std::cell::OnceCell<Vec<usize>>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(src: &'a str) -> Self {
+        Lines { src, starts: std::cell::OnceCell::new() }
+    }
+
+    fn starts(&self) -> &[usize] {
+        self.starts.get_or_init(|| {
+            let newlines = self.src.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1);
+            std::iter::once(0).chain(newlines).collect()
+        })
+    }
+
+    /// The 0-based line of byte `offset`, and the offset that line starts at.
+    fn line_of(&self, offset: usize) -> (usize, usize) {
+        let starts = self.starts();
+        let line = starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        (line, starts[line])
+    }
+
+    /// 1-based line and column (in characters) of byte `offset`. Counting the column costs the
+    /// length of its line: call it for the few diagnostics that are kept.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.src.len());
+        let (line, start) = self.line_of(offset);
+        (line + 1, chars_in(&self.src.as_bytes()[start..offset]) + 1)
+    }
+}
+
+/// The characters that start in `bytes` (of UTF-8 text; a cut inside a character counts it once).
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count()
+}
+
+/// Every problem found in a file, as they are found, in whatever order: the first
+/// [`MAX_DIAGNOSTICS`] in file order are kept and the others counted. A message is escaped
+/// ([`escape`]: the file's text is in many of them) and only made when it is kept.
+pub struct Diagnostics<'a> {
+    lines: Lines<'a>,
+    /// The earliest diagnostics so far, the latest of them on top: (offset, order found, message).
+    kept: BinaryHeap<(usize, usize, String)>,
+    found: usize,
+}
+
+impl<'a> Diagnostics<'a> {
+    pub fn new(src: &'a str) -> Self {
+        Diagnostics { lines: Lines::new(src), kept: BinaryHeap::new(), found: 0 }
+    }
+
+    /// A problem at `span` (bytes of the file).
+    pub fn at(&mut self, span: Range<usize>, message: impl fmt::Display) {
+        self.at_with(span, |_| message.to_string());
+    }
+
+    /// A problem at `span` whose message names other positions in the file: made only if kept.
+    pub fn at_with(&mut self, span: Range<usize>, message: impl FnOnce(&Lines) -> String) {
+        let order = self.found;
+        self.found += 1;
+        if self.kept.len() >= MAX_DIAGNOSTICS {
+            match self.kept.peek() {
+                Some(&(latest, _, _)) if span.start < latest => {
+                    self.kept.pop();
+                }
+                _ => return,
+            }
+        }
+        let message = escape(&message(&self.lines)).to_string();
+        self.kept.push((span.start, order, message));
+    }
+
+    /// No problem found.
+    pub fn is_empty(&self) -> bool {
+        self.found == 0
+    }
+
+    /// Adds what `other` (of the same file) found.
+    fn extend(&mut self, other: Diagnostics) {
+        let left_out = other.found - other.kept.len();
+        for (offset, _, message) in other.kept.into_sorted_vec() {
+            self.at(offset..offset, message);
+        }
+        self.found += left_out;
+    }
+
+    /// The error for a file called `origin`: the kept diagnostics in file order, with their
+    /// lines and columns, and a count of the others.
+    pub fn into_error(self, origin: &str) -> ConfigError {
+        let kept = self.kept.into_sorted_vec();
+        let more = self.found - kept.len();
+        let bytes = self.lines.src.as_bytes();
+        // Columns counted on from the previous diagnostic when it is on the same line: a line
+        // with many errors is counted once.
+        let mut previous: Option<(usize, usize, usize)> = None;
+        let first = kept
+            .into_iter()
+            .map(|(offset, _, message)| {
+                let offset = offset.min(bytes.len());
+                let (line, start) = self.lines.line_of(offset);
+                let column = match previous {
+                    Some((l, from, column)) if l == line && from <= offset => column + chars_in(&bytes[from..offset]),
+                    _ => chars_in(&bytes[start..offset]) + 1,
+                };
+                previous = Some((line, offset, column));
+                Diagnostic { line: line + 1, column, message }
+            })
+            .collect();
+        ConfigError { origin: origin.to_string(), kind: ConfigErrorKind::Invalid { first, more } }
+    }
 }
 
 #[derive(Deserialize)]
@@ -659,8 +833,58 @@ mod tests {
     }
 
     #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
-        assert_eq!(line_col("", 0), (1, 1));
+    fn diagnostics_keep_the_first_in_file_order_and_count_the_rest() {
+        let src = "[[Services]]\nNodes = [\"a\"]\n".repeat(250);
+        let e = parse(&src, "t.toml").unwrap_err();
+        assert_eq!(e.error_count(), 250);
+        let d = e.diagnostics();
+        assert_eq!(d.len(), MAX_DIAGNOSTICS);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, (0..MAX_DIAGNOSTICS).map(|i| 2 * i + 1).collect::<Vec<_>>());
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), MAX_DIAGNOSTICS + 1, "{text}");
+        assert!(text.ends_with("t.toml: \u{2026} and 150 more errors"), "{text}");
+        assert_eq!(e.summary(), "t.toml:1:1: missing field `Name` (and 249 more errors; `keyrouter check` lists them)");
+        // Found out of order (the later checks come back to the start of the file): the
+        // earliest are kept all the same.
+        let mut diags = Diagnostics::new("x\n".repeat(300).leak());
+        for i in (0..300).rev() {
+            diags.at(2 * i..2 * i + 1, format_args!("line {}", i + 1));
+        }
+        let e = diags.into_error("t");
+        assert_eq!(e.diagnostics()[0], Diagnostic { line: 1, column: 1, message: "line 1".into() });
+        assert_eq!(e.diagnostics()[99].line, 100);
+        assert_eq!(e.error_count(), 300);
+    }
+
+    #[test]
+    fn columns_of_many_errors_on_one_line() {
+        let src = format!("Services = [{}]\n", "{ Nodes = [] }, ".repeat(3));
+        let columns: Vec<usize> = err(&src).iter().map(|d| d.column).collect();
+        assert_eq!(columns, [13, 29, 45]);
+    }
+
+    #[test]
+    fn file_text_in_messages_is_escaped() {
+        let forged =
+            "[[Services]]\nName = \"a\"\n\"q\\n2031-01-01T00:00:00Z  INFO SIGHUP: reloaded\\u001b[31m\\u2028\" = 1\n";
+        let e = parse(forged, "t.toml").unwrap_err();
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("q\\n2031") && text.contains("\\u{1b}[31m\\u{2028}"), "{text}");
+        let e = parse("[[Services]]\nName = \"a\\u202e\\r\"\n[[Services]]\nName = \"a\\u202e\\r\"\n", "t.toml")
+            .unwrap_err();
+        assert!(e.to_string().contains("service \"a\\u{202e}\\r\" is already defined"), "{e}");
+        let e = parse("", "dir\n/t.toml").map(|_| ()).and_then(|()| parse("x", "dir\n/t.toml").map(|_| ()));
+        let text = e.unwrap_err().to_string();
+        assert!(text.starts_with("dir\\n/t.toml:1:"), "{text}");
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        assert_eq!(Lines::new("ab\ncdé f").position(8), (2, 5));
+        assert_eq!(Lines::new("").position(0), (1, 1));
+        assert_eq!(Lines::new("a\n\nb").position(3), (3, 1));
+        assert_eq!(Lines::new("a\n").position(2), (2, 1));
     }
 }

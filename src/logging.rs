@@ -5,7 +5,13 @@
 //! the queue is full (a slow or stalled reader) or stderr is gone (`EPIPE` from a closed pipe),
 //! lines are dropped and counted ([`dropped_lines`], exported as
 //! `keyrouter_log_lines_dropped_total`), never a panic or a blocked thread.
+//!
+//! A log line is one line whatever a services file or a client sent: text from them goes
+//! through [`escape`] (or [`quote`]) where it is put in a message, and the text format escapes
+//! every field once more as it writes it (the JSON format escapes through serde), so a newline,
+//! a carriage return or a terminal escape can neither end a line early nor disguise one.
 
+use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -19,7 +25,10 @@ pub const LOG_QUEUE_LINES: usize = 16_384;
 /// A write that has been going on for this long means the reader has stalled.
 const STALLED: Duration = Duration::from_millis(100);
 
+use tracing::field::Field;
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::{debug_fn, Writer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -36,6 +45,78 @@ pub fn count(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+/// `s` with every character that could end, overwrite or disguise a line escaped the way Rust
+/// writes it in a string literal (`\n`, `\r`, `\t`, `\u{1b}`): control characters (C0, DEL,
+/// C1: newlines, carriage returns, terminal escapes), the Unicode line and paragraph separators
+/// and the bidirectional controls (which reorder what a terminal shows). Everything else,
+/// backslashes included, is kept, so escaping twice is escaping once.
+pub fn escape(s: &str) -> Escaped<'_> {
+    Escaped { text: s, quoted: false }
+}
+
+/// `s` in double quotes, escaped as by [`escape`] and with `"` and `\` escaped too: a name in a
+/// message, unambiguous whatever it holds (what `{:?}` gives for ordinary text).
+pub fn quote(s: &str) -> Escaped<'_> {
+    Escaped { text: s, quoted: true }
+}
+
+/// Text made safe for one line of a log or a message: see [`escape`] and [`quote`].
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a> {
+    text: &'a str,
+    quoted: bool,
+}
+
+/// Whether `c` must not appear raw in a log line.
+fn unsafe_in_a_line(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{061C}' | '\u{200E}' | '\u{200F}' // bidi marks
+            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') // bidi embeddings, overrides, isolates
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        if self.quoted {
+            f.write_char('"')?;
+        }
+        let mut clean = 0;
+        for (i, c) in self.text.char_indices() {
+            let quoted = self.quoted && matches!(c, '"' | '\\');
+            if !quoted && !unsafe_in_a_line(c) {
+                continue;
+            }
+            f.write_str(&self.text[clean..i])?;
+            clean = i + c.len_utf8();
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '"' | '\\' => write!(f, "\\{c}")?,
+                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            }
+        }
+        f.write_str(&self.text[clean..])?;
+        if self.quoted {
+            f.write_char('"')?;
+        }
+        Ok(())
+    }
+}
+
+/// The text format's fields, each escaped ([`escape`]) as it is written: the message bare,
+/// the others as `name=value` (what the default field formatter writes, minus its colours).
+fn escaped_fields(w: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
+    let text = format!("{value:?}");
+    match field.name() {
+        "message" => write!(w, "{}", escape(&text)),
+        // `log` crate metadata that tracing-log records as fields; the formatter shows it itself.
+        name if name.starts_with("log.") => Ok(()),
+        name => write!(w, "{name}={}", escape(&text)),
     }
 }
 
@@ -119,7 +200,9 @@ pub fn init(level: tracing::Level, format: LogFormat) -> LogGuard {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let installed = match format {
-        LogFormat::Text => builder.finish().with(filter(level)).try_init(),
+        LogFormat::Text => {
+            builder.fmt_fields(debug_fn(escaped_fields).delimited(" ")).finish().with(filter(level)).try_init()
+        }
         // Each line carries its span once (`span`), not again in the list of parents (`spans`).
         LogFormat::Json => {
             builder.json().flatten_event(true).with_span_list(false).finish().with(filter(level)).try_init()
@@ -184,6 +267,25 @@ mod tests {
         assert_eq!(count(1, "service"), "1 service");
         assert_eq!(count(0, "node"), "0 nodes");
         assert_eq!(count(2, "worker"), "2 workers");
+    }
+
+    #[test]
+    fn escape_keeps_text_on_one_line() {
+        assert_eq!(escape("plain text: \\n stays").to_string(), "plain text: \\n stays");
+        assert_eq!(
+            escape("a\nb\rc\td\x1b[31me\x07\x7f\u{85}").to_string(),
+            "a\\nb\\rc\\td\\u{1b}[31me\\u{7}\\u{7f}\\u{85}"
+        );
+        assert_eq!(
+            escape("x\u{2028}y\u{2029}z\u{202e}w\u{2066}v\u{200f}").to_string(),
+            "x\\u{2028}y\\u{2029}z\\u{202e}w\\u{2066}v\\u{200f}"
+        );
+        assert_eq!(escape("ünïcødé 名前").to_string(), "ünïcødé 名前");
+        let once = escape("a\nb\u{1b}").to_string();
+        assert_eq!(escape(&once).to_string(), once, "escaping twice is escaping once");
+        assert_eq!(quote("bar").to_string(), format!("{:?}", "bar"));
+        assert_eq!(quote("a\"b\\c\nd").to_string(), format!("{:?}", "a\"b\\c\nd"));
+        assert_eq!(quote("\u{202e}").to_string(), "\"\\u{202e}\"");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc};
 
 use crate::config::{self, ConfigError, Loaded};
 use crate::impact::{self, ServiceImpact};
-use crate::logging::count;
+use crate::logging::{count, escape, quote};
 use crate::ranking::Table;
 use crate::state::{unix_now, AppState, ReloadOutcome, ReloadRecord};
 
@@ -27,10 +27,21 @@ pub enum ReloadError {
     #[error(
         "{path}: the file has no services; refusing to replace the {served} being served \
          with an empty table (--allow-empty allows it)",
-        path = .path.display(),
+        path = escape(&.path.display().to_string()),
         served = count(*.served, "service")
     )]
     Empty { path: PathBuf, served: usize },
+}
+
+impl ReloadError {
+    /// The error on one line, whatever the file holds: for an invalid file, its first error and
+    /// how many more there are ([`ConfigError::summary`]).
+    pub fn summary(&self) -> String {
+        match self {
+            ReloadError::Config(e) => e.summary(),
+            ReloadError::Empty { .. } => self.to_string(),
+        }
+    }
 }
 
 /// When to swap.
@@ -112,7 +123,7 @@ pub fn reload_and_log(state: &AppState, cause: &str, when: When) {
                 tracing::info!("{cause}: reloaded {path}: {summary}");
             }
         }
-        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {e}"),
+        Err(e) => tracing::error!("{cause}: reload failed, still serving the previous table: {}", e.summary()),
     }
 }
 
@@ -148,9 +159,19 @@ impl Reloader {
 }
 
 /// Warns about the duplicate nodes a load of `path` removed (the first of each was kept).
+/// At most [`config::MAX_DIAGNOSTICS`] lines (then a count), as for errors: a file with
+/// duplicates in every one of 100 000 services must not flood the log on every reload.
 fn warn_duplicates(path: &Path, removed: &[(String, usize)]) {
-    for (service, n) in removed {
-        tracing::warn!("{}: service {service:?}: removed {}", path.display(), count(*n, "duplicate node"));
+    let path = path.display().to_string();
+    for (service, n) in removed.iter().take(config::MAX_DIAGNOSTICS) {
+        tracing::warn!("{}: service {}: removed {}", escape(&path), quote(service), count(*n, "duplicate node"));
+    }
+    if let Some(more) = removed.len().checked_sub(config::MAX_DIAGNOSTICS).filter(|&m| m > 0) {
+        tracing::warn!(
+            "{}: \u{2026} and {} with duplicate nodes removed (`keyrouter check` lists them)",
+            escape(&path),
+            count(more, "more service")
+        );
     }
 }
 
