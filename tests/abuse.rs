@@ -254,7 +254,7 @@ fn a_client_that_stalls_in_its_head_is_closed() {
     let mut s = connect(kr.port);
     s.write_all(b"POST /service/bar HTTP/1.1\r\nHost: x\r\nContent-Le").unwrap();
     let raw = read_until_closed(&mut s).expect("the server kept a stalled head open");
-    // actix answers this one itself: 408, without a body (see the README's "Limits").
+    // actix answers this one itself: 408, without a body (see docs/http-api.md, "Limits").
     assert_eq!(parse_response(&raw).status, 408);
 }
 

@@ -232,7 +232,7 @@ fn a_sighup_reload_logs_and_exports_the_moved_share() {
     kr.signal(libc::SIGHUP);
     kr.wait_for_log("reloaded", mark);
     let line = kr.log()[mark..].lines().find(|l| l.contains("reloaded")).unwrap().to_string();
-    // The README shows this line.
+    // docs/planning.md shows this line.
     assert!(line.contains(r#""foo" (+0 -0 ~1 nodes, 16.83 % ± 1.95 % moved)"#), "{line}");
     // f3 goes from 1/3 to 2/4 of first choices, taking keys only: 1/6 move.
     let foo = moved_ratio(&kr, "foo").unwrap();

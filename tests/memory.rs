@@ -47,7 +47,7 @@ impl Server {
             .env("KEYROUTER_MAX_SERVICES_BYTES", (64 << 20).to_string())
             // A lookup of every node is one of the big answers this test measures.
             .env("KEYROUTER_MAX_ANSWER_NODES", "1000000")
-            // ... answered inline, as for the figures in the README.
+            // ... answered inline, as for the figures in docs/operating.md.
             .env("KEYROUTER_HEAVY_LOOKUP_WORK", "1000000000000");
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
