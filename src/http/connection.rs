@@ -18,7 +18,8 @@
 //!   own keep-alive timer closes it gracefully then); if the dispatcher still holds bytes it
 //!   read with the previous request (a pipelined, partial head), no byte will arrive to start a
 //!   deadline, so the stream ends anyway after the longer of the two timeouts.
-//! - The request line of a head started here is measured as it arrives: past
+//! - The request line of a head started here (not after a request with a body, whose unread
+//!   rest actix drains and which may have no line breaks) is measured as it arrives: past
 //!   [`MAX_REQUEST_LINE_BYTES`] the stream answers a JSON 414 itself. The `http` crate refuses
 //!   URIs of 65 535 bytes and more, and actix then answers a bare 400.
 //!
@@ -73,6 +74,9 @@ pub struct Clock {
     heads: Cell<u64>,
     /// Requests whose answer is not produced yet.
     in_flight: Cell<u32>,
+    /// The last request came with a body, which its handler may have left unread: actix then
+    /// drains the rest after the answer, so the bytes that follow may not be a head.
+    had_body: Cell<bool>,
 }
 
 /// One request in flight, counted in its connection's [`Clock`] until dropped.
@@ -80,7 +84,12 @@ pub struct InFlight(Rc<Clock>);
 
 impl Clock {
     /// A head was decoded: its request is in flight until the guard drops.
-    pub fn begin(self: &Rc<Self>) -> InFlight {
+    pub fn begin(self: &Rc<Self>, req: &actix_http::Request) -> InFlight {
+        use actix_http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+        let headers = &req.head().headers;
+        let body = headers.contains_key(TRANSFER_ENCODING)
+            || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+        self.had_body.set(body);
         self.heads.set(self.heads.get() + 1);
         self.in_flight.set(self.in_flight.get() + 1);
         InFlight(self.clone())
@@ -109,7 +118,7 @@ where
     SF::Service: 'static,
 {
     actix_service::apply_fn_factory(factory, |req: actix_http::Request, service: &SF::Service| {
-        let guard = req.conn_data::<Rc<Clock>>().map(Clock::begin);
+        let guard = req.conn_data::<Rc<Clock>>().map(|clock| clock.begin(&req));
         let answer = actix_service::Service::call(service, req);
         async move {
             let answer = answer.await;
@@ -235,9 +244,9 @@ impl Guarded {
         if self.phase == Phase::Between {
             self.phase = Phase::Head;
             self.deadline = deadline_after(Instant::now(), self.timeouts.request);
-            if self.line.is_none() {
-                self.line = Some(0);
-            }
+            // After a request with a body, these bytes may be the rest of it (drained by
+            // actix): under the deadline, but not measured as a request line.
+            self.line = (!self.clock.had_body.get()).then_some(0);
         }
         if let Some(seen) = self.line {
             // Leading empty lines before a request line are allowed (RFC 9112 2.2): counted, as
