@@ -94,6 +94,11 @@ pub struct Cli {
     #[arg(long, env = "KEYROUTER_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
 
+    /// Seconds an idle connection is kept open between requests (1 to 3600). A connection that
+    /// starts its next request must finish its head within --request-timeout.
+    #[arg(long, env = "KEYROUTER_KEEP_ALIVE", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub keep_alive: u64,
+
     /// Lookups whose work is above this run on a separate bounded pool, off the threads that
     /// serve connections. Work: keys × (nodes of the service + 32 × nodes per key answered).
     #[arg(long, env = "KEYROUTER_HEAVY_LOOKUP_WORK", default_value_t = DEFAULT_HEAVY_WORK)]
@@ -192,6 +197,7 @@ impl Cli {
             max_services_bytes: self.max_services_bytes,
             allow_empty: self.allow_empty,
             max_connections: self.max_connections,
+            keep_alive: Duration::from_secs(self.keep_alive),
             limits: Limits {
                 max_answer_nodes: self.max_answer_nodes,
                 request_timeout: Duration::from_secs(self.request_timeout),

@@ -1,5 +1,7 @@
 //! Process signals: SIGHUP asks for a reload; SIGTERM and SIGINT start a shutdown that ends in
-//! bounded time; a second SIGTERM or SIGINT exits at once.
+//! bounded time; a second SIGTERM or SIGINT exits at once. SIGUSR1, SIGUSR2 and SIGALRM mean
+//! nothing to keyrouter: each is logged and ignored, where their default action would end the
+//! process (a stray `kill -USR1` must not take a routing service down).
 //!
 //! actix's own signal handling is disabled (it does not know SIGHUP, and an unhandled SIGHUP
 //! kills the process), so keyrouter owns the whole story. [`Signals::install`] must run before
@@ -39,6 +41,9 @@ pub struct Signals {
     hangup: Signal,
     terminate: Signal,
     interrupt: Signal,
+    user1: Signal,
+    user2: Signal,
+    alarm: Signal,
 }
 
 impl Signals {
@@ -48,6 +53,9 @@ impl Signals {
             hangup: signal(SignalKind::hangup())?,
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
+            user1: signal(SignalKind::user_defined1())?,
+            user2: signal(SignalKind::user_defined2())?,
+            alarm: signal(SignalKind::alarm())?,
         })
     }
 
@@ -66,6 +74,9 @@ impl Signals {
         let name = loop {
             tokio::select! {
                 _ = self.hangup.recv() => reloader.request("SIGHUP"),
+                _ = self.user1.recv() => ignored("SIGUSR1"),
+                _ = self.user2.recv() => ignored("SIGUSR2"),
+                _ = self.alarm.recv() => ignored("SIGALRM"),
                 _ = self.terminate.recv() => break "SIGTERM",
                 _ = self.interrupt.recv() => break "SIGINT",
             }
@@ -87,6 +98,9 @@ impl Signals {
                     tracing::info!("SIGHUP: ignored, shutting down");
                     continue;
                 }
+                _ = self.user1.recv() => { ignored("SIGUSR1"); continue; }
+                _ = self.user2.recv() => { ignored("SIGUSR2"); continue; }
+                _ = self.alarm.recv() => { ignored("SIGALRM"); continue; }
                 _ = self.terminate.recv() => ("SIGTERM", libc::SIGTERM),
                 _ = self.interrupt.recv() => ("SIGINT", libc::SIGINT),
             };
@@ -94,6 +108,11 @@ impl Signals {
             exit_now(128 + number);
         }
     }
+}
+
+/// A signal keyrouter gives no meaning: logged, so that whoever sent it can see it arrived.
+fn ignored(name: &str) {
+    tracing::info!("{name}: ignored (keyrouter gives it no meaning; SIGHUP reloads, SIGTERM and SIGINT stop)");
 }
 
 /// Ends the process `after` from now, whatever is still running then: a CPU-bound request or a

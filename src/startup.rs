@@ -44,6 +44,8 @@ pub struct Settings {
     pub allow_empty: bool,
     /// Most client connections at once; 0: derived from the file-descriptor limit.
     pub max_connections: usize,
+    /// Idle time allowed between a connection's requests.
+    pub keep_alive: Duration,
     /// What one request may cost.
     pub limits: Limits,
 }
@@ -110,9 +112,11 @@ impl Application {
         let (connections, connection_note) = descriptors::connection_budget(settings.max_connections, workers);
         let limits = &settings.limits;
         let startup_note = format!(
-            "limits: {connection_note}, answers of up to {}, requests within {} s, services files of up to {} bytes",
+            "limits: {connection_note}, answers of up to {}, requests within {} s, idle connections closed after {} s, \
+             services files of up to {} bytes",
             count(usize::try_from(limits.max_answer_nodes).unwrap_or(usize::MAX), "node"),
             limits.request_timeout.as_secs(),
+            settings.keep_alive.as_secs(),
             settings.max_services_bytes,
         );
         let options = ServerOptions {
@@ -121,7 +125,10 @@ impl Application {
             shutdown_delay: settings.shutdown_delay,
             log_requests: settings.log_requests,
             request_timeout: settings.limits.request_timeout,
+            keep_alive: settings.keep_alive,
+            max_connections: connections.total,
             max_connections_per_worker: connections.per_worker,
+            max_lingering: connections.lingering,
         };
         let table_options =
             TableOptions { max_services_bytes: settings.max_services_bytes, allow_empty: settings.allow_empty };

@@ -254,8 +254,7 @@ fn a_client_that_stalls_in_its_head_is_closed() {
     let mut s = connect(kr.port);
     s.write_all(b"POST /service/bar HTTP/1.1\r\nHost: x\r\nContent-Le").unwrap();
     let raw = read_until_closed(&mut s).expect("the server kept a stalled head open");
-    // actix answers this one itself: 408, without a body (see docs/http-api.md, "Limits").
-    assert_eq!(parse_response(&raw).status, 408);
+    parse_response(&raw).assert_error(408, "request not received within 1 s");
 }
 
 #[test]
@@ -305,12 +304,12 @@ fn bad_requests_cost_no_log_line_at_the_default_level() {
 fn descriptors_raise_to_the_hard_limit_and_never_run_out() {
     let limits = Rlimits { address_space: Some(ADDRESS_SPACE), nofile: Some((200, 400)) };
     let mut kr = start(&table(3), &["--request-timeout", "2"], limits);
-    // 400 less a tenth (at least 64) is 336, 168 per worker.
+    // 400 less a tenth (at least 64) and a descriptor per worker is 334, 167 per worker.
     kr.wait_for_log(
-        "336 connections at most (168 per worker; descriptors: soft limit 400 (was 200, hard limit 400))",
+        "334 connections at most (167 per worker at most; descriptors: soft limit 400 (was 200, hard limit 400))",
         0,
     );
-    kr.wait_for_log("only 336 client connections fit", 0);
+    kr.wait_for_log("only 334 client connections fit", 0);
     let pid = kr.child.id();
     let base = rss(pid);
 
@@ -357,18 +356,35 @@ fn descriptors_raise_to_the_hard_limit_and_never_run_out() {
     assert!(kr.child.try_wait().unwrap().is_none());
 }
 
+/// A JSON batch of `n` short keys.
+fn batch(n: usize) -> String {
+    let keys: Vec<String> = (0..n).map(|i| format!("{i:x}")).collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
 #[test]
 fn heavy_lookups_leave_the_io_thread_and_are_shed_when_saturated() {
-    let kr =
-        start(&table(10_000), &["--workers", "1", "--heavy-lookups", "1", "--heavy-lookup-work", "100000"], capped());
+    let kr = start(
+        &table(50_000),
+        &["--workers", "1", "--heavy-lookups", "1", "--heavy-lookup-work", "100000", "--max-answer-nodes", "200000"],
+        capped(),
+    );
     let port = kr.port;
-    // 2 000 keys x 10 000 nodes scored: about a second of work in a debug build, 2 * 10^7
-    // work, above the threshold.
-    let keys: Vec<String> = (0..2_000).map(|i| format!("user:{i}")).collect();
-    let heavy = serde_json::json!({ "keys": keys }).to_string();
+    // The heavy lookup must hold its slot while everything below happens, whatever the build
+    // profile and the machine's load: its size comes from a measured rate, for about 3 s of
+    // work (bounded by the body limit: 100 000 short keys).
+    let probe = 200;
+    let since = Instant::now();
+    assert_eq!(kr.post_json("/service/big", &batch(probe)).status, 200);
+    let per_key = since.elapsed().as_secs_f64() / probe as f64;
+    let keys = ((3.0 / per_key) as usize).clamp(probe, 100_000);
+    let heavy = batch(keys);
+    eprintln!("{:.1} us per key of 50 000 nodes: {keys} keys", per_key * 1e6);
+
+    let (sender, results) = std::sync::mpsc::channel();
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let h = heavy.clone();
+            let (h, sender) = (heavy.clone(), sender.clone());
             std::thread::spawn(move || {
                 let r = common::request(
                     port,
@@ -377,29 +393,35 @@ fn heavy_lookups_leave_the_io_thread_and_are_shed_when_saturated() {
                     &[("Content-Type", "application/json")],
                     h.as_bytes(),
                 );
-                (r, Instant::now())
+                let _ = sender.send((r, Instant::now()));
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
+    // Three of the four are shed while one holds the only slot: wait for those three answers
+    // (an event, not a sleep), so the heavy one is surely running.
+    let wait = Duration::from_secs(60);
+    let mut shed: Vec<(Response, Instant)> = (0..3).map(|_| results.recv_timeout(wait).expect("no answer")).collect();
     // Small lookups on the same (only) worker are answered while the heavy one runs.
     for _ in 0..20 {
         assert_eq!(kr.get("/service/bar?key=k").status, 200);
     }
     let small_done = Instant::now();
-    let results: Vec<(Response, Instant)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-    let statuses: Vec<u16> = results.iter().map(|(r, _)| r.status).collect();
+    let mut all: Vec<(Response, Instant)> = std::mem::take(&mut shed);
+    all.push(results.recv_timeout(Duration::from_secs(120)).expect("the heavy lookup was never answered"));
+    for c in clients {
+        c.join().unwrap();
+    }
+    let statuses: Vec<u16> = all.iter().map(|(r, _)| r.status).collect();
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
-    let (answer, heavy_done) = results.iter().find(|(r, _)| r.status == 200).unwrap();
-    assert_eq!(answer.json().as_object().unwrap().len(), 2_000);
+    let (answer, heavy_done) = all.iter().find(|(r, _)| r.status == 200).unwrap();
+    assert_eq!(answer.json().as_object().unwrap().len(), keys);
     assert!(small_done < *heavy_done, "small lookups waited for the heavy one");
-    for (shed, _) in results.iter().filter(|(r, _)| r.status != 200) {
+    for (shed, _) in all.iter().filter(|(r, _)| r.status != 200) {
         shed.assert_error(503, "too many large lookups in progress");
         assert_eq!(shed.header("retry-after"), Some("1"));
     }
     // The slot is free again.
-    assert_eq!(kr.post_json("/service/big", &heavy).status, 200);
-    let _ = port;
+    assert_eq!(kr.post_json("/service/big", &batch(probe)).status, 200);
 }
 
 #[test]
@@ -525,4 +547,184 @@ fn clients_that_never_read_pin_at_most_one_bounded_answer_each() {
     let mut kr = kr;
     assert!(kr.child.try_wait().unwrap().is_none(), "server died:\n{}", kr.log());
     assert_eq!(kr.get("/service/bar?key=k").status, 200, "{}", kr.log());
+}
+
+/// Reads one answer on a kept-alive connection: its head, then `Content-Length` bytes.
+fn read_one_answer(s: &mut TcpStream) -> Response {
+    let mut raw = Vec::new();
+    let mut byte = [0; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("no answer"), 1, "closed mid-answer: {raw:?}");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().expect("bad content-length"));
+    let mut body = vec![0; length];
+    s.read_exact(&mut body).unwrap();
+    raw.extend_from_slice(&body);
+    parse_response(&raw)
+}
+
+/// A connection that was answered once and stays open (keep-alive).
+fn answered_once(port: u16) -> TcpStream {
+    let mut s = connect(port);
+    s.write_all(b"GET /service/bar?key=k HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_one_answer(&mut s).status, 200);
+    s
+}
+
+#[test]
+fn stalled_heads_on_kept_alive_connections_cannot_lock_out_other_clients() {
+    let kr = start(
+        &table(3),
+        &["--workers", "1", "--max-connections", "2", "--request-timeout", "3", "--keep-alive", "5"],
+        capped(),
+    );
+    // Two clients take both connections, each answered once, then send one byte of their next
+    // head and nothing more.
+    let mut stalled: Vec<TcpStream> = (0..2).map(|_| answered_once(kr.port)).collect();
+    for s in &mut stalled {
+        s.write_all(b"G").unwrap();
+    }
+    let since = Instant::now();
+    // A third client is answered once a stalled head is cut: within the request timeout (and
+    // at most twice it plus the keep-alive timeout).
+    let mut third = connect(kr.port);
+    third.write_all(b"GET /service/bar?key=k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let raw = read_until_closed(&mut third).expect("the third client was never answered");
+    assert_eq!(parse_response(&raw).status, 200);
+    let waited = since.elapsed();
+    assert!(waited <= Duration::from_secs(2 * 3 + 5), "the third client waited {waited:?}");
+    // The stalled ones were told why, and closed.
+    for s in &mut stalled {
+        let raw = read_until_closed(s).expect("a stalled head was kept open");
+        parse_response(&raw).assert_error(408, "request not received within 3 s");
+    }
+}
+
+#[test]
+fn a_head_dribbled_on_a_kept_alive_connection_is_cut() {
+    let kr = start(&table(3), &["--request-timeout", "2", "--keep-alive", "30"], capped());
+    let mut s = answered_once(kr.port);
+    let mut reader = s.try_clone().unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answer = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let raw = read_until_closed(&mut reader);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            raw
+        })
+    };
+    // One byte every 400 ms: each gap is far below the timeout, the head never ends. Bounded:
+    // 60 bytes, 24 s.
+    let head = b"GET /service/bar?key=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+    let since = Instant::now();
+    let mut sent = 0;
+    for b in head.iter().take(60) {
+        if done.load(std::sync::atomic::Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let raw = answer.join().unwrap().expect("the dribbled head was never cut");
+    parse_response(&raw).assert_error(408, "request not received within 2 s");
+    assert!(sent < head.len(), "the whole head was dribbled without a cut");
+    assert!(since.elapsed() >= Duration::from_millis(1900), "cut too early: {:?}", since.elapsed());
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() {
+    let kr = start(&table(3), &["--keep-alive", "1", "--request-timeout", "30"], capped());
+    let mut s = answered_once(kr.port);
+    let since = Instant::now();
+    let raw = read_until_closed(&mut s).expect("an idle connection was kept open");
+    assert!(raw.is_empty(), "an idle connection got {:?}", String::from_utf8_lossy(&raw));
+    let idle = since.elapsed();
+    assert!(idle >= Duration::from_millis(900), "closed after {idle:?}, before --keep-alive 1");
+    assert!(idle < Duration::from_secs(15), "closed after {idle:?}");
+}
+
+#[test]
+fn a_huge_request_timeout_does_not_overflow_a_deadline() {
+    let max = u64::MAX.to_string();
+    let mut kr = start(&table(3), &["--request-timeout", &max, "--keep-alive", "3600"], capped());
+    let mut s = answered_once(kr.port);
+    s.write_all(b"GET /service/bar?key=k HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_one_answer(&mut s).status, 200);
+    // A slow head and body, timed against the huge deadline.
+    s.write_all(b"POST /service/bar HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b"Content-Length: 11\r\n\r\n{\"key\"").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b":\"k\"}").unwrap();
+    assert_eq!(read_one_answer(&mut s).status, 200);
+    assert!(kr.child.try_wait().unwrap().is_none(), "{}", kr.log());
+}
+
+#[test]
+fn max_connections_below_the_worker_count_is_exact() {
+    let kr = start(&table(3), &["--workers", "2", "--max-connections", "1", "--keep-alive", "60"], capped());
+    kr.wait_for_log("1 connection at most", 0);
+    assert!(!kr.log().contains("fit the file-descriptor limit"), "{}", kr.log());
+    let first = answered_once(kr.port);
+    // A second client waits while the first holds the only connection, on either worker.
+    let mut second = connect(kr.port);
+    second.write_all(b"GET /service/bar?key=k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    second.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut byte = [0; 1];
+    let early = second.read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "a second connection was served beside the first: {early:?}"
+    );
+    // Once the first goes, the second is served.
+    drop(first);
+    second.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let raw = read_until_closed(&mut second).expect("the waiting connection was never served");
+    assert_eq!(parse_response(&raw).status, 200);
+}
+
+#[test]
+fn a_uri_beyond_the_http_crates_cap_gets_the_json_414() {
+    let kr = start(&table(3), &[], capped());
+    // 65 535 and 65 536 bytes are where the `http` crate refuses a URI (a bare 400 from actix);
+    // the head limit is 128 KiB.
+    for len in [65_535, 65_536, 100_000, 128 * 1024 - 200] {
+        let uri = format!("/service/bar?key={}", "k".repeat(len - "/service/bar?key=".len()));
+        assert_eq!(uri.len(), len);
+        // On a fresh connection, and as the second request of a kept-alive one.
+        let mut s = connect(kr.port);
+        let _ = s.write_all(format!("GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        parse_response(&read_until_closed(&mut s).unwrap()).assert_error(414, "request line is longer than");
+        let mut s = answered_once(kr.port);
+        let _ = s.write_all(format!("GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        parse_response(&read_until_closed(&mut s).unwrap()).assert_error(414, "request line is longer than");
+    }
+    // A body a handler leaves unread (actix drains a chunked one after the answer) is not taken
+    // for a request line, however long and without line breaks.
+    let mut s = connect(kr.port);
+    s.write_all(b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n186a0\r\n").unwrap();
+    assert_eq!(read_one_answer(&mut s).status, 405);
+    s.write_all(format!("{}\r\n0\r\n\r\n", "x".repeat(0x186a0)).as_bytes()).unwrap();
+    s.write_all(b"GET /service/bar?key=k HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_one_answer(&mut s).status, 200);
+    // A long query string within the line cap still gets the lookup's own 414.
+    kr.get(&format!("/service/bar?key={}", "k".repeat(20_000))).assert_error(414, "query string is longer than");
+}
+
+#[test]
+fn stray_signals_do_not_stop_the_server() {
+    let mut kr = start(&table(3), &[], capped());
+    for (sig, name) in [(libc::SIGUSR1, "SIGUSR1"), (libc::SIGUSR2, "SIGUSR2"), (libc::SIGALRM, "SIGALRM")] {
+        let after = kr.log().len();
+        kr.signal(sig);
+        kr.wait_for_log(&format!("{name}: ignored"), after);
+        assert_eq!(kr.get("/service/bar?key=k").status, 200, "after {name}");
+    }
+    assert!(kr.child.try_wait().unwrap().is_none(), "{}", kr.log());
 }

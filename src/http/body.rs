@@ -5,6 +5,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -37,13 +38,17 @@ impl Input {
 }
 
 /// The socket of a connection, recorded when actix accepts it (see `crate::http::build`), so
-/// that a handler can stop reading a body it refused.
-#[derive(Debug, Clone, Copy)]
-pub struct Socket(pub RawFd);
+/// that a handler can stop reading a body it refused; with the server's bound on lingering
+/// closes.
+#[derive(Debug, Clone)]
+pub struct Socket {
+    fd: RawFd,
+    lingering: Arc<LingerBudget>,
+}
 
-/// Records the socket of a new connection.
-pub fn record_socket(tcp: &actix_web::rt::net::TcpStream, ext: &mut actix_web::dev::Extensions) {
-    ext.insert(Socket(tcp.as_raw_fd()));
+/// Records the socket of a new connection, and the server's lingering-close budget.
+pub fn record_socket(io: &impl AsRawFd, lingering: &Arc<LingerBudget>, ext: &mut actix_web::dev::Extensions) {
+    ext.insert(Socket { fd: io.as_raw_fd(), lingering: lingering.clone() });
 }
 
 /// After refusing a body it did not read whole, stop reading the connection. actix otherwise
@@ -56,13 +61,14 @@ pub fn record_socket(tcp: &actix_web::rt::net::TcpStream, ext: &mut actix_web::d
 ///   after `after`, a lingering close with a deadline. Shutting the read side at once would
 ///   make the kernel answer the client's next bytes with a reset, which may destroy the answer
 ///   before the client reads it. A duplicate descriptor keeps the socket itself (not a number
-///   the kernel could give to another connection) until then; at most [`set_max_lingering`]
-///   at once.
+///   the kernel could give to another connection) until then; at most
+///   [`LingerBudget::new`]'s bound at once (from the server's options).
 pub fn stop_reading(req: &HttpRequest, after: Duration) {
-    let Some(&Socket(fd)) = req.conn_data::<Socket>() else { return };
+    let Some(socket) = req.conn_data::<Socket>() else { return };
+    let fd = socket.fd;
     // Each lingering close holds a descriptor outside the connection cap: past the bound, the
     // read side is shut at once (the client that keeps sending may then get a reset).
-    let linger = if after.is_zero() { None } else { Lingering::start() };
+    let linger = if after.is_zero() { None } else { socket.lingering.start() };
     let Some(linger) = linger else {
         // SAFETY: shutdown(2) on the descriptor of this request's own connection, which actix
         // keeps open while this request's handler runs.
@@ -84,32 +90,34 @@ pub fn stop_reading(req: &HttpRequest, after: Duration) {
     });
 }
 
-/// Lingering closes in progress, each holding a duplicate descriptor.
-static LINGERING: AtomicUsize = AtomicUsize::new(0);
-/// At most this many at once; startup sets it to a share of the descriptor headroom.
-static MAX_LINGERING: AtomicUsize = AtomicUsize::new(32);
-
-/// Bounds the lingering closes in progress (each holds a descriptor).
-pub fn set_max_lingering(n: usize) {
-    MAX_LINGERING.store(n, Ordering::Relaxed);
+/// The lingering closes of one server: how many are in progress, each holding a duplicate
+/// descriptor, and how many may be.
+#[derive(Debug)]
+pub struct LingerBudget {
+    in_progress: AtomicUsize,
+    max: usize,
 }
 
-/// One lingering close counted in [`LINGERING`] until dropped.
-struct Lingering;
+impl LingerBudget {
+    /// At most `max` lingering closes at once.
+    pub fn new(max: usize) -> LingerBudget {
+        LingerBudget { in_progress: AtomicUsize::new(0), max }
+    }
 
-impl Lingering {
-    fn start() -> Option<Lingering> {
-        let max = MAX_LINGERING.load(Ordering::Relaxed);
-        LINGERING
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+    fn start(self: &Arc<Self>) -> Option<Lingering> {
+        self.in_progress
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
             .ok()
-            .map(|_| Lingering)
+            .map(|_| Lingering(self.clone()))
     }
 }
 
+/// One lingering close counted in its [`LingerBudget`] until dropped.
+struct Lingering(Arc<LingerBudget>);
+
 impl Drop for Lingering {
     fn drop(&mut self) {
-        LINGERING.fetch_sub(1, Ordering::AcqRel);
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -2,12 +2,14 @@
 //! caller has bound (so tests can use port 0).
 //!
 //! - [`body`]: reading a lookup's body (limits, content types, multipart).
+//! - [`connection`]: deadlines between a connection's requests, and the request-line cap.
 //! - [`lookup`]: the `/service/{name}` handler, which answers through [`crate::request`].
 //! - [`endpoints`]: health, readiness, metrics, table, service list, OpenAPI, 404 and 405.
 //! - [`error`]: `RequestError` → status and JSON body.
 //! - [`status`]: the status page (`/`, `/status`) and its script and style sheet.
 
 pub mod body;
+pub mod connection;
 pub mod endpoints;
 pub mod error;
 pub mod lookup;
@@ -44,8 +46,16 @@ pub struct ServerOptions {
     pub log_requests: bool,
     /// Time for a request head to arrive (the body's deadline is in [`crate::state::Limits`]).
     pub request_timeout: Duration,
-    /// Most connections per worker; 0 means actix's default (25 000).
+    /// Time an idle connection is kept open between requests.
+    pub keep_alive: Duration,
+    /// Most connections served at once, exactly (whatever the worker count); 0 means actix's
+    /// default (25 000 per worker).
+    pub max_connections: u64,
+    /// actix's cap per worker; 0 means actix's default. At least `max_connections` over the
+    /// workers, so that the total cap is reachable.
     pub max_connections_per_worker: usize,
+    /// Lingering closes at once (see [`body::stop_reading`]).
+    pub max_lingering: usize,
 }
 
 impl Default for ServerOptions {
@@ -56,7 +66,10 @@ impl Default for ServerOptions {
             shutdown_delay: Duration::ZERO,
             log_requests: false,
             request_timeout: Duration::from_secs(10),
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            max_connections: 0,
             max_connections_per_worker: 0,
+            max_lingering: 32,
         }
     }
 }
@@ -130,8 +143,8 @@ impl tracing_actix_web::RootSpanBuilder for DebugSpans {
     }
 }
 
-/// actix-web's `HttpServer` defaults, kept: idle keep-alive connections close after this.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Default `--keep-alive`, actix-web's `HttpServer` default: idle connections close after this.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// actix-web's `HttpServer` default: time a closing connection gets to shut down.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -140,13 +153,24 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// caller owns them (see [`run`]).
 ///
 /// The server is assembled as actix-web's `HttpServer` does it (an `actix_server` of
-/// `HttpService`s over the app), with two additions `HttpServer` does not expose: an
-/// `Expect: 100-continue` handler (`expect`) and the connection's socket recorded for
-/// [`body::stop_reading`].
+/// `HttpService`s over the app), with what `HttpServer` does not expose: an
+/// `Expect: 100-continue` handler (`expect`), the connection's socket recorded for
+/// [`body::stop_reading`], each stream wrapped in [`connection::Guarded`] (a deadline for every
+/// head, not only the first), and a process-wide gate that keeps `max_connections` exact
+/// (actix's own cap is per worker).
 pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) -> std::io::Result<Server> {
     let data = web::Data::from(state);
     let log_requests = opts.log_requests;
-    let request_timeout = opts.request_timeout;
+    let timeouts = connection::Timeouts { request: opts.request_timeout, keep_alive: opts.keep_alive };
+    let keep_alive = connection::capped(opts.keep_alive);
+    let lingering = Arc::new(body::LingerBudget::new(opts.max_lingering));
+    // Connections wait here (accepted, not read) while `max_connections` are served: exact
+    // whatever the worker count. Unset, actix's per-worker cap is the only one.
+    let gate = (opts.max_connections > 0).then(|| {
+        Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(opts.max_connections).unwrap_or(usize::MAX).min(tokio::sync::Semaphore::MAX_PERMITS),
+        ))
+    });
     let local = listener.local_addr()?;
     let mut builder =
         actix_server::Server::build().disable_signals().shutdown_timeout(opts.shutdown_timeout.as_secs().max(1));
@@ -161,22 +185,44 @@ pub fn build(listener: TcpListener, state: Arc<AppState>, opts: &ServerOptions) 
     let server = builder
         .listen("keyrouter", listener, move || {
             let shutdown = shutdown.clone();
+            let lingering = lingering.clone();
+            let gate = gate.clone();
             let app = app(data.clone(), log_requests)
                 .into_factory()
                 .map_err(|err: actix_web::Error| actix_web::ResponseError::error_response(err.as_response_error()));
-            actix_http::HttpService::build()
-                .keep_alive(KEEP_ALIVE)
-                .client_request_timeout(request_timeout)
+            let app = actix_service::map_config(app, |_| actix_web::dev::AppConfig::default());
+            let http = actix_http::HttpService::build()
+                .keep_alive(keep_alive)
+                // Every head's deadline, the first's included, is `connection::Guarded`'s (a
+                // JSON 408); actix's would apply to the first head only.
+                .client_request_timeout(Duration::ZERO)
                 .client_disconnect_timeout(DISCONNECT_TIMEOUT)
                 .local_addr(local)
                 .graceful_shutdown_signal(move || {
                     let shutdown = shutdown.clone();
                     async move { shutdown.notified().await }
                 })
-                .on_connect_ext(|io: &actix_web::rt::net::TcpStream, ext| body::record_socket(io, ext))
+                .on_connect_ext(move |io: &connection::Guarded, ext| {
+                    ext.insert(io.clock());
+                    body::record_socket(io, &lingering, ext);
+                })
                 .expect(actix_service::fn_service(expect))
-                .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
-                .tcp()
+                .finish(connection::counted(app));
+            actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
+                let gate = gate.clone();
+                async move {
+                    let permit =
+                        match gate {
+                            Some(gate) => Some(gate.acquire_owned().await.map_err(|e| {
+                                actix_http::error::DispatchError::Io(std::io::Error::other(e.to_string()))
+                            })?),
+                            None => None,
+                        };
+                    let peer = io.peer_addr().ok();
+                    Ok((connection::Guarded::new(io, timeouts, permit), actix_http::Protocol::Http1, peer))
+                }
+            })
+            .and_then(http)
         })?
         .run();
     Ok(server)
