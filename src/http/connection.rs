@@ -21,7 +21,11 @@
 //! - The request line of a head started here (not after a request with a body, whose unread
 //!   rest actix drains and which may have no line breaks) is measured as it arrives: past
 //!   [`MAX_REQUEST_LINE_BYTES`] the stream answers a JSON 414 itself. The `http` crate refuses
-//!   URIs of 65 535 bytes and more, and actix then answers a bare 400.
+//!   URIs of 65 535 bytes and more, and actix then answers a bare 400. A head pipelined behind
+//!   a request still in flight is not measured (its bytes cannot be told from a body): such a
+//!   URI over 65 534 bytes still gets actix's 400.
+//! - The first head of a connection is timed here too (actix's own head timer is off), so every
+//!   late head gets the same JSON 408.
 //!
 //! Why a stream wrapper and not a timer in a service: a service runs only once a whole head is
 //! decoded, which is exactly what a stalled client never sends. The wrapper costs a clock read
