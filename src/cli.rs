@@ -360,7 +360,11 @@ pub fn parse_duration(
         let d = match t.parse::<u64>() {
             Ok(secs) => Duration::from_secs(secs),
             Err(_) => humantime::parse_duration(t).map_err(|e| {
-                format!("{e}; write a duration from {} to {} such as 500ms, 10s, 2m or 1h, or plain seconds", show(*range.start()), show(*range.end()))
+                format!(
+                    "{e}; write a duration from {} to {} such as 500ms, 10s, 2m or 1h, or plain seconds",
+                    show(*range.start()),
+                    show(*range.end())
+                )
             })?,
         };
         if range.contains(&d) {

@@ -181,60 +181,62 @@ fn refused(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
 fn workers_513_is_refused_not_a_panic() {
     let (_dir, file) = good_file();
     refused(&["--services", &file, "--address", "127.0.0.1:0", "--workers", "513"], &[], &["--workers", "0..=512"]);
-    refused(&["--services", &file, "--address", "127.0.0.1:0"], &[("KEYROUTER_WORKERS", "513")], &[
-        "KEYROUTER_WORKERS=513",
-        "0..=512",
-    ]);
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0"],
+        &[("KEYROUTER_WORKERS", "513")],
+        &["KEYROUTER_WORKERS=513", "0..=512"],
+    );
 }
 
 #[test]
 fn heavy_lookups_of_2_pow_61_are_refused_not_a_panic() {
     let (_dir, file) = good_file();
     let big = (1u64 << 61).to_string();
-    refused(&["--services", &file, "--address", "127.0.0.1:0", "--heavy-lookups", &big], &[], &[
-        "--heavy-lookups",
-        "0..=512",
-    ]);
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--heavy-lookups", &big],
+        &[],
+        &["--heavy-lookups", "0..=512"],
+    );
 }
 
 #[test]
 fn request_timeout_of_u64_max_is_refused_not_a_panic_on_the_first_connection() {
     let (_dir, file) = good_file();
     let max = u64::MAX.to_string();
-    refused(&["--services", &file, "--address", "127.0.0.1:0", "--request-timeout", &max], &[], &[
-        "--request-timeout",
-        "from 1s to 24h",
-    ]);
-    refused(&["--services", &file, "--address", "127.0.0.1:0"], &[("KEYROUTER_REQUEST_TIMEOUT", &max)], &[
-        "KEYROUTER_REQUEST_TIMEOUT=18446744073709551615",
-        "from 1s to 24h",
-    ]);
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--request-timeout", &max],
+        &[],
+        &["--request-timeout", "from 1s to 24h"],
+    );
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0"],
+        &[("KEYROUTER_REQUEST_TIMEOUT", &max)],
+        &["KEYROUTER_REQUEST_TIMEOUT=18446744073709551615", "from 1s to 24h"],
+    );
 }
 
 #[test]
 fn shutdown_delay_of_u64_max_is_refused_not_a_panic_on_sigterm() {
     let (_dir, file) = good_file();
     let max = u64::MAX.to_string();
-    refused(&["--services", &file, "--address", "127.0.0.1:0", "--shutdown-delay", &max], &[], &[
-        "--shutdown-delay",
-        "from 0s to 1h",
-    ]);
-    refused(&["--services", &file, "--address", "127.0.0.1:0", "--shutdown-timeout", "0"], &[], &[
-        "--shutdown-timeout",
-        "from 1s to 1h",
-    ]);
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--shutdown-delay", &max],
+        &[],
+        &["--shutdown-delay", "from 0s to 1h"],
+    );
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--shutdown-timeout", "0"],
+        &[],
+        &["--shutdown-timeout", "from 1s to 1h"],
+    );
 }
 
 #[test]
 fn durations_take_go_units_and_reach_the_server() {
-    let mut kr = Keyrouter::start_with(&services(&[("bar", &["a"])]), &[
-        "--shutdown-timeout",
-        "1500ms",
-        "--shutdown-delay",
-        "0s",
-        "--request-timeout",
-        "2m",
-    ]);
+    let mut kr = Keyrouter::start_with(
+        &services(&[("bar", &["a"])]),
+        &["--shutdown-timeout", "1500ms", "--shutdown-delay", "0s", "--request-timeout", "2m"],
+    );
     assert!(kr.log().contains("requests within 120 s"), "{}", kr.log());
     kr.signal(libc::SIGTERM);
     kr.wait_for_log("up to 1.5 s", 0);
@@ -280,7 +282,11 @@ fn a_subcommand_ignores_the_variables_of_flags_it_does_not_have() {
         assert_eq!(code, 0, "{args:?}: {err}");
     }
     // The server still refuses them, naming the variable.
-    refused(&["--services", &file], &[("KEYROUTER_ADDRESS", "garbage")], &["KEYROUTER_ADDRESS=garbage", "invalid address"]);
+    refused(
+        &["--services", &file],
+        &[("KEYROUTER_ADDRESS", "garbage")],
+        &["KEYROUTER_ADDRESS=garbage", "invalid address"],
+    );
 }
 
 #[test]
@@ -302,11 +308,16 @@ fn a_flag_the_subcommand_does_not_have_is_an_error_not_ignored() {
 fn keyrouter_diff_samples_abc_names_the_variable() {
     let (_dir, file) = good_file();
     refused(&["diff", &file, &file], &[("KEYROUTER_DIFF_SAMPLES", "abc")], &["error: KEYROUTER_DIFF_SAMPLES=abc: "]);
-    refused(&["diff", &file, &file], &[("KEYROUTER_DIFF_SAMPLES", "0")], &["KEYROUTER_DIFF_SAMPLES=0", "1..=100000000"]);
-    refused(&["check", "--services", &file], &[("KEYROUTER_MAX_SERVICES_BYTES", "0")], &[
-        "KEYROUTER_MAX_SERVICES_BYTES=0",
-        "1..=4294967296",
-    ]);
+    refused(
+        &["diff", &file, &file],
+        &[("KEYROUTER_DIFF_SAMPLES", "0")],
+        &["KEYROUTER_DIFF_SAMPLES=0", "1..=100000000"],
+    );
+    refused(
+        &["check", "--services", &file],
+        &[("KEYROUTER_MAX_SERVICES_BYTES", "0")],
+        &["KEYROUTER_MAX_SERVICES_BYTES=0", "1..=4294967296"],
+    );
 }
 
 #[test]
@@ -333,7 +344,10 @@ fn help_shows_consistent_value_names_and_help_long_shows_every_subcommand() {
 fn a_malformed_address_is_a_usage_error_as_the_readme_says() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(readme.contains("2 for a usage error: an unknown flag, a value out of its range, a malformed `--address`"), "the README no longer states the status of a bad address");
+    assert!(
+        readme.contains("2 for a usage error: an unknown flag, a value out of its range, a malformed `--address`"),
+        "the README no longer states the status of a bad address"
+    );
     let (_dir, file) = good_file();
     refused(&["--services", &file, "--address", "nonsense"], &[], &["invalid address"]);
 }
