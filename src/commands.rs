@@ -51,19 +51,20 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         _ if cli.help_man => man(),
+        _ if cli.help_long => help_long(),
         None => serve(&cli),
-        Some(Command::Check) => check(&cli.services, cli.max_services_bytes),
-        Some(Command::Lookup { service, key, min, max }) => offline_lookup(
-            &cli.services,
-            cli.max_services_bytes,
+        Some(Command::Check { file }) => check(&file.services, file.size.max_services_bytes),
+        Some(Command::Lookup { file, answers, service, key, min, max }) => offline_lookup(
+            &file.services,
+            file.size.max_services_bytes,
             service,
             key,
             min.as_deref(),
             max.as_deref(),
-            cli.max_answer_nodes,
+            answers.max_answer_nodes,
         ),
         // Its own exit statuses, like diff(1).
-        Some(Command::Diff { old, new, replicas, keys, format, samples }) => {
+        Some(Command::Diff { old, new, size, replicas, keys, format, samples }) => {
             return diff::run(&DiffArgs {
                 old: old.clone(),
                 new: new.clone(),
@@ -71,7 +72,7 @@ pub fn main() -> ExitCode {
                 keys: keys.clone(),
                 format: *format,
                 samples: usize::try_from(*samples).unwrap_or(usize::MAX),
-                max_services_bytes: cli.max_services_bytes,
+                max_services_bytes: size.max_services_bytes,
             })
         }
     };
@@ -94,9 +95,22 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 fn serve(cli: &Cli) -> Result<(), CommandError> {
     // Dropped when serving ends, before the error (if any) is printed: flushes the log.
-    let _log = logging::init(cli.log_level, cli.log_format);
+    let _log = logging::init(cli.server.log_level, cli.server.log_format);
     let settings: Settings = cli.settings();
     Ok(startup::serve(&settings)?)
+}
+
+/// `--help-long`: the help of keyrouter and of each subcommand, one after the other.
+fn help_long() -> Result<(), CommandError> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut text = cmd.render_long_help().to_string();
+    for sub in cmd.get_subcommands_mut() {
+        let name = format!("keyrouter {}", sub.get_name());
+        text.push_str(&format!("\n\n{name}\n{}\n\n", "=".repeat(name.len())));
+        text.push_str(&sub.render_long_help().to_string());
+    }
+    std::io::stdout().write_all(text.as_bytes()).map_err(CommandError::Output)
 }
 
 fn man() -> Result<(), CommandError> {

@@ -31,9 +31,11 @@ pub struct ShutdownBudget {
 }
 
 impl ShutdownBudget {
-    /// When the watchdog ends the process, counted from the first SIGTERM or SIGINT.
+    /// When the watchdog ends the process, counted from the first SIGTERM or SIGINT. Saturating:
+    /// the command line bounds both, but an overflow here would panic the signal task, after
+    /// which no signal but SIGKILL stops the process.
     pub fn deadline(&self) -> Duration {
-        self.delay + self.timeout + SHUTDOWN_GRACE
+        self.delay.saturating_add(self.timeout).saturating_add(SHUTDOWN_GRACE)
     }
 }
 
@@ -86,8 +88,8 @@ impl Signals {
             "{name}: readiness is 503 from now; the listener closes in {} s, then in-flight requests \
              get up to {} s (--shutdown-delay, --shutdown-timeout); exit within {:.1} s at most, or at \
              once on a second SIGTERM or SIGINT",
-            budget.delay.as_secs(),
-            budget.timeout.as_secs(),
+            budget.delay.as_secs_f64(),
+            budget.timeout.as_secs_f64(),
             budget.deadline().as_secs_f64()
         );
         watchdog(budget.deadline());
@@ -137,4 +139,17 @@ fn watchdog(after: Duration) {
 pub fn exit_now(code: i32) -> ! {
     crate::logging::finish();
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_deadline_saturates_instead_of_overflowing() {
+        let budget = ShutdownBudget { delay: Duration::MAX, timeout: Duration::MAX };
+        assert_eq!(budget.deadline(), Duration::MAX);
+        let budget = ShutdownBudget { delay: Duration::from_secs(2), timeout: Duration::from_millis(1500) };
+        assert_eq!(budget.deadline(), Duration::from_millis(4000));
+    }
 }

@@ -146,3 +146,211 @@ fn duplicate_nodes_are_warned_about() {
     assert_eq!(kr.log().matches("duplicate node").count(), 1, "warned once: {}", kr.log());
     assert_eq!(kr.get("/service/bar?key=k&min=0&max=5").json().as_array().unwrap().len(), 2);
 }
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A services file in a temp dir, and its path as a string.
+fn good_file() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("good.toml");
+    std::fs::write(&path, services(&[("bar", &["a", "b"])])).unwrap();
+    let p = path.to_str().unwrap().to_string();
+    (dir, p)
+}
+
+/// `args` is a usage error (status 2), before anything starts, whose message has every needle.
+fn refused(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let (code, out, err) = run_env(args, env);
+    assert_eq!(code, 2, "{args:?} {env:?}: {out}{err}");
+    assert!(!err.contains("panicked") && !err.contains("listening"), "{args:?}: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?} {env:?}: lacks {needle:?}: {err}");
+    }
+}
+
+#[test]
+fn workers_513_is_refused_not_a_panic() {
+    let (_dir, file) = good_file();
+    refused(&["--services", &file, "--address", "127.0.0.1:0", "--workers", "513"], &[], &["--workers", "0..=512"]);
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0"],
+        &[("KEYROUTER_WORKERS", "513")],
+        &["KEYROUTER_WORKERS=513", "0..=512"],
+    );
+}
+
+#[test]
+fn heavy_lookups_of_2_pow_61_are_refused_not_a_panic() {
+    let (_dir, file) = good_file();
+    let big = (1u64 << 61).to_string();
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--heavy-lookups", &big],
+        &[],
+        &["--heavy-lookups", "0..=512"],
+    );
+}
+
+#[test]
+fn request_timeout_of_u64_max_is_refused_not_a_panic_on_the_first_connection() {
+    let (_dir, file) = good_file();
+    let max = u64::MAX.to_string();
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--request-timeout", &max],
+        &[],
+        &["--request-timeout", "from 1s to 24h"],
+    );
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0"],
+        &[("KEYROUTER_REQUEST_TIMEOUT", &max)],
+        &["KEYROUTER_REQUEST_TIMEOUT=18446744073709551615", "from 1s to 24h"],
+    );
+}
+
+#[test]
+fn shutdown_delay_of_u64_max_is_refused_not_a_panic_on_sigterm() {
+    let (_dir, file) = good_file();
+    let max = u64::MAX.to_string();
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--shutdown-delay", &max],
+        &[],
+        &["--shutdown-delay", "from 0s to 1h"],
+    );
+    refused(
+        &["--services", &file, "--address", "127.0.0.1:0", "--shutdown-timeout", "0"],
+        &[],
+        &["--shutdown-timeout", "from 1s to 1h"],
+    );
+}
+
+#[test]
+fn durations_take_go_units_and_reach_the_server() {
+    let mut kr = Keyrouter::start_with(
+        &services(&[("bar", &["a"])]),
+        &["--shutdown-timeout", "1500ms", "--shutdown-delay", "0s", "--request-timeout", "2m"],
+    );
+    assert!(kr.log().contains("requests within 120 s"), "{}", kr.log());
+    kr.signal(libc::SIGTERM);
+    kr.wait_for_log("up to 1.5 s", 0);
+    assert!(kr.wait_exit(std::time::Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", kr.log());
+}
+
+#[test]
+fn an_empty_variable_counts_as_unset_and_flags_beat_variables() {
+    let (_dir, file) = good_file();
+    for args in [
+        vec!["check", "--services", &file],
+        vec!["--services", &file, "check"],
+        vec!["lookup", "--services", &file, "bar", "k"],
+        vec!["--services", &file, "lookup", "bar", "k"],
+    ] {
+        for env in [[("KEYROUTER_SERVICES", "")], [("KEYROUTER_SERVICES", "/nonexistent/services.toml")]] {
+            let (code, _, err) = run_env(&args, &env);
+            assert_eq!(code, 0, "{args:?} {env:?}: {err}");
+        }
+    }
+    // Empty: the default applies (no services.toml in this directory, so check says which).
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).arg("check").current_dir(dir.path()).env("KEYROUTER_SERVICES", "").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("services.toml: cannot read services file"), "{err}");
+    // An empty numeric variable is unset too, on the server's flags as well.
+    let (code, _, err) = run_env(&["lookup", "--services", &file, "bar", "k"], &[("KEYROUTER_MAX_ANSWER_NODES", "")]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_subcommand_ignores_the_variables_of_flags_it_does_not_have() {
+    let (_dir, file) = good_file();
+    let server_only = [
+        ("KEYROUTER_ADDRESS", "garbage"),
+        ("KEYROUTER_WORKERS", "513"),
+        ("KEYROUTER_REQUEST_TIMEOUT", "forever"),
+        ("KEYROUTER_LOG_LEVEL", "loud"),
+    ];
+    for args in [vec!["check", "--services", &file], vec!["lookup", "--services", &file, "bar", "k"]] {
+        let (code, _, err) = run_env(&args, &server_only);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    // The server still refuses them, naming the variable.
+    refused(
+        &["--services", &file],
+        &[("KEYROUTER_ADDRESS", "garbage")],
+        &["KEYROUTER_ADDRESS=garbage", "invalid address"],
+    );
+}
+
+#[test]
+fn a_flag_the_subcommand_does_not_have_is_an_error_not_ignored() {
+    let (_dir, file) = good_file();
+    refused(&["diff", "--services", &file, &file, &file], &[], &["--services"]);
+    refused(&["--services", &file, "diff", &file, &file], &[], &["--services does not apply to `keyrouter diff`"]);
+    refused(&["--workers", "3", "check", "--services", &file], &[], &["--workers does not apply to `keyrouter check`"]);
+    refused(&["--services", &file, "check", "--services", &file], &[], &["--services is given both before and after"]);
+    // The flags a subcommand has still work before it.
+    let (code, _, err) = run(&["--max-services-bytes", "1000", "diff", &file, &file]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["--max-services-bytes", "10", "diff", &file, &file]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("services file too large"), "{err}");
+}
+
+#[test]
+fn keyrouter_diff_samples_abc_names_the_variable() {
+    let (_dir, file) = good_file();
+    refused(&["diff", &file, &file], &[("KEYROUTER_DIFF_SAMPLES", "abc")], &["error: KEYROUTER_DIFF_SAMPLES=abc: "]);
+    refused(
+        &["diff", &file, &file],
+        &[("KEYROUTER_DIFF_SAMPLES", "0")],
+        &["KEYROUTER_DIFF_SAMPLES=0", "1..=100000000"],
+    );
+    refused(
+        &["check", "--services", &file],
+        &[("KEYROUTER_MAX_SERVICES_BYTES", "0")],
+        &["KEYROUTER_MAX_SERVICES_BYTES=0", "1..=4294967296"],
+    );
+}
+
+#[test]
+fn help_shows_consistent_value_names_and_help_long_shows_every_subcommand() {
+    let (code, help, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for shown in ["--max-answer-nodes <N>", "--request-timeout <DURATION>", "--max-services-bytes <BYTES>", "0..=512"] {
+        let shown = shown.replace("0..=512", "0 to 512");
+        assert!(help.contains(&shown), "--help lacks {shown}:\n{help}");
+    }
+    for upper in ["<MAX_", "<HEAVY", "<REQUEST", "<SHUTDOWN", "<SECS>"] {
+        assert!(!help.contains(upper), "--help shows {upper}:\n{help}");
+    }
+    assert!(!help.contains("--samples"), "{help}");
+    let (code, long, _) = run(&["--help-long"]);
+    assert_eq!(code, 0);
+    assert!(!long.contains("same as --help"), "{long}");
+    for sub in ["keyrouter check", "keyrouter lookup", "keyrouter diff", "--samples <N>", "--replicas <K>"] {
+        assert!(long.contains(sub), "--help-long lacks {sub}:\n{long}");
+    }
+}
+
+#[test]
+fn a_malformed_address_is_a_usage_error_as_the_readme_says() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        readme.contains("2 for a usage error: an unknown flag, a value out of its range, a malformed `--address`"),
+        "the README no longer states the status of a bad address"
+    );
+    let (_dir, file) = good_file();
+    refused(&["--services", &file, "--address", "nonsense"], &[], &["invalid address"]);
+}

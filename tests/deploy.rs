@@ -14,18 +14,19 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use clap::Parser;
 use common::manifests::*;
 use keyrouter::cli::Cli;
+use keyrouter::startup::Settings;
 use parse_dockerfile::{Command as DockerCommand, Instruction, Source, Stage};
 use serde_json::Value;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/// Parses `args` (without the program name) with keyrouter's real CLI definition.
-fn parse_cli(args: &[String]) -> Cli {
+/// Parses `args` (without the program name) with keyrouter's real CLI definition, into the
+/// server's settings.
+fn parse_cli(args: &[String]) -> Settings {
     let argv = std::iter::once("keyrouter".to_string()).chain(args.iter().cloned());
-    Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("keyrouter rejects {args:?}:\n{e}"))
+    Cli::parse_from(argv).unwrap_or_else(|e| panic!("keyrouter rejects {args:?}:\n{e}")).settings()
 }
 
 /// `args` with the value of `flag` replaced.
@@ -251,8 +252,8 @@ fn deployment_args_are_flags_keyrouter_accepts() {
     let pre_stop = keyrouter["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap_or(0);
     let grace = pod_spec()["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     assert!(
-        pre_stop + cli.shutdown_timeout < grace,
-        "preStop {pre_stop}s + shutdown {}s must fit in {grace}s",
+        std::time::Duration::from_secs(pre_stop) + cli.shutdown_timeout < std::time::Duration::from_secs(grace),
+        "preStop {pre_stop}s + shutdown {:?} must fit in {grace}s",
         cli.shutdown_timeout
     );
 }

@@ -22,15 +22,17 @@ fn keyrouter(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// The server with a services file that does not exist: it parses its flags and variables, then
+/// exits 1 (cannot read the file), or 2 if a flag or variable is bad.
+const SERVE_MISSING: &[&str] = &["--services", "/nonexistent/services.toml", "--address", "127.0.0.1:0"];
+
 #[test]
 fn boolean_variables_take_the_usual_spellings() {
-    for yes in ["1", "true", "yes", "on", "TRUE", "Yes"] {
-        let out = keyrouter(&["check", "--services", "deploy/services.example.toml"], &[("KEYROUTER_WATCH", yes)]);
-        assert!(out.status.success(), "KEYROUTER_WATCH={yes}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    for no in ["0", "false", "no", "off"] {
-        let out = keyrouter(&["check", "--services", "deploy/services.example.toml"], &[("KEYROUTER_WATCH", no)]);
-        assert!(out.status.success(), "KEYROUTER_WATCH={no}: {}", String::from_utf8_lossy(&out.stderr));
+    for value in ["1", "true", "yes", "on", "TRUE", "Yes", "0", "false", "no", "off"] {
+        let out = keyrouter(SERVE_MISSING, &[("KEYROUTER_WATCH", value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "KEYROUTER_WATCH={value}: {stderr}");
+        assert!(stderr.contains("cannot read services file"), "KEYROUTER_WATCH={value}: {stderr}");
     }
 }
 
@@ -52,10 +54,13 @@ fn keyrouter_watch_1_turns_watching_on_and_0_off() {
 
 #[test]
 fn a_bad_value_from_the_environment_names_the_variable() {
-    let out = keyrouter(&["check"], &[("KEYROUTER_WATCH", "maybe")]);
+    let out = keyrouter(SERVE_MISSING, &[("KEYROUTER_WATCH", "maybe")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.starts_with("error: KEYROUTER_WATCH=maybe: "), "{stderr}");
+    // `check` has no --watch, so it does not read the variable.
+    let out = keyrouter(&["check", "--services", "deploy/services.example.toml"], &[("KEYROUTER_WATCH", "maybe")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let out = keyrouter(&["--services", "deploy/services.example.toml"], &[("KEYROUTER_LOG_LEVEL", "loud")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -84,6 +89,10 @@ fn the_man_page_documents_the_subcommands_and_shows_argument_names() {
         assert!(synopsis.contains(shown), "SYNOPSIS lacks {shown}:\n{synopsis}");
     }
     assert!(synopsis.contains(r"\fBkeyrouter check\fR") && synopsis.contains(r"\fBkeyrouter lookup\fR"));
+    // Each line shows the flags that command accepts: `diff` has no --services.
+    let diff = synopsis.lines().find(|l| l.starts_with(r"\fBkeyrouter diff\fR")).expect("a diff line");
+    assert!(!diff.contains(r"\-\-services\fR") && diff.contains(r"\fB\-\-samples\fR \fIN\fR"), "{diff}");
+    assert!(synopsis.contains(r"\fB\-\-request\-timeout\fR \fIDURATION\fR"), "{synopsis}");
     let commands = page.split(".SH COMMANDS").nth(1).expect("a COMMANDS section");
     assert!(commands.contains(r#".SS "keyrouter check""#) && commands.contains(r#".SS "keyrouter lookup""#));
     assert!(commands.contains(r"\fISERVICE\fR") && commands.contains(r"\fB\-\-max\fR \fIN\fR"));
@@ -189,4 +198,44 @@ fn check_lists_every_error_in_the_file_structural_ones_included() {
             "no error at line {line} ({needle}):\n{stderr}"
         );
     }
+}
+
+#[test]
+fn the_documented_synopsis_shows_exactly_the_flags_each_command_accepts() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(repo().join("docs/operating.md")).unwrap();
+    let section = readme.split("## Command line\n").nth(1).expect("a Command line section");
+    let block = section.split("```").nth(1).expect("a synopsis block");
+    // Continuation lines (indented) belong to the line above.
+    let mut lines: Vec<String> = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        match lines.last_mut() {
+            Some(last) if line.starts_with(' ') => last.push_str(line),
+            _ => lines.push(line.to_string()),
+        }
+    }
+    let cli = keyrouter::cli::Cli::command();
+    let mut seen = Vec::new();
+    for line in lines.iter().filter(|l| !l.starts_with("keyrouter --version")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let cmd = match words.get(1) {
+            Some(&name) if !name.starts_with('[') => cli.find_subcommand(name).expect(name),
+            _ => &cli,
+        };
+        let shown: std::collections::BTreeSet<String> = words
+            .iter()
+            .map(|w| w.trim_start_matches('['))
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.trim_end_matches(']').to_string())
+            .collect();
+        let accepted: std::collections::BTreeSet<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !["help", "version", "help-long", "help-man"].contains(l))
+            .map(|l| format!("--{l}"))
+            .collect();
+        assert_eq!(shown, accepted, "docs/operating.md synopsis of `{}`", cmd.get_name());
+        seen.push(cmd.get_name().to_string());
+    }
+    assert_eq!(seen, ["keyrouter", "check", "lookup", "diff"]);
 }
