@@ -8,7 +8,7 @@
 //
 //     node ranking_v2.mjs crates/ranking/tests/vectors/algorithm2.json
 
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { argv, exit } from "node:process";
 import { fileURLToPath } from "node:url";
 
@@ -423,7 +423,8 @@ function main(args) {
   return failures.length ? 1 : 0;
 }
 
-// Run the checker only when executed, not when imported by a client package.
-if (argv[1] && fileURLToPath(import.meta.url) === argv[1]) {
+// Run the checker only when executed, not when imported by a client package. Real paths on
+// both sides: import.meta.url has symlinks resolved and argv[1] does not.
+if (argv[1] && fileURLToPath(import.meta.url) === realpathSync(argv[1])) {
   exit(main(argv.slice(2)));
 }
