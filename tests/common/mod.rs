@@ -467,25 +467,3 @@ pub fn python_tool(venv: &str, requirement: &str, program: &str) -> Result<PathB
     std::fs::write(&marker, requirement).unwrap();
     Ok(exe)
 }
-
-/// Whether `tool` (a program on PATH) runs (`tool --version`). When it does not, the test needing
-/// it fails if `KEYROUTER_TEST_ALL=1` (CI must run everything), and otherwise says it skipped,
-/// straight to stderr (eprintln! is captured), so that a plain `cargo test` on a machine
-/// without the tool still passes and tells what it did not run.
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if runs {
-        return true;
-    }
-    if std::env::var("KEYROUTER_TEST_ALL").as_deref() == Ok("1") {
-        panic!("{test} needs {tool}, which does not run here (KEYROUTER_TEST_ALL=1 requires every test to run)");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {tool}; run .ci/test to install it and run everything");
-    false
-}
