@@ -22,7 +22,7 @@ use actix_web::{test, web};
 use criterion::{Criterion, Throughput};
 use keyrouter::http as server;
 use keyrouter::ranking::{ServiceSpec, Table};
-use keyrouter::state::AppState;
+use keyrouter::state::{AppState, StateOptions};
 
 /// The wrk harness's baseline handler: parse the same JSON, answer a fixed array.
 #[derive(serde::Deserialize)]
@@ -67,7 +67,7 @@ fn main() {
     }
     let nodes: Vec<String> = (0..100).map(|i| format!("10.0.0.{i}:8080")).collect();
     let (table, _) = Table::build([ServiceSpec::new("bar", nodes)]).expect("a valid table");
-    let state = AppState::new(table, "unused.toml");
+    let state = AppState::new(table, "unused.toml", StateOptions::default());
     let rt = actix_rt::System::new();
     let app = rt.block_on(test::init_service(server::app(web::Data::from(state), false)));
     let baseline =

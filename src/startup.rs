@@ -20,7 +20,7 @@ use crate::memory;
 use crate::ranking::{self, SelfCheckError};
 use crate::reload::{self, Reloader};
 use crate::signals::{ShutdownBudget, Signals};
-use crate::state::AppState;
+use crate::state::{AppState, StateOptions};
 use crate::watch;
 
 /// What `keyrouter` (serving) needs, validated: the command line's and environment's flags
@@ -132,12 +132,14 @@ impl Application {
         };
         let table_options =
             TableOptions { max_services_bytes: settings.max_services_bytes, allow_empty: settings.allow_empty };
-        let state = AppState::with(
+        let state = AppState::new(
             loaded.table,
             settings.services.clone(),
-            table_options,
-            settings.limits.clone(),
-            settings.max_service_series,
+            StateOptions {
+                table: table_options,
+                limits: settings.limits.clone(),
+                max_service_series: settings.max_service_series,
+            },
         );
         let reloader = Reloader::spawn(state.clone()).map_err(StartupError::Reloader)?;
         let watcher = match settings.watch {

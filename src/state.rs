@@ -229,49 +229,32 @@ pub struct AppState {
     started_at: f64,
 }
 
+/// How an [`AppState`] serves its table, beyond the table and the file it came from; each part
+/// defaults to the flag's default.
+#[derive(Debug, Clone)]
+pub struct StateOptions {
+    /// How reloads read the services file.
+    pub table: TableOptions,
+    /// What one request may cost (`heavy_lookups` 0 is resolved to the CPU count).
+    pub limits: Limits,
+    /// Per-service metric series exist for at most this many services.
+    pub max_service_series: usize,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        StateOptions {
+            table: TableOptions::default(),
+            limits: Limits::default(),
+            max_service_series: metrics::DEFAULT_MAX_SERVICE_SERIES,
+        }
+    }
+}
+
 impl AppState {
-    /// State serving `table`, which was loaded from `services_path`, with the default
-    /// [`TableOptions`].
-    pub fn new(table: Table, services_path: impl Into<PathBuf>) -> Arc<Self> {
-        Self::with(
-            table,
-            services_path,
-            TableOptions::default(),
-            Limits::default(),
-            metrics::DEFAULT_MAX_SERVICE_SERIES,
-        )
-    }
-
-    /// State serving `table`, which was loaded from `services_path`; reloads follow `options`.
-    pub fn with_options(table: Table, services_path: impl Into<PathBuf>, options: TableOptions) -> Arc<Self> {
-        Self::with(table, services_path, options, Limits::default(), metrics::DEFAULT_MAX_SERVICE_SERIES)
-    }
-
-    /// Like [`AppState::new`], with these limits.
-    pub fn with_limits(table: Table, services_path: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
-        Self::with(table, services_path, TableOptions::default(), limits, metrics::DEFAULT_MAX_SERVICE_SERIES)
-    }
-
-    /// [`AppState::new`], with per-service metric series for at most `max_service_series`
-    /// services.
-    pub fn with_max_service_series(
-        table: Table,
-        services_path: impl Into<PathBuf>,
-        max_service_series: usize,
-    ) -> Arc<Self> {
-        Self::with(table, services_path, TableOptions::default(), Limits::default(), max_service_series)
-    }
-
-    /// State serving `table`, which was loaded from `services_path`: reloads follow `options`,
-    /// requests `limits` (`heavy_lookups` 0 resolved to the CPU count), and per-service metric
-    /// series exist for at most `max_service_series` services.
-    pub fn with(
-        table: Table,
-        services_path: impl Into<PathBuf>,
-        options: TableOptions,
-        mut limits: Limits,
-        max_service_series: usize,
-    ) -> Arc<Self> {
+    /// State serving `table`, which was loaded from `services_path` (reloads read it again).
+    pub fn new(table: Table, services_path: impl Into<PathBuf>, options: StateOptions) -> Arc<Self> {
+        let StateOptions { table: table_options, mut limits, max_service_series } = options;
         if limits.heavy_lookups == 0 {
             limits.heavy_lookups = std::thread::available_parallelism().map_or(1, |n| n.get());
         }
@@ -282,7 +265,7 @@ impl AppState {
         Arc::new(AppState {
             live: ArcSwap::from_pointee(live),
             services_path: services_path.into(),
-            options,
+            options: table_options,
             stopping: AtomicBool::new(false),
             reloading: Mutex::new(()),
             metrics,

@@ -37,7 +37,8 @@ fn batch_errors() {
     kr.post_json("/service/s", r#"{"key":"a","keys":["b"]}"#).assert_error(400, "not both");
     kr.post_json("/service/s", r#"{"keys":[]}"#).assert_error(400, "must not be empty");
     kr.post_json("/service/s", r#"{"keys":["a",""]}"#).assert_error(400, "empty key");
-    kr.post_json("/service/s", r#"{"keys":"a"}"#).assert_error(400, "invalid type");
+    kr.post_json("/service/s", r#"{"keys":"a"}"#).assert_error(400, "`keys` must be an array of strings");
+    kr.post_json("/service/s", r#"{"keys":["a",5]}"#).assert_error(400, "`keys` must be an array of strings; item 1");
     let many: Vec<String> = (0..=keyrouter::request::MAX_BATCH_KEYS).map(|i| i.to_string()).collect();
     kr.post_json("/service/s", &serde_json::json!({ "keys": many }).to_string()).assert_error(400, "too many keys");
     kr.post_json("/service/s", r#"{"keys":["a"],"min":6}"#).assert_error(400, "fewer than min");

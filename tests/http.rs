@@ -104,7 +104,7 @@ fn errors_have_status_and_json_body() {
     kr.get("/service/nope?key=a").assert_error(404, "unknown service \"nope\"");
     kr.get("/nowhere").assert_error(404, "no such route");
     kr.post_json("/service/bar", r#"{"key":"a""#).assert_error(400, "invalid JSON body");
-    kr.post_json("/service/bar", r#"{"key":5}"#).assert_error(400, "invalid type");
+    kr.post_json("/service/bar", r#"{"key":5}"#).assert_error(400, "`key` must be a string, got integer `5`");
     kr.post_json("/service/bar", r#"{"key":"a","min":"1"}"#).assert_error(400, "non-negative integer");
     kr.post_json("/service/bar", r#"{"key":"a","min":-1}"#).assert_error(400, "non-negative integer");
     kr.post_json("/service/bar", r#"{"key":"a","max":18446744073709551616}"#).assert_error(400, "too large");
@@ -124,6 +124,66 @@ fn errors_have_status_and_json_body() {
     for method in ["PUT", "DELETE", "PATCH"] {
         kr.request(method, "/service/bar", &[], b"").assert_error(405, method);
     }
+}
+
+/// A JSON field of the wrong type gets a message that names the field and says what it must be
+/// (it was serde's "invalid type: integer `5`, expected a string", which named neither).
+#[test]
+fn a_json_field_of_the_wrong_type_is_named() {
+    let kr = server();
+    for (body, want) in [
+        (r#"{"key":5}"#, "`key` must be a string, got integer `5`"),
+        (r#"{"key":["a"]}"#, "`key` must be a string, got an array"),
+        (r#"{"keys":"a"}"#, "`keys` must be an array of strings, got string \"a\""),
+        (r#"{"keys":["a",{}]}"#, "`keys` must be an array of strings; item 1 is an object"),
+        (r#"{"key":"a","min":"1"}"#, "`min` must be a non-negative integer, got string \"1\""),
+        (r#"{"key":"a","max":true}"#, "`max` must be a non-negative integer, got boolean `true`"),
+        (r#"{"key":"a","max":{"n":1}}"#, "`max` must be a non-negative integer, got an object"),
+    ] {
+        let r = kr.post_json("/service/bar", body);
+        r.assert_error(400, want);
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(!msg.contains("invalid JSON body"), "{body}: {msg}");
+    }
+    // Null is no value at all: the field's default.
+    assert_eq!(kr.post_json("/service/bar", r#"{"key":"ryans","min":null,"max":null}"#).status, 200);
+}
+
+/// Counts are read exactly: `+2` and `%2B2` were read as 2 (Rust's integer parser takes a
+/// sign), and JSON `2.0000000000000001` as 2 and `1e-400` as 0 (rounded to a float first).
+#[test]
+fn counts_that_are_not_whole_numbers_are_refused() {
+    let kr = server();
+    for query in ["max=%2B2", "max=+2", "max=%202", "max=2%20", "max=0x2", "max=%D9%A2", "max=", "max=2.0"] {
+        kr.get(&format!("/service/bar?key=ryans&{query}")).assert_error(400, "`max` must be a non-negative integer");
+        let form = kr.request(
+            "POST",
+            "/service/bar",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            format!("key=ryans&{query}").as_bytes(),
+        );
+        form.assert_error(400, "`max` must be a non-negative integer");
+    }
+    let (ct, body) = multipart(&[("key", "ryans"), ("max", "+2")]);
+    kr.request("POST", "/service/bar", &[("Content-Type", &ct)], &body)
+        .assert_error(400, "`max` must be a non-negative integer, got \"+2\"");
+    let two = kr.get("/service/bar?key=ryans&max=2").json();
+    assert_eq!(kr.get("/service/bar?key=ryans&max=02").json(), two);
+    for token in ["2.0000000000000001", "1e-400", "1.5", "-1", "-2.0"] {
+        kr.post_json("/service/bar", &format!(r#"{{"key":"ryans","max":{token}}}"#))
+            .assert_error(400, &format!("`max` must be a non-negative integer, got {token}"));
+    }
+    for token in ["1e400", "18446744073709551616", "1.8446744073709552e19"] {
+        kr.post_json("/service/bar", &format!(r#"{{"key":"ryans","max":{token}}}"#))
+            .assert_error(400, &format!("`max` is too large, got {token}"));
+    }
+    for token in ["2", "2.0", "2e0", "0.2e1", "200e-2", "2.000000000000000000000000000000"] {
+        let r = kr.post_json("/service/bar", &format!(r#"{{"key":"ryans","max":{token}}}"#));
+        assert_eq!(r.status, 200, "{token}: {}", r.text());
+        assert_eq!(r.json(), two, "{token}");
+    }
+    // `-0` is zero: a count of 0, which `min` may be.
+    assert_eq!(kr.post_json("/service/bar", r#"{"key":"ryans","min":-0,"max":2}"#).json(), two);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use actix_web::{test as actix_test, web};
 use keyrouter::config;
 use keyrouter::http::{self as server, ServerOptions};
 use keyrouter::reload::{self, When};
-use keyrouter::state::AppState;
+use keyrouter::state::{AppState, StateOptions};
 
 const BAR: &[&str] = &["bar1:8080", "bar2:8080", "bar3:8080", "bar4:8080"];
 
@@ -20,7 +20,7 @@ fn file() -> String {
 fn state(dir: &tempfile::TempDir) -> Arc<AppState> {
     let path = dir.path().join("services.toml");
     std::fs::write(&path, file()).unwrap();
-    AppState::new(config::load(&path).unwrap().table, path)
+    AppState::new(config::load(&path).unwrap().table, path, StateOptions::default())
 }
 
 #[actix_web::test]

@@ -12,6 +12,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest};
 use futures_util::{FutureExt as _, StreamExt};
 
+use super::error::HttpError;
 use crate::request::{Body, RequestError};
 
 /// Largest request body: enough for a batch of 10 000 ordinary keys, small enough that a
@@ -123,11 +124,11 @@ impl Drop for Lingering {
 
 /// Reads and classifies the body of `req`, which must arrive whole within `timeout` (the head
 /// had its own `--request-timeout` in actix, which bounds only the head).
-pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Duration) -> Result<Input, RequestError> {
+pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Duration) -> Result<Input, HttpError> {
     if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
         // Nothing here decompresses: a gzip body would otherwise be parsed as garbage.
         if !encoding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity") {
-            return Err(RequestError::UnsupportedEncoding(String::from_utf8_lossy(encoding.as_bytes()).into_owned()));
+            return Err(HttpError::UnsupportedEncoding(String::from_utf8_lossy(encoding.as_bytes()).into_owned()));
         }
     }
     // A small body usually came with the head: read it without arming a timer (which costs a
@@ -139,7 +140,7 @@ pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Durat
         // Boxed: a body still on its way is the rare case, and the timer is large.
         None => Box::pin(tokio::time::timeout(timeout, reading))
             .await
-            .map_err(|_| RequestError::Timeout { secs: timeout.as_secs() })??,
+            .map_err(|_| HttpError::Timeout { secs: timeout.as_secs() })??,
     };
     let kind = if body.is_empty() { None } else { Some(body_kind(req)?) };
     let multipart = match kind {
@@ -152,8 +153,8 @@ pub async fn read_input(req: &HttpRequest, payload: web::Payload, timeout: Durat
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] (before reading, when the client
 /// announced its length).
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, RequestError> {
-    let too_large = RequestError::PayloadTooLarge { limit: MAX_BODY_BYTES };
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, HttpError> {
+    let too_large = HttpError::PayloadTooLarge { limit: MAX_BODY_BYTES };
     let announced =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
@@ -192,7 +193,7 @@ enum BodyKind {
     Multipart,
 }
 
-fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, HttpError> {
     let raw = || {
         req.headers()
             .get(header::CONTENT_TYPE)
@@ -211,14 +212,14 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, RequestError> {
     }
     let mime = match req.mime_type() {
         Ok(Some(m)) => m,
-        Ok(None) => return Err(RequestError::UnsupportedMediaType(String::new())),
-        Err(_) => return Err(RequestError::UnsupportedMediaType(raw())),
+        Ok(None) => return Err(HttpError::UnsupportedMediaType(String::new())),
+        Err(_) => return Err(HttpError::UnsupportedMediaType(raw())),
     };
     match (mime.type_().as_str(), mime.subtype().as_str(), mime.suffix().map(|s| s.as_str())) {
         ("application", "json", _) | ("application", _, Some("json")) => Ok(BodyKind::Json),
         ("application", "x-www-form-urlencoded", _) => Ok(BodyKind::Form),
         ("multipart", "form-data", _) => Ok(BodyKind::Multipart),
-        _ => Err(RequestError::UnsupportedMediaType(raw())),
+        _ => Err(HttpError::UnsupportedMediaType(raw())),
     }
 }
 

@@ -5,21 +5,20 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use super::error::error_body;
-use crate::request::RequestError;
+use super::error::{error_body, HttpError};
 use crate::state::AppState;
 
 /// The API description, shipped inside the binary.
 pub const OPENAPI: &str = include_str!("../openapi.yaml");
 
 pub async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
-    let mut response = RequestError::MethodNotAllowed(req.method().to_string()).error_response();
+    let mut response = HttpError::MethodNotAllowed(req.method().to_string()).error_response();
     response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
     response
 }
 
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    RequestError::NotFound(req.path().to_string()).error_response()
+    HttpError::NotFound(req.path().to_string()).error_response()
 }
 
 /// Liveness: the process serves HTTP.
@@ -57,6 +56,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     match web::block(move || state.render_metrics()).await {
         Ok(body) => HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(body),
-        Err(e) => RequestError::Encode(e.to_string()).error_response(),
+        Err(e) => HttpError::Internal { what: "rendering /metrics", cause: e.to_string() }.error_response(),
     }
 }

@@ -15,6 +15,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::body::{read_input, stop_reading, Input};
+use super::error::HttpError;
 use crate::request::{self, Fields, Plan, RequestError};
 use crate::state::{AppState, Limits, Live, Served};
 
@@ -52,8 +53,8 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let limits = state.limits();
     let input = read_input(&req, payload, limits.request_timeout).await;
     match &input {
-        Err(RequestError::Timeout { .. }) => stop_reading(&req, Duration::ZERO),
-        Err(RequestError::PayloadTooLarge { .. }) => stop_reading(&req, limits.request_timeout),
+        Err(HttpError::Timeout { .. }) => stop_reading(&req, Duration::ZERO),
+        Err(HttpError::PayloadTooLarge { .. }) => stop_reading(&req, limits.request_timeout),
         _ => {}
     }
     let name = service_name(&req);
@@ -61,7 +62,8 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let served = name.as_deref().ok().and_then(|n| live.service(n));
     let planned = match (&input, &name) {
         (Ok(input), Ok(name)) => plan(&req, input, name, served, limits),
-        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        (Err(e), _) => Err(e.clone()),
+        (_, Err(e)) => Err(e.clone().into()),
     };
     let response = match planned {
         Ok((served, plan)) if plan.work(served.service) > limits.heavy_work => {
@@ -74,10 +76,9 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
             // future, small ones included.
             return Box::pin(heavy(&state, live, name, plan, started)).await;
         }
-        Ok((served, plan)) => request::render(served.service, &plan).map(|body| ok(served, body)),
-        Err(e) => Err(e),
-    }
-    .unwrap_or_else(|e| e.error_response());
+        Ok((served, plan)) => ok(served, request::render(served.service, &plan)),
+        Err(e) => e.error_response(),
+    };
     finish(&state, served, response, started)
 }
 
@@ -101,9 +102,9 @@ fn plan<'a>(
     name: &str,
     served: Option<Served<'a>>,
     limits: &Limits,
-) -> Result<(Served<'a>, Plan<'a>), RequestError> {
+) -> Result<(Served<'a>, Plan<'a>), HttpError> {
     if req.query_string().len() > MAX_QUERY_BYTES {
-        return Err(RequestError::QueryTooLong { limit: MAX_QUERY_BYTES });
+        return Err(HttpError::QueryTooLong { limit: MAX_QUERY_BYTES });
     }
     let served = served.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
     let fields = Fields::from_request(req.query_string().as_bytes(), input.body())?;
@@ -115,10 +116,10 @@ fn plan<'a>(
 async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'static>, started: Instant) -> HttpResponse {
     let Some(served) = live.service(&name) else {
         // Unreachable: the name was found in this very table.
-        return finish(state, None, RequestError::UnknownService(name).error_response(), started);
+        return finish(state, None, HttpError::from(RequestError::UnknownService(name)).error_response(), started);
     };
     let response = match Arc::clone(state.heavy_slots()).try_acquire_owned() {
-        Err(_) => RequestError::Overloaded.error_response(),
+        Err(_) => HttpError::Overloaded.error_response(),
         Ok(permit) => {
             let job = Arc::clone(&live);
             let job_name = name.clone();
@@ -127,15 +128,15 @@ async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'stat
             let ranked = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 match job.service(&job_name) {
-                    Some(served) => request::render(served.service, &plan),
+                    Some(served) => Ok(request::render(served.service, &plan)),
                     None => Err(RequestError::UnknownService(job_name)),
                 }
             })
             .await;
             match ranked {
                 Ok(Ok(body)) => ok(served, body),
-                Ok(Err(e)) => e.error_response(),
-                Err(e) => RequestError::Encode(format!("lookup failed: {e}")).error_response(),
+                Ok(Err(e)) => HttpError::from(e).error_response(),
+                Err(e) => HttpError::Internal { what: "ranking a large lookup", cause: e.to_string() }.error_response(),
             }
         }
     };

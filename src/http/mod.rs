@@ -5,7 +5,8 @@
 //! - [`connection`]: deadlines between a connection's requests, and the request-line cap.
 //! - [`lookup`]: the `/service/{name}` handler, which answers through [`crate::request`].
 //! - [`endpoints`]: health, readiness, metrics, table, service list, OpenAPI, 404 and 405.
-//! - [`error`]: `RequestError` → status and JSON body.
+//! - [`error`]: `HttpError` (a `RequestError`, or what only HTTP can get wrong) → status and
+//!   JSON body.
 //! - [`status`]: the status page (`/`, `/status`) and its script and style sheet.
 
 pub mod body;
@@ -240,7 +241,7 @@ async fn expect(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         use actix_web::ResponseError;
-        let mut response = crate::request::RequestError::PayloadTooLarge { limit: MAX_BODY_BYTES }.error_response();
+        let mut response = error::HttpError::PayloadTooLarge { limit: MAX_BODY_BYTES }.error_response();
         response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
         return Err(response.into());
     }

@@ -6,7 +6,7 @@
 use actix_web::http::header::{self, ContentType, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use crate::request::RequestError;
+use super::error::HttpError;
 use crate::state::{unix_now, AppState};
 use crate::status;
 
@@ -54,7 +54,7 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
     .await;
     match rendered {
         Ok(html) => hardened(HttpResponse::Ok().content_type(ContentType::html()).body(html)),
-        Err(e) => RequestError::Encode(e.to_string()).error_response(),
+        Err(e) => HttpError::Internal { what: "rendering the status page", cause: e.to_string() }.error_response(),
     }
 }
 
