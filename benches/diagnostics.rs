@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keyrouter::config;
+use keyrouter::table::config;
 
 /// `n` entries with no `Name`: one structural error each (27 bytes an entry, 1 MB for 40 000).
 fn nameless(n: usize) -> String {

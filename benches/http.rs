@@ -22,7 +22,7 @@ use actix_web::{test, web};
 use criterion::{Criterion, Throughput};
 use keyrouter::http as server;
 use keyrouter::ranking::{ServiceSpec, Table};
-use keyrouter::state::{AppState, StateOptions};
+use keyrouter::table::state::{AppState, StateOptions};
 
 /// The wrk harness's baseline handler: parse the same JSON, answer a fixed array.
 #[derive(serde::Deserialize)]

@@ -1,10 +1,10 @@
 //! What the server is configured to allow: how a services file is judged ([`TableOptions`]) and
 //! what one request may cost ([`Limits`]). Plain values, validated from the command line by
-//! `crate::cli` and held by `crate::state::AppState`.
+//! `crate::cli` and held by `crate::table::state::AppState`.
 
 use std::time::Duration;
 
-use crate::config::DEFAULT_MAX_SERVICES_BYTES;
+use crate::table::config::DEFAULT_MAX_SERVICES_BYTES;
 
 /// How the services file is judged, at startup and on every reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

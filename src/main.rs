@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    keyrouter::commands::main()
+    keyrouter::cli::commands::main()
 }

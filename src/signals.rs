@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::oneshot;
 
-use crate::reload::Reloader;
-use crate::state::AppState;
+use crate::table::reload::Reloader;
+use crate::table::state::AppState;
 
 /// What the watchdog adds to `--shutdown-delay` + `--shutdown-timeout` before it ends the
 /// process whatever still runs.

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::address::ListenAddress;
-use crate::config::ConfigError;
 use crate::descriptors;
 use crate::http::{self, ServerOptions};
 use crate::limits::{Limits, TableOptions};
 use crate::logging::count;
 use crate::memory;
 use crate::ranking::{self, SelfCheckError};
-use crate::reload::{self, Reloader};
 use crate::signals::{ShutdownBudget, Signals};
-use crate::state::{AppState, StateOptions};
-use crate::watch;
+use crate::table::config::ConfigError;
+use crate::table::reload::{self, Reloader};
+use crate::table::state::{AppState, StateOptions};
+use crate::table::watch;
 
 /// What `keyrouter` (serving) needs, validated: the command line's and environment's flags
 /// after parsing (see `crate::cli`).

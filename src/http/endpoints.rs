@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::{error_body, HttpError};
-use crate::state::AppState;
+use crate::table::state::AppState;
 
 /// The API description, shipped inside the binary.
 pub const OPENAPI: &str = include_str!("../openapi.yaml");

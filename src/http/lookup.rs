@@ -17,7 +17,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use super::body::{read_input, stop_reading, Input};
 use super::error::HttpError;
 use crate::request::{self, Fields, Plan, RequestError};
-use crate::state::{AppState, Limits, Live, Served};
+use crate::table::state::{AppState, Limits, Live, Served};
 
 /// Longest query string: lookups in the URL are small; batches go in the body. Far below the
 /// HTTP layer's own limits, whose rejections cannot carry a JSON error.

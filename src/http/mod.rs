@@ -31,7 +31,7 @@ pub use body::MAX_BODY_BYTES;
 pub use endpoints::OPENAPI;
 pub use lookup::{FINGERPRINT_HEADER, MAX_QUERY_BYTES};
 
-use crate::state::AppState;
+use crate::table::state::AppState;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct ServerOptions {
     pub shutdown_delay: Duration,
     /// Emit a span and a log line per request (only worth it at DEBUG).
     pub log_requests: bool,
-    /// Time for a request head to arrive (the body's deadline is in [`crate::state::Limits`]).
+    /// Time for a request head to arrive (the body's deadline is in [`crate::table::state::Limits`]).
     pub request_timeout: Duration,
     /// Time an idle connection is kept open between requests.
     pub keep_alive: Duration,

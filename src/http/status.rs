@@ -1,14 +1,14 @@
 //! The status page's HTTP side: `GET /` (HTML, or a JSON index of the endpoints for a client that
 //! prefers JSON), `GET /status` (HTML) and the page's own script and style sheet. The page is
-//! rendered by [`crate::status`] on the blocking pool (a large table must not hold up the
+//! rendered by [`crate::status_page`] on the blocking pool (a large table must not hold up the
 //! lookups queued on this worker), from one load of the live table.
 
 use actix_web::http::header::{self, ContentType, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::HttpError;
-use crate::state::{unix_now, AppState};
-use crate::status;
+use crate::status_page;
+use crate::table::state::{unix_now, AppState};
 
 /// Nothing from anywhere else: no inline code, no other origin, no framing, forms post only here.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -31,8 +31,8 @@ fn hardened(mut response: HttpResponse) -> HttpResponse {
 /// `GET /`: the page, or the JSON index for a client whose `Accept` prefers JSON.
 pub async fn root(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if status::prefers_json(accept) {
-        let response = HttpResponse::Ok().content_type(ContentType::json()).body(status::index_json());
+    if status_page::prefers_json(accept) {
+        let response = HttpResponse::Ok().content_type(ContentType::json()).body(status_page::index_json());
         return hardened(vary(response));
     }
     vary(page(state).await)
@@ -49,7 +49,7 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     let rendered = web::block(move || {
         let live = state.live();
-        status::render(&live, state.last_reload().as_deref(), state.started_at(), unix_now())
+        status_page::render(&live, state.last_reload().as_deref(), state.started_at(), unix_now())
     })
     .await;
     match rendered {
@@ -59,9 +59,9 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn script() -> HttpResponse {
-    hardened(HttpResponse::Ok().content_type("text/javascript; charset=utf-8").body(status::SCRIPT))
+    hardened(HttpResponse::Ok().content_type("text/javascript; charset=utf-8").body(status_page::SCRIPT))
 }
 
 pub async fn style() -> HttpResponse {
-    hardened(HttpResponse::Ok().content_type("text/css; charset=utf-8").body(status::STYLE))
+    hardened(HttpResponse::Ok().content_type("text/css; charset=utf-8").body(status_page::STYLE))
 }

@@ -10,7 +10,7 @@
 //! Nothing here knows about actix: the HTTP layer (`crate::http`) feeds it the query string and
 //! the body it read, and maps `RequestError` to a status; the offline `keyrouter lookup` command
 //! calls [`answer_in`], which goes through the same [`plan`] and [`render`] as the server, so
-//! both give the same bytes for the same table. The property tests in `tests/parser_props.rs`
+//! both give the same bytes for the same table. The property tests in `tests/integration/parser_props.rs`
 //! drive the decoders and the answer together.
 
 mod decode;

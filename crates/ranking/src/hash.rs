@@ -341,7 +341,7 @@ pub const MIN_WEIGHT: f64 = 1e-6;
 ///   score `w / E` in `[0.027 w, 9.0e15 w]`. Near `f64::MAX` the quotient overflows to `+inf`
 ///   for many keys (for `w = f64::MAX`, whenever `E < 1`: 63 % of them), infinities tie, and
 ///   the tie is broken by the raw hash instead of the weight: 2 : 1 came out as 1.58 : 1 in the
-///   field, 1.55 : 1 in tests/weight_range.rs. Near the smallest floats it would round into
+///   field, 1.55 : 1 in tests/integration/weight_range.rs. Near the smallest floats it would round into
 ///   the subnormals and lose precision. The range keeps every score inside `[2.7e-8, 9.0e21]`,
 ///   far from both.
 /// - The finer limit is the ratio of two weights. A node `r` times lighter than another wins

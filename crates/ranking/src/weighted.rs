@@ -15,7 +15,7 @@
 //! few 2⁻⁵³, libm's `log` is within one ulp and the final division within half an ulp: together
 //! below 2⁻⁴⁸ relative. `MARGIN = 1e-12` (≈ 2⁻⁴⁰) covers that 250 times over, so a skipped node
 //! always has an exact score strictly below `s_k`: the answer is the one of scoring every node
-//! exactly. `tests` below and `tests/ranking_props.rs` compare both on many random tables.
+//! exactly. `tests` below and `crates/ranking/tests/ranking/props.rs` compare both on many random tables.
 //!
 //! The bound is tight where it matters: a node can only win when `-ln(u) ≤ w / s_k`, which is
 //! small once the k best are good (about `k / n` of the total weight), and there `t + t²/2`

@@ -1,0 +1,591 @@
+//! The status page (`GET /`, `/status`), through the real binary: first over plain HTTP (headers,
+//! content negotiation, methods, escaping in the raw HTML, size bounds), then in a real browser,
+//! headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`; `.ci/test`
+//! installs them, and without them the browser test is skipped, or fails under
+//! `KEYROUTER_TEST_ALL=1`): every service and node shows as text and nothing a hostile name
+//! carries runs, the bars' shares are the weights', the lookup form answers what the API answers,
+//! and a SIGHUP shows the new fingerprint after a refresh. Screenshots go to `target/`; with
+//! `KEYROUTER_UPDATE_SCREENSHOT=1` the one of the shipped example file also goes to
+//! `deploy/status-page.png`, the one the documentation shows.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Keyrouter, Response};
+use serde_json::{json, Value};
+
+/// A service name a Consul catalog may well hold: markup, both quotes, an emoji.
+const HOSTILE: &str = r#"<script>window.__pwned=1;alert(1)</script> "dq" 'sq' 🚀"#;
+/// A node that would run script if it were ever taken as HTML.
+const HOSTILE_NODE: &str = r#"<img src=x onerror="window.__pwned=2">:80"#;
+
+/// Services with and without weights, and the hostile one: `(name, [(node, weight)])`.
+fn catalog(extra_cache_node: bool) -> Vec<(&'static str, Vec<(&'static str, f64)>)> {
+    let mut cache = vec![("cache-a:6379", 1.0), ("cache-b:6379", 2.0), ("cache-c:6379", 1.0), ("cache-d:6379", 4.0)];
+    if extra_cache_node {
+        cache.push(("cache-e:6379", 2.0));
+    }
+    vec![
+        ("bar", vec![("bar1:8080", 1.0), ("bar2:8080", 1.0), ("bar3:8080", 1.0)]),
+        ("cache", cache),
+        (HOSTILE, vec![(HOSTILE_NODE, 3.0), ("node \"q\" 'x' 🦀:1", 1.0)]),
+    ]
+}
+
+fn toml_of(catalog: &[(&str, Vec<(&str, f64)>)]) -> String {
+    let mut s = String::new();
+    for (name, nodes) in catalog {
+        let nodes: Vec<String> =
+            nodes.iter().map(|(n, w)| format!("{{ Node = {}, Weight = {w} }}", json!(n))).collect();
+        s += &format!("[[Services]]\n  Name = {}\n  Nodes = [{}]\n\n", json!(name), nodes.join(", "));
+    }
+    s
+}
+
+fn accept(kr: &Keyrouter, path: &str, accept: &str) -> Response {
+    kr.request("GET", path, &[("Accept", accept)], b"")
+}
+
+// ---- plain HTTP --------------------------------------------------------------------------------
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+                   form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+fn assert_hardened(r: &Response) {
+    assert_eq!(r.header("content-security-policy"), Some(CSP), "{:?}", r.headers);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn the_page_is_self_contained_small_and_locked_down() {
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/services.example.toml"));
+    let kr = Keyrouter::start(&example.unwrap());
+    for path in ["/", "/status"] {
+        let r = accept(&kr, path, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_hardened(&r);
+        let html = r.text();
+        assert!(r.body.len() < 64 * 1024, "{path}: {} bytes", r.body.len());
+        // Nothing from elsewhere and nothing inline: one script and one style sheet, both ours.
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        assert!(html.contains(r#"<script src="/status.js" defer></script>"#));
+        assert!(html.contains(r#"<link rel="stylesheet" href="/status.css">"#));
+        for banned in ["http://", "https://", "style=", "<style", " on", "javascript:"] {
+            assert!(!html.contains(banned), "{path} contains {banned:?}");
+        }
+        let fingerprint = kr.get("/table").json()["fingerprint"].as_str().unwrap().to_string();
+        assert!(html.contains(&format!(r#"<p class="fingerprint" id="fingerprint">{fingerprint}</p>"#)));
+        assert!(html.contains(env!("CARGO_PKG_VERSION")));
+        // Every input has a label.
+        for id in ["lookup-service", "lookup-key", "lookup-min", "lookup-max"] {
+            assert!(html.contains(&format!(r#"<label for="{id}">"#)) && html.contains(&format!(r#"id="{id}""#)));
+        }
+    }
+    for (path, kind) in [("/status.js", "text/javascript; charset=utf-8"), ("/status.css", "text/css; charset=utf-8")] {
+        let r = kr.get(path);
+        assert_eq!((r.status, r.header("content-type")), (200, Some(kind)), "{path}");
+        assert_hardened(&r);
+    }
+    let js = kr.get("/status.js").text();
+    assert!(!js.contains("innerHTML") && js.contains("textContent"), "data must enter the page as text");
+}
+
+#[test]
+fn slash_answers_json_clients_with_an_index_and_everyone_else_with_the_page() {
+    let kr = Keyrouter::start(&common::services(&[("bar", &["b1"])]));
+    for json_accept in ["application/json", "application/json, text/plain, */*", "text/html;q=0.5, application/json"] {
+        let r = accept(&kr, "/", json_accept);
+        assert_eq!(r.status, 200, "{json_accept}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{json_accept}");
+        assert_eq!(r.header("vary"), Some("Accept"));
+        let index = r.json();
+        assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+        for path in ["/service/{name}", "/table", "/status", "/metrics", "/healthz", "/readyz", "/openapi.yaml"] {
+            assert!(index["endpoints"][path].is_string(), "{path} missing from {index}");
+        }
+    }
+    for html_accept in ["*/*", "text/html", "text/html, application/json"] {
+        let r = accept(&kr, "/", html_accept);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"), "{html_accept}");
+    }
+    assert_eq!(kr.get("/").header("content-type"), Some("text/html; charset=utf-8"), "no Accept: HTML");
+    // /status is always the page.
+    assert_eq!(accept(&kr, "/status", "application/json").header("content-type"), Some("text/html; charset=utf-8"));
+}
+
+#[test]
+fn head_works_and_other_methods_get_405_with_allow() {
+    let kr = Keyrouter::start(&common::services(&[("bar", &["b1"])]));
+    for path in ["/", "/status", "/status.js", "/status.css"] {
+        let r = kr.request("HEAD", path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.is_empty(), "HEAD {path} has a body");
+        assert!(r.header("content-type").is_some());
+        for method in ["POST", "PUT", "DELETE"] {
+            let r = kr.request(method, path, &[], b"");
+            r.assert_error(405, method);
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+    }
+}
+
+#[test]
+fn hostile_names_and_errors_are_escaped_and_a_failed_reload_shows_why() {
+    let kr = Keyrouter::start(&toml_of(&catalog(false)));
+    let html = kr.get("/status").text();
+    assert_eq!(html.matches("<script").count(), 1, "only the page's own script tag");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(html.contains("&lt;script&gt;window.__pwned=1;alert(1)&lt;/script&gt; &quot;dq&quot; &#39;sq&#39; 🚀"));
+    assert!(html.contains("&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;:80"));
+    assert!(html.contains(r#"<p id="reload-result" class="result none">"#), "no reload yet");
+    let before = kr.get("/table").json()["fingerprint"].clone();
+
+    // A file refused with a message that quotes a hostile node: the old table keeps serving and
+    // the page says why, escaped.
+    let bad = r#"[[Services]]
+  Name = "x"
+  Nodes = [{ Node = "<b>dup</b>", Weight = 5 }, { Node = "<b>dup</b>", Weight = 1 }]
+"#;
+    let at = kr.log().len();
+    kr.write_services(bad);
+    kr.signal(libc::SIGHUP);
+    kr.wait_for_log("reload failed", at);
+    let html = kr.get("/status").text();
+    assert!(html.contains(r#"<p id="reload-result" class="result failed"><strong>FAILED</strong>"#), "{html}");
+    let error = html.split(r#"<pre id="reload-error" class="error">"#).nth(1).unwrap().split("</pre>").next().unwrap();
+    assert!(error.contains("node &quot;&lt;b&gt;dup&lt;/b&gt;&quot; is listed with Weight"), "{error}");
+    assert!(!html.contains("<b>"));
+    assert_eq!(kr.get("/table").json()["fingerprint"], before, "the old table still serves");
+    assert!(html.contains(&format!(r#"id="fingerprint">{}</p>"#, before.as_str().unwrap())));
+}
+
+#[test]
+fn a_huge_table_gives_a_bounded_page() {
+    // One service of 10 000 nodes, one with a name of 5 000 characters and a node of 100 000,
+    // and 2 000 small ones: the page shows the first 50 services, 25 nodes of each and 200
+    // characters of a name, and says how many more there are.
+    let mut toml = String::from("[[Services]]\n  Name = \"aaa-big\"\n  Nodes = [");
+    toml += &(0..10_000).map(|i| format!("\"big-{i:05}.example:8080\"")).collect::<Vec<_>>().join(", ");
+    toml += "]\n\n";
+    toml +=
+        &format!("[[Services]]\n  Name = \"aab-{}\"\n  Nodes = [\"{}\"]\n\n", "n".repeat(5_000), "x".repeat(100_000));
+    for i in 0..2_000 {
+        toml += &format!("[[Services]]\n  Name = \"svc-{i:04}\"\n  Nodes = [\"n{i}:1\"]\n\n");
+    }
+    let kr = Keyrouter::start(&toml);
+    let started = Instant::now();
+    let r = kr.get("/status");
+    let elapsed = started.elapsed();
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert!(r.body.len() < 128 * 1024, "{} bytes", r.body.len());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(html.matches(r#"<section class="service""#).count(), 50);
+    assert!(html.contains("1952 more not shown"), "services beyond the first 50");
+    assert!(!html.contains(&"x".repeat(201)) && html.contains(&format!("{}…", "x".repeat(200))), "a long node is cut");
+    assert!(!html.contains(&"n".repeat(201)), "a long name is cut");
+    assert!(html.contains("<td>9975 more nodes</td>"), "nodes beyond the first 25");
+    assert_eq!(html.matches(r#"<tr class="node""#).count(), 25 + 1 + 48);
+    assert!(html.contains(r#"data-share="0.0001"><td class="name">big-00000.example:8080</td>"#));
+    eprintln!("status page of 2002 services and 12001 nodes: {} bytes in {elapsed:?}", r.body.len());
+}
+
+// ---- in a browser ------------------------------------------------------------------------------
+
+/// `path` of the environment variable `var` if set, else `default`, or `None` when it is missing:
+/// the browser test is then skipped, never passed, and fails under `KEYROUTER_TEST_ALL=1`.
+fn required_program(var: &str, default: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()));
+    let what = format!("{} (Debian's chromium and chromium-driver, or {var} pointing at it)", path.display());
+    common::require(&what, common::program_exists(&path.to_string_lossy())).then_some(path)
+}
+
+/// The W3C WebDriver element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process (in a process group of its own, with the Chromium it starts) and one
+/// session, spoken to with a few WebDriver HTTP/JSON calls over the harness's HTTP client. On
+/// drop the session is closed and the whole group killed.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` (the test is skipped) when Chromium or chromedriver is missing.
+    fn start() -> Option<Browser> {
+        let chromium = required_program("KEYROUTER_TEST_CHROMIUM", "/usr/bin/chromium")?;
+        let chromedriver = required_program("KEYROUTER_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let profile = tempfile::tempdir().unwrap();
+        use std::os::unix::process::CommandExt;
+        let mut driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || driver.try_wait().unwrap().is_some() {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                panic!("chromedriver did not listen on 127.0.0.1:{port} within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut browser = Browser { driver, port, session: String::new(), _profile: profile };
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--disable-crash-reporter",
+            "--disable-breakpad",
+            "--window-size=1100,1000",
+            &format!("--user-data-dir={}", browser._profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "timeouts": {"pageLoad": 20_000, "script": 10_000, "implicit": 0},
+            "goog:chromeOptions": {"binary": chromium, "args": args},
+        }}});
+        let created = browser.call("POST", "/session", Some(caps));
+        browser.session = created["sessionId"].as_str().expect("a session id").to_string();
+        Some(browser)
+    }
+
+    /// One WebDriver command; panics on an error answer. Returns `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
+        let path = match path.starts_with("/session/") || path == "/session" {
+            true => path.to_string(),
+            false => format!("/session/{}{path}", self.session),
+        };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, answer) = webdriver_http(self.port, method, &path, &body);
+        let value = answer["value"].clone();
+        match status {
+            200 => Ok(value),
+            _ => Err(value),
+        }
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": args })))
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let found = self.call("POST", "/elements", Some(json!({"using": "css selector", "value": css})));
+        found.as_array().unwrap().iter().map(|e| e[ELEMENT].as_str().unwrap().to_string()).collect()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.find_all(css);
+        assert_eq!(found.len(), 1, "{css}: {} elements", found.len());
+        found.into_iter().next().unwrap()
+    }
+
+    /// The rendered text of an element, as WebDriver gives it.
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), None).as_str().unwrap().to_string()
+    }
+
+    fn text_of(&self, css: &str) -> String {
+        self.text(&self.find(css))
+    }
+
+    /// Types `text` into an input (real key events), after clearing it.
+    fn type_into(&self, css: &str, text: &str) {
+        let input = self.find(css);
+        self.call("POST", &format!("/element/{input}/clear"), Some(json!({})));
+        self.call("POST", &format!("/element/{input}/value"), Some(json!({ "text": text })));
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        base64_decode(self.call("GET", "/screenshot", None).as_str().unwrap())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_call("DELETE", "", None)));
+        }
+        // SAFETY: kill(2) on the process group of our own child (it leads the group).
+        unsafe { libc::kill(-(self.driver.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.driver.wait();
+    }
+}
+
+/// One WebDriver HTTP exchange: the status and the JSON answer. The answer is read up to its
+/// `Content-Length` (chromedriver keeps the connection open whatever the request says), within
+/// 30 s.
+fn webdriver_http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("chromedriver accepts");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).and_then(|()| s.write_all(body.as_bytes())).expect("request sent");
+    let mut reader = BufReader::new(s);
+    let (mut status, mut length) = (0u16, 0usize);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+        let l = line.trim_end();
+        if n == 0 || l.is_empty() {
+            break;
+        }
+        if l.starts_with("HTTP/") {
+            status = l.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        } else if let Some((name, value)) = l.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).unwrap_or_else(|e| panic!("{method} {path}: short answer: {e}"));
+    let value = serde_json::from_slice(&answer).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e})"));
+    (status, value)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').map(value).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// Cargo's target directory (where the screenshots go, so a test run leaves the tree as it was).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp is in the target directory").to_path_buf()
+}
+
+/// Polls `f` for up to 10 s.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Submits the lookup form as a user would and returns what it shows: the nodes listed, the
+/// error message and the raw body.
+fn use_form(b: &Browser, service: &str, key: &str, min: &str, max: &str) -> (Vec<String>, String, String) {
+    b.script("document.getElementById('lookup-result').hidden = true;", json!([]));
+    // ChromeDriver types only characters of the Basic Multilingual Plane: names beyond it are set.
+    match service.chars().all(|c| (c as u32) < 0x10000) {
+        true => b.type_into("#lookup-service", service),
+        false => {
+            b.script("document.getElementById('lookup-service').value = arguments[0];", json!([service]));
+        }
+    }
+    b.type_into("#lookup-min", min);
+    b.type_into("#lookup-max", max);
+    // The key last, ending with Enter: the form works from the keyboard.
+    b.type_into("#lookup-key", &format!("{key}\u{E007}"));
+    until("the form's answer", || {
+        b.script(
+            "const r = document.getElementById('lookup-result'); return !r.hidden && !r.hasAttribute('aria-busy');",
+            json!([]),
+        ) == json!(true)
+    });
+    let nodes = b.find_all("#lookup-nodes li").iter().map(|e| b.text(e)).collect();
+    let error = b.script("return document.getElementById('lookup-error').textContent;", json!([]));
+    let body = b.script("return document.getElementById('lookup-body').textContent;", json!([]));
+    (nodes, error.as_str().unwrap().to_string(), body.as_str().unwrap().to_string())
+}
+
+/// The same lookup straight from the API.
+fn api_lookup(kr: &Keyrouter, service: &str, key: &str, min: &str, max: &str) -> Response {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let mut query = format!("key={}", utf8_percent_encode(key, NON_ALPHANUMERIC));
+    for (field, value) in [("min", min), ("max", max)] {
+        if !value.is_empty() {
+            query += &format!("&{field}={value}");
+        }
+    }
+    kr.get(&format!("/service/{}?{query}", utf8_percent_encode(service, NON_ALPHANUMERIC)))
+}
+
+#[test]
+fn in_a_browser_the_page_shows_the_table_safely_and_its_form_answers_as_the_api_does() {
+    let catalog0 = catalog(false);
+    let kr = Keyrouter::start(&toml_of(&catalog0));
+    let Some(b) = Browser::start() else { return };
+    let url = format!("http://127.0.0.1:{}/", kr.port);
+    b.goto(&url);
+    assert_eq!(b.call("GET", "/title", None), "keyrouter status");
+
+    // Nothing the hostile name carries ran: no flag, no alert.
+    assert_eq!(b.script("return window.__pwned === undefined;", json!([])), json!(true));
+    let alert = b.try_call("GET", "/alert/text", None).expect_err("an alert is open");
+    assert_eq!(alert["error"], "no such alert", "{alert}");
+
+    // Every service and node is on the page as text; the bars' shares are the weights'.
+    let table = kr.get("/table").json();
+    assert_eq!(b.text_of("#fingerprint"), table["fingerprint"].as_str().unwrap());
+    let sections = b.find_all("section.service");
+    assert_eq!(sections.len(), catalog0.len());
+    for (name, nodes) in &catalog0 {
+        let heading = b.find_all("section.service h3").into_iter().find(|h| b.text(h) == *name);
+        assert!(heading.is_some(), "no heading reads {name:?}");
+        let total: f64 = nodes.iter().map(|(_, w)| w).sum();
+        let rows = b.script(
+            "return Array.from(document.querySelectorAll('section.service')).filter(s => s.dataset.service === arguments[0])\
+             .flatMap(s => Array.from(s.querySelectorAll('tr.node'))).map(r => [r.cells[0].textContent, Number(r.dataset.share), \
+             r.querySelector('meter').value, r.cells[2].textContent]);",
+            json!([name]),
+        );
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), nodes.len(), "{name}: {rows:?}");
+        let mut last = f64::INFINITY;
+        for row in rows {
+            let (node, share, meter) = (row[0].as_str().unwrap(), row[1].as_f64().unwrap(), row[2].as_f64().unwrap());
+            let weight = nodes.iter().find(|(n, _)| *n == node).unwrap_or_else(|| panic!("{node:?} not in {name}")).1;
+            assert!((share - weight / total).abs() < 1e-12, "{name} {node}: {share} vs {}", weight / total);
+            assert!((meter - share).abs() < 1e-9, "{name} {node}: the bar shows {meter}");
+            let percent: f64 = row[3].as_str().unwrap().trim_end_matches(" %").parse().unwrap();
+            assert!((percent - 100.0 * weight / total).abs() <= 0.005 + 1e-9, "{name} {node}: {percent} %");
+            assert!(share <= last, "{name}: not sorted largest first");
+            last = share;
+        }
+        // The node cells' rendered text is each node, exactly.
+        let cells: Vec<String> = b.find_all("td.name").iter().map(|c| b.text(c)).collect();
+        for (node, _) in nodes {
+            assert!(cells.iter().any(|c| c == node), "no cell reads {node:?}: {cells:?}");
+        }
+    }
+
+    // Every input has a label, and the page fits a phone's width.
+    let unlabelled = b.script(
+        "return Array.from(document.querySelectorAll('input')).filter(i => i.labels.length === 0).length;",
+        json!([]),
+    );
+    assert_eq!(unlabelled, json!(0));
+    b.call("POST", "/window/rect", Some(json!({"width": 390, "height": 844})));
+    let fits =
+        b.script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth;", json!([]));
+    assert_eq!(fits, json!(true), "the page scrolls sideways at 390 px");
+    std::fs::write(target_dir().join("status-page-phone.png"), b.screenshot()).unwrap();
+    b.call("POST", "/window/rect", Some(json!({"width": 1100, "height": 1000})));
+
+    // The form's answer is the API's, for answers and for errors.
+    let cases = [
+        ("bar", "ryans", "1", "3"),
+        ("bar", "alice", "", "2"),
+        ("cache", "user:42", "2", "4"),
+        ("cache", "session 13", "", ""),
+        (HOSTILE, "k", "1", "2"),
+    ];
+    for (service, key, min, max) in cases {
+        let (nodes, error, body) = use_form(&b, service, key, min, max);
+        let api = api_lookup(&kr, service, key, min, max);
+        assert_eq!(api.status, 200);
+        assert_eq!(body, api.text(), "{service:?} {key:?}");
+        assert_eq!(json!(nodes), api.json(), "{service:?} {key:?}");
+        assert!(error.is_empty());
+    }
+    for (service, key, min, max) in [("nope", "k", "", ""), ("bar", "k", "3", "1")] {
+        let (nodes, error, body) = use_form(&b, service, key, min, max);
+        let api = api_lookup(&kr, service, key, min, max);
+        assert!(api.status >= 400);
+        assert_eq!(body, api.text());
+        assert_eq!(error, api.json()["error"].as_str().unwrap());
+        assert!(nodes.is_empty());
+    }
+    assert_eq!(b.script("return window.__pwned === undefined;", json!([])), json!(true));
+
+    // A SIGHUP with a changed file: after a refresh, the new fingerprint and what moved.
+    let before = table["fingerprint"].clone();
+    kr.write_services(&toml_of(&catalog(true)));
+    kr.signal(libc::SIGHUP);
+    let mut after = Value::Null;
+    until("the reload", || {
+        after = kr.get("/table").json()["fingerprint"].clone();
+        after != before
+    });
+    b.call("POST", "/refresh", Some(json!({})));
+    assert_eq!(b.text_of("#fingerprint"), after.as_str().unwrap());
+    assert!(b.text_of("#reload-result").starts_with("OK at "), "{}", b.text_of("#reload-result"));
+    // cache-e (weight 2) joins 8: 2/10 of first choices move, exactly.
+    let moved = b.text_of("#reload-moved tbody");
+    assert_eq!(moved, "cache 20.0 %");
+
+    // A screenshot for review, with an answer in the form.
+    use_form(&b, "cache", "user:42", "", "3");
+    let height = b.script("return document.documentElement.scrollHeight;", json!([])).as_u64().unwrap();
+    b.call("POST", "/window/rect", Some(json!({"width": 1100, "height": height.clamp(600, 4000) + 120})));
+    let png = b.screenshot();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let target = target_dir().join("status-page.png");
+    std::fs::write(&target, &png).unwrap();
+    eprintln!("screenshot: {} ({} bytes)", target.display(), png.len());
+
+    screenshot_of_the_example(&b);
+}
+
+/// The documentation's screenshot: the page for the shipped example file, as a newcomer sees it
+/// after the quick start, with an answer in the form. Written to `target/status-page-example.png`,
+/// and with `KEYROUTER_UPDATE_SCREENSHOT=1` to `deploy/status-page.png`.
+fn screenshot_of_the_example(b: &Browser) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/services.example.toml");
+    let kr = Keyrouter::start(&std::fs::read_to_string(example).unwrap());
+    b.call("POST", "/window/rect", Some(json!({"width": 1100, "height": 1000})));
+    b.goto(&format!("http://127.0.0.1:{}/", kr.port));
+    let (nodes, error, _) = use_form(b, "bar", "alice", "", "2");
+    assert!(error.is_empty(), "{error}");
+    assert_eq!(json!(nodes), api_lookup(&kr, "bar", "alice", "", "2").json());
+    let height = b.script("return document.documentElement.scrollHeight;", json!([])).as_u64().unwrap();
+    b.call("POST", "/window/rect", Some(json!({"width": 1100, "height": height.clamp(600, 4000) + 120})));
+    let png = b.screenshot();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let target = target_dir().join("status-page-example.png");
+    std::fs::write(&target, &png).unwrap();
+    eprintln!("screenshot: {} ({} bytes)", target.display(), png.len());
+    if std::env::var("KEYROUTER_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/status-page.png");
+        std::fs::write(&committed, &png).unwrap();
+        eprintln!("screenshot: also {}", committed.display());
+    }
+}
