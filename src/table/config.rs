@@ -27,7 +27,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::logging::{count, escape, quote};
-use crate::ranking::{BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
+use crate::ranking::{Algorithm, BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
 
 /// One problem in a services file, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,7 +232,8 @@ fn not_a_file(t: std::fs::FileType) -> Option<&'static str> {
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let mut diags = Diagnostics::new(src);
-    let Some(docs) = service_docs(src, &mut diags) else { return Err(diags.into_error(origin)) };
+    let mut algorithm = None;
+    let Some(docs) = service_docs(src, &mut algorithm, &mut diags) else { return Err(diags.into_error(origin)) };
     let mut names = FirstSeen::with_capacity_and_hasher(docs.len(), hasher());
     let mut specs = Vec::with_capacity(docs.len());
     for (offset, service) in &docs {
@@ -244,7 +245,8 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     if !diags.is_empty() {
         return Err(diags.into_error(origin));
     }
-    let (table, report) = Table::build(specs).map_err(|e| {
+    // No `Algorithm` line is algorithm 1: the answers every file gave before there was a choice.
+    let (table, report) = Table::build_with(algorithm.unwrap_or(Algorithm::V1), specs).map_err(|e| {
         diags.at(0..0, e);
         diags.into_error(origin)
     })?;
@@ -288,30 +290,46 @@ fn check_name<'a>(name: &'a Spanned<String>, offset: usize, seen: &mut FirstSeen
     }
 }
 
-/// A service's nodes: not empty, with a valid weight, and one weight per node. A node listed
-/// again with the same weight is a duplicate, removed by [`Table::build`].
+/// A service's nodes: not empty, with a valid weight, and one weight per node; Ids not empty,
+/// each Id given to one address and each address given one Id. A node listed again with the
+/// same Id and weight is a duplicate, removed by [`Table::build_with`].
 fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> Vec<NodeSpec> {
     let name = service.name.get_ref();
     let mut nodes = Vec::with_capacity(service.nodes.len());
-    // Where each node was first listed and with which weight: a node listed again must have the
-    // same weight, or the answer would depend on which listing came first.
+    // Where each address was first listed, with which weight and identity: a node listed again
+    // must have the same weight, or the answer would depend on which listing came first; and
+    // the same identity, or two identities would share one address.
     let mut first_listed = FirstSeen::with_hasher(hasher());
+    // Where each identity was first listed, and at which address.
+    let mut identities: FirstSeen<(usize, &str)> = FirstSeen::with_hasher(hasher());
     for spanned in &service.nodes {
         let span = shift(spanned.span(), offset);
-        let (node, weight) = match spanned.get_ref() {
-            NodeDoc::Plain(n) => (n, None),
-            NodeDoc::Weighted { node, weight } => (node, weight.as_ref()),
+        let (node, weight, id) = match spanned.get_ref() {
+            NodeDoc::Plain(n) => (n, None, None),
+            NodeDoc::Weighted { node, weight, id } => (node, weight.as_ref(), id.as_ref()),
         };
         let weight_value = weight.map_or(1.0, |w| *w.get_ref());
+        let identity = id.map_or(node.as_str(), |id| id.get_ref().as_str());
+        let id_span = id.map_or(span.clone(), |id| shift(id.span(), offset));
         match first_listed.entry(node.as_str()) {
             Entry::Vacant(e) => {
-                e.insert((span.start, weight_value));
+                e.insert((span.start, weight_value, identity));
             }
             Entry::Occupied(e) => {
-                let &(first_at, first_weight) = e.get();
+                let &(first_at, first_weight, first_identity) = e.get();
                 let valid = |w: f64| w.is_finite() && w > 0.0;
+                if first_identity != identity {
+                    diags.at_with(id_span.clone(), |lines| {
+                        let (line, column) = lines.position(first_at);
+                        format!(
+                            "node {} has Id {} here and Id {} at {line}:{column}; two Ids cannot share one address",
+                            quote(node),
+                            quote(identity),
+                            quote(first_identity)
+                        )
+                    });
                 // (An invalid weight is reported on its own below.)
-                if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
+                } else if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
                     let here = span.start;
                     diags.at_with(span.clone(), |lines| {
                         let ((line, column), (here_line, here_column)) =
@@ -325,8 +343,29 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                 }
             }
         }
+        match identities.entry(identity) {
+            Entry::Vacant(e) => {
+                e.insert((span.start, node.as_str()));
+            }
+            Entry::Occupied(e) => {
+                let &(first_at, first_node) = e.get();
+                if first_node != node {
+                    diags.at_with(id_span.clone(), |lines| {
+                        let (line, column) = lines.position(first_at);
+                        format!(
+                            "Id {} is already given to node {} at {line}:{column}; Ids are unique within a service",
+                            quote(identity),
+                            quote(first_node)
+                        )
+                    });
+                }
+            }
+        }
         if node.is_empty() {
-            diags.at(span, format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)));
+            diags.at(span.clone(), format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)));
+        }
+        if id.is_some_and(|id| id.get_ref().is_empty()) {
+            diags.at(id_span, format_args!("node {}: Id is empty (leave Id out to use the address)", quote(node)));
         }
         if let Some(w) = weight {
             let value = *w.get_ref();
@@ -349,7 +388,7 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                 );
             }
         }
-        nodes.push(NodeSpec { node: node.clone(), id: None, weight: weight_value });
+        nodes.push(NodeSpec { node: node.clone(), id: id.map(|id| id.get_ref().clone()), weight: weight_value });
     }
     nodes
 }
@@ -369,7 +408,7 @@ type Entries = Vec<(usize, Spanned<ServiceDoc>)>;
 /// gives every error its position: a part that does not parse on its own (a cut inside a
 /// multi-line string leaves it unterminated), or anything but comments before the first cut
 /// (`Services = [...]` there could not be appended to).
-fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
+fn service_docs(src: &str, algorithm: &mut Option<Algorithm>, diags: &mut Diagnostics) -> Option<Entries> {
     let mut cuts = vec![0];
     let mut pos = 0;
     for line in src.split_inclusive('\n') {
@@ -380,11 +419,13 @@ fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
         pos += line.len();
     }
     cuts.push(src.len());
-    if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(|t| t.is_empty()) {
+    // Before the first cut: comments, and at most the `Algorithm` line.
+    let head_is_plain = |t: toml::Table| t.keys().all(|k| k == "Algorithm");
+    if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(head_is_plain) {
         let mut docs = Vec::with_capacity(cuts.len() - 2);
         let mut in_parts = Diagnostics::new(src);
-        let whole = cuts[1..].windows(2).all(|w| {
-            let part_docs = structure(w[0], &src[w[0]..w[1]], &mut in_parts);
+        let whole = cuts.windows(2).all(|w| {
+            let part_docs = structure(w[0], &src[w[0]..w[1]], algorithm, &mut in_parts);
             part_docs.map(|d| docs.extend(d)).is_some()
         });
         if whole {
@@ -392,13 +433,19 @@ fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
             return Some(docs);
         }
     }
-    structure(0, src, diags)
+    *algorithm = None;
+    structure(0, src, algorithm, diags)
 }
 
 /// The structure of `part` (which starts at byte `offset` of the file): each `[[Services]]`
 /// entry deserialized on its own, so that a missing field, a wrong type or an unknown key in one
 /// entry does not hide the errors of the others. `None` when `part` is not TOML at all.
-fn structure(offset: usize, part: &str, diags: &mut Diagnostics) -> Option<Entries> {
+fn structure(
+    offset: usize,
+    part: &str,
+    algorithm: &mut Option<Algorithm>,
+    diags: &mut Diagnostics,
+) -> Option<Entries> {
     let report = |diags: &mut Diagnostics, e: &toml::de::Error, fallback: Range<usize>| {
         diags.at(shift(e.span().unwrap_or(fallback), offset), e.message().trim_end());
     };
@@ -412,8 +459,22 @@ fn structure(offset: usize, part: &str, diags: &mut Diagnostics) -> Option<Entri
     let mut docs = Vec::new();
     for (key, value) in root.into_inner() {
         let key_span = shift(key.span(), offset);
+        if key.get_ref().as_ref() == "Algorithm" {
+            let span = shift(value.span(), offset);
+            match toml::Value::deserialize(toml::de::ValueDeserializer::from(value)) {
+                Ok(toml::Value::Integer(n)) if Algorithm::from_number(n).is_some() => {
+                    *algorithm = Algorithm::from_number(n);
+                }
+                Ok(other) => diags.at(
+                    span,
+                    format_args!("Algorithm must be 1 or 2 (the ranking algorithm's number), got {other}"),
+                ),
+                Err(e) => report(diags, &e, span),
+            }
+            continue;
+        }
         if key.get_ref().as_ref() != "Services" {
-            diags.at(key_span, format_args!("unknown field `{}`, expected `Services`", key.get_ref()));
+            diags.at(key_span, format_args!("unknown field `{}`, expected `Algorithm` or `Services`", key.get_ref()));
             continue;
         }
         let toml::de::DeValue::Array(entries) = value.into_inner() else {
@@ -557,10 +618,10 @@ struct ServiceDoc {
     nodes: Vec<Spanned<NodeDoc>>,
 }
 
-/// A node: `"host:port"` or `{ Node = "host:port", Weight = 2.5 }`.
+/// A node: `"host:port"` or `{ Node = "host:port", Id = "web-0", Weight = 2.5 }`.
 enum NodeDoc {
     Plain(String),
-    Weighted { node: String, weight: Option<Spanned<f64>> },
+    Weighted { node: String, weight: Option<Spanned<f64>>, id: Option<Spanned<String>> },
 }
 
 #[derive(Deserialize)]
@@ -570,6 +631,8 @@ struct WeightedDoc {
     node: String,
     #[serde(rename = "Weight", default)]
     weight: Option<Spanned<f64>>,
+    #[serde(rename = "Id", default)]
+    id: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for NodeDoc {
@@ -578,7 +641,7 @@ impl<'de> Deserialize<'de> for NodeDoc {
         impl<'de> Visitor<'de> for V {
             type Value = NodeDoc;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a node: a string such as "host:port", or { Node = "host:port", Weight = 2.5 }"#)
+                f.write_str(r#"a node: a string such as "host:port", or { Node = "host:port", Id = "web-0", Weight = 2.5 }"#)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeDoc, E> {
                 Ok(NodeDoc::Plain(v.to_string()))
@@ -588,7 +651,7 @@ impl<'de> Deserialize<'de> for NodeDoc {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NodeDoc, A::Error> {
                 let w = WeightedDoc::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight })
+                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight, id: w.id })
             }
         }
         d.deserialize_any(V)
