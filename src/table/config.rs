@@ -852,6 +852,79 @@ mod tests {
         assert_eq!((line, col), (3, 10), "{msg}");
     }
 
+    #[test]
+    fn ids_are_hashed_and_answers_stay_addresses() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"10.0.0.5:8080\", Id = \"web-0\" }, \
+                   { Node = \"b:1\", Id = \"web-1\", Weight = 2 }]\n";
+        let l = parse(src, "t").unwrap();
+        let s = l.table.get("a").unwrap();
+        assert_eq!(s.nodes(), ["x:1", "10.0.0.5:8080", "b:1"]);
+        assert_eq!(s.ids(), ["x:1", "web-0", "web-1"]);
+        assert_eq!(s.weights(), [1.0, 1.0, 2.0]);
+        // An Id equal to the address is no Id at all: the same answers as without it.
+        let plain = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", \"y:1\"]\n", "t").unwrap();
+        let same = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"y:1\", Id = \"y:1\" }]\n", "t").unwrap();
+        assert_eq!(plain.table.fingerprint(), same.table.fingerprint());
+        // Another address under the same Id: another fingerprint, the same ranking.
+        let moved = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"z:1\", Id = \"y:1\" }]\n", "t").unwrap();
+        assert_ne!(moved.table.fingerprint(), same.table.fingerprint());
+    }
+
+    #[test]
+    fn duplicate_ids_shared_addresses_and_empty_ids_are_positioned_errors() {
+        let (line, col, msg) =
+            one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" },\n  { Node = \"y\", Id = \"i\" }]\n");
+        assert_eq!((line, col), (4, 22), "{msg}");
+        assert_eq!(msg, "Id \"i\" is already given to node \"x\" at 3:10; Ids are unique within a service");
+        // A node without Id is its own Id.
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [\"i\", { Node = \"y\", Id = \"i\" }]\n");
+        assert_eq!((line, col), (3, 34), "{msg}");
+        assert!(msg.contains("already given to node \"i\" at 3:10"), "{msg}");
+        let (line, col, msg) =
+            one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }, { Node = \"x\", Id = \"j\" }]\n");
+        assert_eq!((line, col), (3, 55), "{msg}");
+        assert_eq!(msg, "node \"x\" has Id \"j\" here and Id \"i\" at 3:10; two Ids cannot share one address");
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"\" }]\n");
+        assert_eq!((line, col), (3, 29), "{msg}");
+        assert!(msg.contains("Id is empty"), "{msg}");
+        // The same node with the same Id twice is a duplicate, removed.
+        let l = parse("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }, { Node = \"x\", Id = \"i\" }]\n", "t")
+            .unwrap();
+        assert_eq!(l.table.get("a").unwrap().ids(), ["i"]);
+        // The same Id in two services is fine.
+        assert!(parse("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }]\n[[Services]]\nName = \"b\"\nNodes = [{ Node = \"y\", Id = \"i\" }]\n", "t").is_ok());
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = 5 }]\n");
+        assert_eq!(line, 3);
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn algorithm_is_chosen_at_the_top_and_defaults_to_1() {
+        let body = "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\"]\n[[Services]]\nName = \"b\"\n[[Services]]\nName = \"c\"\n";
+        let v1 = parse(body, "t").unwrap();
+        assert_eq!(v1.table.algorithm(), Algorithm::V1);
+        let explicit = parse(&format!("# one\nAlgorithm = 1\n{body}"), "t").unwrap();
+        assert_eq!(explicit.table.fingerprint(), v1.table.fingerprint());
+        // In parts (several [[Services]] headers) and whole (one) alike.
+        for body in [body, "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\"]\n"] {
+            let v2 = parse(&format!("Algorithm = 2 # portable\n\n{body}"), "t").unwrap();
+            assert_eq!(v2.table.algorithm(), Algorithm::V2);
+            assert_eq!(v2.table.get("a").unwrap().algorithm(), Algorithm::V2);
+        }
+        for (bad, col) in [("3", 13), ("0", 13), ("\"2\"", 13), ("2.5", 13), ("-1", 13)] {
+            let src = format!("# top\nAlgorithm = {bad}\n{body}");
+            let (line, column, msg) = one(&src);
+            assert_eq!((line, column), (2, col), "{bad}: {msg}");
+            assert!(msg.starts_with("Algorithm must be 1 or 2"), "{bad}: {msg}");
+        }
+        // After the first [[Services]] it belongs to that service, which has no such field.
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nAlgorithm = 2\n");
+        assert_eq!(line, 3);
+        assert!(msg.contains("unknown field `Algorithm`"), "{msg}");
+        let (_, _, msg) = one("Algorithms = 2\n");
+        assert!(msg.contains("expected `Algorithm` or `Services`"), "{msg}");
+    }
+
     fn kind(e: ConfigError) -> ConfigErrorKind {
         e.kind
     }
