@@ -150,7 +150,10 @@ fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
                 out.push_str(&format!("    {}: Id {}\n", quote(node), quote(id)));
             }
             if renamed.len() > MAX_IDS_SHOWN {
-                out.push_str(&format!("    \u{2026} and {} with an Id\n", count(renamed.len() - MAX_IDS_SHOWN, "more node")));
+                out.push_str(&format!(
+                    "    \u{2026} and {} with an Id\n",
+                    count(renamed.len() - MAX_IDS_SHOWN, "more node")
+                ));
             }
         }
     }

@@ -362,7 +362,10 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
             }
         }
         if node.is_empty() {
-            diags.at(span.clone(), format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)));
+            diags.at(
+                span.clone(),
+                format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)),
+            );
         }
         if id.is_some_and(|id| id.get_ref().is_empty()) {
             diags.at(id_span, format_args!("node {}: Id is empty (leave Id out to use the address)", quote(node)));
@@ -440,12 +443,7 @@ fn service_docs(src: &str, algorithm: &mut Option<Algorithm>, diags: &mut Diagno
 /// The structure of `part` (which starts at byte `offset` of the file): each `[[Services]]`
 /// entry deserialized on its own, so that a missing field, a wrong type or an unknown key in one
 /// entry does not hide the errors of the others. `None` when `part` is not TOML at all.
-fn structure(
-    offset: usize,
-    part: &str,
-    algorithm: &mut Option<Algorithm>,
-    diags: &mut Diagnostics,
-) -> Option<Entries> {
+fn structure(offset: usize, part: &str, algorithm: &mut Option<Algorithm>, diags: &mut Diagnostics) -> Option<Entries> {
     let report = |diags: &mut Diagnostics, e: &toml::de::Error, fallback: Range<usize>| {
         diags.at(shift(e.span().unwrap_or(fallback), offset), e.message().trim_end());
     };
@@ -465,10 +463,8 @@ fn structure(
                 Ok(toml::Value::Integer(n)) if Algorithm::from_number(n).is_some() => {
                     *algorithm = Algorithm::from_number(n);
                 }
-                Ok(other) => diags.at(
-                    span,
-                    format_args!("Algorithm must be 1 or 2 (the ranking algorithm's number), got {other}"),
-                ),
+                Ok(other) => diags
+                    .at(span, format_args!("Algorithm must be 1 or 2 (the ranking algorithm's number), got {other}")),
                 Err(e) => report(diags, &e, span),
             }
             continue;
@@ -641,7 +637,9 @@ impl<'de> Deserialize<'de> for NodeDoc {
         impl<'de> Visitor<'de> for V {
             type Value = NodeDoc;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a node: a string such as "host:port", or { Node = "host:port", Id = "web-0", Weight = 2.5 }"#)
+                f.write_str(
+                    r#"a node: a string such as "host:port", or { Node = "host:port", Id = "web-0", Weight = 2.5 }"#,
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeDoc, E> {
                 Ok(NodeDoc::Plain(v.to_string()))
@@ -863,17 +861,20 @@ mod tests {
         assert_eq!(s.weights(), [1.0, 1.0, 2.0]);
         // An Id equal to the address is no Id at all: the same answers as without it.
         let plain = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", \"y:1\"]\n", "t").unwrap();
-        let same = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"y:1\", Id = \"y:1\" }]\n", "t").unwrap();
+        let same =
+            parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"y:1\", Id = \"y:1\" }]\n", "t").unwrap();
         assert_eq!(plain.table.fingerprint(), same.table.fingerprint());
         // Another address under the same Id: another fingerprint, the same ranking.
-        let moved = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"z:1\", Id = \"y:1\" }]\n", "t").unwrap();
+        let moved =
+            parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"z:1\", Id = \"y:1\" }]\n", "t").unwrap();
         assert_ne!(moved.table.fingerprint(), same.table.fingerprint());
     }
 
     #[test]
     fn duplicate_ids_shared_addresses_and_empty_ids_are_positioned_errors() {
-        let (line, col, msg) =
-            one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" },\n  { Node = \"y\", Id = \"i\" }]\n");
+        let (line, col, msg) = one(
+            "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" },\n  { Node = \"y\", Id = \"i\" }]\n",
+        );
         assert_eq!((line, col), (4, 22), "{msg}");
         assert_eq!(msg, "Id \"i\" is already given to node \"x\" at 3:10; Ids are unique within a service");
         // A node without Id is its own Id.
@@ -888,8 +889,11 @@ mod tests {
         assert_eq!((line, col), (3, 29), "{msg}");
         assert!(msg.contains("Id is empty"), "{msg}");
         // The same node with the same Id twice is a duplicate, removed.
-        let l = parse("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }, { Node = \"x\", Id = \"i\" }]\n", "t")
-            .unwrap();
+        let l = parse(
+            "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }, { Node = \"x\", Id = \"i\" }]\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(l.table.get("a").unwrap().ids(), ["i"]);
         // The same Id in two services is fine.
         assert!(parse("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }]\n[[Services]]\nName = \"b\"\nNodes = [{ Node = \"y\", Id = \"i\" }]\n", "t").is_ok());

@@ -159,8 +159,14 @@ fn a_bad_algorithm_or_id_is_a_positioned_error_and_a_reload_keeps_the_table() {
         );
     }
     for (nodes, message) in [
-        (r#"[{ Node = "a:1", Id = "x" }, { Node = "b:1", Id = "x" }]"#, "3:59: Id \"x\" is already given to node \"a:1\" at 3:10"),
-        (r#"[{ Node = "a:1", Id = "x" }, { Node = "a:1", Id = "y" }]"#, "3:59: node \"a:1\" has Id \"y\" here and Id \"x\" at 3:10"),
+        (
+            r#"[{ Node = "a:1", Id = "x" }, { Node = "b:1", Id = "x" }]"#,
+            "3:59: Id \"x\" is already given to node \"a:1\" at 3:10",
+        ),
+        (
+            r#"[{ Node = "a:1", Id = "x" }, { Node = "a:1", Id = "y" }]"#,
+            "3:59: node \"a:1\" has Id \"y\" here and Id \"x\" at 3:10",
+        ),
         (r#"[{ Node = "a:1", Id = "" }]"#, "3:31: node \"a:1\": Id is empty"),
     ] {
         std::fs::write(&path, format!("[[Services]]\nName = \"web\"\nNodes = {nodes}\n")).unwrap();
