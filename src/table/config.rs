@@ -1,10 +1,13 @@
 //! The services file: parsing and validation, with errors that name the line and column.
 //!
 //! ```toml
+//! Algorithm = 2   # optional, before the first [[Services]]: the ranking algorithm, 1 by default
 //! [[Services]]
 //!   Name = "bar"
-//!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }]
+//!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }, { Node = "10.0.0.5:80", Id = "bar-3" }]
 //! ```
+//!
+//! A node's Id (its address when it has none) is what the ranking hashes; answers carry addresses.
 //!
 //! [`parse`] is pure; [`load`] reads a file and parses it. [`read`] refuses anything that is
 //! not a regular file (a FIFO would block, `/dev/zero` never ends) and anything bigger than a

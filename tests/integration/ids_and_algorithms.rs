@@ -80,6 +80,9 @@ fn readdressing_every_node_under_the_same_ids_changes_no_answer_but_the_address_
         let ids: Vec<&str> = before_nodes.iter().map(|(_, id)| id.as_str()).collect();
         assert_eq!(web["ids"], json!(ids), "/table shows the Ids that differ from the addresses: {t}");
         assert!(t["services"][0].get("ids").is_none(), "no Ids, no ids field: {t}");
+        let page = kr.get("/status").text();
+        assert!(page.contains("<td class=\"name\">10.1.0.0:8080 <span class=\"id\">Id web-0</span></td>"), "{page}");
+        assert!(page.contains("<td class=\"name\">p1:80</td>"), "{page}");
         let before = answers(&kr);
 
         kr.write_services(&file(algorithm, &after_nodes));
