@@ -248,6 +248,42 @@ mod tests {
         range.map(|i| format!("node-{i}:80")).collect()
     }
 
+    fn with_ids(addresses: &[&str], ids: &[&str], algorithm: crate::ranking::Algorithm) -> Service {
+        let nodes = addresses.iter().zip(ids).map(|(a, id)| NodeSpec::new(*a).with_id(*id)).collect();
+        Service::build_with(ServiceSpec { name: "s".into(), nodes }, algorithm).unwrap().0
+    }
+
+    #[test]
+    fn a_readdressed_node_keeps_its_keys_and_a_new_id_is_a_new_node() {
+        use crate::ranking::Algorithm;
+        let ids = ["i0", "i1", "i2", "i3"];
+        let old = with_ids(&["a:1", "b:1", "c:1", "d:1"], &ids, Algorithm::V2);
+        let new = with_ids(&["a:1", "b:1", "c:1", "z:9"], &ids, Algorithm::V2);
+        let i = service_impact(Some(&old), Some(&new), Some(2), 2000);
+        assert_eq!(i.readdressed, [("i3".to_string(), "d:1".to_string(), "z:9".to_string())]);
+        assert!(i.added.is_empty() && i.removed.is_empty(), "{i:?}");
+        assert_eq!(i.moved, Share::exact(0.0));
+        // Sampled (by identity) it is 0 too.
+        assert_eq!(sampled(Some(&old), Some(&new), 2, 2000).0.value, 0.0);
+        let renamed = with_ids(&["a:1", "b:1", "c:1", "d:1"], &["i0", "i1", "i2", "i9"], Algorithm::V2);
+        let i = service_impact(Some(&old), Some(&renamed), None, 2000);
+        assert_eq!((i.added.clone(), i.removed.clone()), (vec!["d:1".to_string()], vec!["d:1".to_string()]));
+        assert!((i.moved.value - 0.4).abs() < 1e-12, "{i:?}");
+    }
+
+    #[test]
+    fn an_algorithm_switch_is_sampled_and_moves_nearly_every_key() {
+        use crate::ranking::Algorithm;
+        let addresses: Vec<String> = nodes(0..10);
+        let a: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let (v1, v2) = (with_ids(&a, &a, Algorithm::V1), with_ids(&a, &a, Algorithm::V2));
+        let i = service_impact(Some(&v1), Some(&v2), Some(3), 20_000);
+        assert!(i.algorithm_changed && !i.moved.is_exact(), "{i:?}");
+        // About 9 in 10 keys with 10 equal nodes.
+        assert!((i.moved.value - 0.9).abs() < 0.03, "{i:?}");
+        assert!(i.replicas.unwrap().set_changed.value > 0.9, "{i:?}");
+    }
+
     /// The exact share agrees with the sampled truth, within the stated bound.
     fn check(old: &Service, new: &Service, expected: f64) {
         let impact = service_impact(Some(old), Some(new), None, DEFAULT_SAMPLES);
