@@ -86,7 +86,8 @@ fn diff(args: &DiffArgs) -> Result<bool, DiffError> {
             moved_keys(path, &old, &new, &changes, args.replicas.unwrap_or(1))?;
         }
     }
-    Ok(!changes.is_empty())
+    // Two empty tables on different algorithms answer alike, but the files do differ.
+    Ok(!changes.is_empty() || old.algorithm() != new.algorithm())
 }
 
 /// One service that differs.
@@ -163,7 +164,7 @@ fn text(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -> String
             new.algorithm().number()
         ));
     }
-    if changes.is_empty() {
+    if changes.is_empty() && old.algorithm() == new.algorithm() {
         out.push_str("no differences\n");
     }
     for c in changes {
