@@ -3,6 +3,10 @@
 //! Pure code over [`crate::ranking`]: no I/O, no logging. Used by `keyrouter diff` and by every
 //! reload.
 //!
+//! Nodes are compared by identity (their Id, or their address when they have none): a node
+//! whose address changes under the same Id is re-addressed, and its keys stay with it. When the
+//! two sides rank with different algorithms, every score changes: the share is then sampled.
+//!
 //! A key keeps its first choice exactly when the best-scoring node of `A ∪ B` is in both `A`
 //! and `B`. When every kept node keeps its weight, the moved share of first choices is exactly
 //! `1 − W(A ∩ B) / W(A ∪ B)` (W: sum of weights; a service whose weights are all equal ranks like
@@ -91,6 +95,11 @@ pub struct ServiceImpact {
     pub removed: Vec<String>,
     /// Nodes in both whose weight changes: `(node, old, new)`.
     pub reweighted: Vec<(String, f64, f64)>,
+    /// Nodes in both (same Id) whose address changes: `(id, old address, new address)`. They
+    /// keep their keys.
+    pub readdressed: Vec<(String, String, String)>,
+    /// The two sides rank with different algorithms (both exist): nearly every key moves.
+    pub algorithm_changed: bool,
     /// Share of keys whose first choice changes.
     pub moved: Share,
     pub replicas: Option<ReplicaImpact>,
@@ -110,33 +119,39 @@ pub fn service_impact(
         added: Vec::new(),
         removed: Vec::new(),
         reweighted: Vec::new(),
+        readdressed: Vec::new(),
+        algorithm_changed: matches!((old, new), (Some(a), Some(b)) if a.algorithm() != b.algorithm()),
         moved: Share::exact(0.0),
         replicas: None,
     };
     // W(A ∩ B), W(A ∪ B) with the weights the ranking uses; `exact` while kept nodes keep them.
-    let (mut kept, mut union, mut exact) = (0.0, 0.0, true);
-    for (node, &(raw_old, eff_old)) in &old_nodes {
+    let (mut kept, mut union, mut exact) = (0.0, 0.0, !impact.algorithm_changed);
+    for (id, &(address_old, raw_old, eff_old)) in &old_nodes {
         union += eff_old;
-        match new_nodes.get(node) {
-            None => impact.removed.push(node.to_string()),
-            Some(&(raw_new, eff_new)) => {
+        match new_nodes.get(id) {
+            None => impact.removed.push(address_old.to_string()),
+            Some(&(address_new, raw_new, eff_new)) => {
                 kept += eff_old;
                 if raw_old != raw_new {
-                    impact.reweighted.push((node.to_string(), raw_old, raw_new));
+                    impact.reweighted.push((address_new.to_string(), raw_old, raw_new));
+                }
+                if address_old != address_new {
+                    impact.readdressed.push((id.to_string(), address_old.to_string(), address_new.to_string()));
                 }
                 exact &= eff_old == eff_new;
             }
         }
     }
-    for (node, &(_, eff_new)) in &new_nodes {
-        if !old_nodes.contains_key(node) {
-            impact.added.push(node.to_string());
+    for (id, &(address_new, _, eff_new)) in &new_nodes {
+        if !old_nodes.contains_key(id) {
+            impact.added.push(address_new.to_string());
             union += eff_new;
         }
     }
     impact.added.sort();
     impact.removed.sort();
     impact.reweighted.sort_by(|a, b| a.0.cmp(&b.0));
+    impact.readdressed.sort();
     let whole = old.is_none() || new.is_none();
     impact.moved = match exact {
         true if union > 0.0 => Share::exact((union - kept) / union),
@@ -161,12 +176,26 @@ pub fn service_impact(
     impact
 }
 
-/// Each node's `(weight as written, weight the ranking uses)`: all-equal weights rank like no
-/// weights, so they count 1 each.
-fn node_weights(service: Option<&Service>) -> HashMap<&str, (f64, f64)> {
+/// Each node's identity → `(address, weight as written, weight the ranking uses)`: all-equal
+/// weights rank like no weights, so they count 1 each.
+fn node_weights(service: Option<&Service>) -> HashMap<&str, (&str, f64, f64)> {
     let Some(s) = service else { return HashMap::new() };
     let weighted = s.is_weighted();
-    s.nodes().iter().zip(s.weights()).map(|(n, &w)| (n.as_str(), (w, if weighted { w } else { 1.0 }))).collect()
+    let nodes = s.ids().iter().zip(s.nodes()).zip(s.weights());
+    nodes.map(|((id, n), &w)| (id.as_str(), (n.as_str(), w, if weighted { w } else { 1.0 }))).collect()
+}
+
+/// Replaces each address of `answer` with its identity (`ids`: address → identity).
+fn to_ids<'a>(answer: &mut [&'a str], ids: Option<&HashMap<&'a str, &'a str>>) {
+    if let Some(ids) = ids {
+        answer.iter_mut().for_each(|n| *n = ids.get(n).copied().unwrap_or(n));
+    }
+}
+
+/// Address → identity, for a service whose nodes have Ids (addresses are unique in a service).
+fn identities(service: Option<&Service>) -> Option<HashMap<&str, &str>> {
+    let s = service.filter(|s| s.has_ids())?;
+    Some(s.nodes().iter().map(String::as_str).zip(s.ids().iter().map(String::as_str)).collect())
 }
 
 /// Over `samples` synthetic keys: the share whose top-k set changes and the mean number of
@@ -175,6 +204,8 @@ fn sampled(old: Option<&Service>, new: Option<&Service>, k: usize, samples: usiz
     let (mut changed, mut slots) = (0usize, 0usize);
     let most = old.map_or(0, Service::len).max(new.map_or(0, Service::len)).min(k);
     let (mut a, mut b) = (Vec::with_capacity(most), Vec::with_capacity(most));
+    // Answers are compared by identity: a re-addressed node is the same node.
+    let (old_ids, new_ids) = (identities(old), identities(new));
     for i in 0..samples {
         let key = sample_key(i);
         a.clear();
@@ -185,6 +216,8 @@ fn sampled(old: Option<&Service>, new: Option<&Service>, k: usize, samples: usiz
         if let Some(s) = new {
             s.rank_into(&key, k, &mut b);
         }
+        to_ids(&mut a, old_ids.as_ref());
+        to_ids(&mut b, new_ids.as_ref());
         let common = a.iter().filter(|n| b.contains(n)).count();
         let moved_slots = a.len().max(b.len()) - common;
         changed += usize::from(moved_slots > 0);
@@ -213,6 +246,42 @@ mod tests {
 
     fn nodes(range: std::ops::Range<usize>) -> Vec<String> {
         range.map(|i| format!("node-{i}:80")).collect()
+    }
+
+    fn with_ids(addresses: &[&str], ids: &[&str], algorithm: crate::ranking::Algorithm) -> Service {
+        let nodes = addresses.iter().zip(ids).map(|(a, id)| NodeSpec::new(*a).with_id(*id)).collect();
+        Service::build_with(ServiceSpec { name: "s".into(), nodes }, algorithm).unwrap().0
+    }
+
+    #[test]
+    fn a_readdressed_node_keeps_its_keys_and_a_new_id_is_a_new_node() {
+        use crate::ranking::Algorithm;
+        let ids = ["i0", "i1", "i2", "i3"];
+        let old = with_ids(&["a:1", "b:1", "c:1", "d:1"], &ids, Algorithm::V2);
+        let new = with_ids(&["a:1", "b:1", "c:1", "z:9"], &ids, Algorithm::V2);
+        let i = service_impact(Some(&old), Some(&new), Some(2), 2000);
+        assert_eq!(i.readdressed, [("i3".to_string(), "d:1".to_string(), "z:9".to_string())]);
+        assert!(i.added.is_empty() && i.removed.is_empty(), "{i:?}");
+        assert_eq!(i.moved, Share::exact(0.0));
+        // Sampled (by identity) it is 0 too.
+        assert_eq!(sampled(Some(&old), Some(&new), 2, 2000).0.value, 0.0);
+        let renamed = with_ids(&["a:1", "b:1", "c:1", "d:1"], &["i0", "i1", "i2", "i9"], Algorithm::V2);
+        let i = service_impact(Some(&old), Some(&renamed), None, 2000);
+        assert_eq!((i.added.clone(), i.removed.clone()), (vec!["d:1".to_string()], vec!["d:1".to_string()]));
+        assert!((i.moved.value - 0.4).abs() < 1e-12, "{i:?}");
+    }
+
+    #[test]
+    fn an_algorithm_switch_is_sampled_and_moves_nearly_every_key() {
+        use crate::ranking::Algorithm;
+        let addresses: Vec<String> = nodes(0..10);
+        let a: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let (v1, v2) = (with_ids(&a, &a, Algorithm::V1), with_ids(&a, &a, Algorithm::V2));
+        let i = service_impact(Some(&v1), Some(&v2), Some(3), 20_000);
+        assert!(i.algorithm_changed && !i.moved.is_exact(), "{i:?}");
+        // About 9 in 10 keys with 10 equal nodes.
+        assert!((i.moved.value - 0.9).abs() < 0.03, "{i:?}");
+        assert!(i.replicas.unwrap().set_changed.value > 0.9, "{i:?}");
     }
 
     /// The exact share agrees with the sampled truth, within the stated bound.

@@ -23,11 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::ranking::{fingerprint_hex, Service, Table, ALGORITHM_VERSION};
+use crate::ranking::{fingerprint_hex, Service, Table};
 
 /// Default of `--max-service-series`.
 pub const DEFAULT_MAX_SERVICE_SERIES: usize = 10_000;
@@ -106,15 +105,10 @@ impl Metrics {
             "keyrouter_config_last_reload_success_timestamp_seconds",
             "Time of the last successful load of the services file, in seconds since the epoch.",
         ));
-        let build_info = must(IntGaugeVec::new(
-            Opts::new("keyrouter_build_info", "Version of keyrouter and of its ranking algorithm (always 1)."),
-            &["version", "algorithm"],
-        ));
         let log_lines_dropped = must(IntCounter::new(
             "keyrouter_log_lines_dropped_total",
             "Log lines dropped because stderr was closed, failing or too slow.",
         ));
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), &ALGORITHM_VERSION.to_string()]).set(1);
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
@@ -123,7 +117,6 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(last_reload_successful.clone()),
             Box::new(last_reload_success_timestamp.clone()),
-            Box::new(build_info),
             Box::new(log_lines_dropped.clone()),
         ] {
             must(registry.register(c));
@@ -239,6 +232,19 @@ impl TableSeries {
     pub fn render(table: &Table, max_service_series: usize) -> TableSeries {
         let own = &table.services()[..table.len().min(max_service_series)];
         let mut out = Vec::with_capacity(256 + own.len() * 120);
+        // The algorithm is the served table's (a reload may switch it), so this "build" info is
+        // rendered with the table, not set once at startup.
+        gauge_family(
+            &mut out,
+            "keyrouter_build_info",
+            "Version of keyrouter and the ranking algorithm of the served table (always 1).",
+        );
+        let _ = writeln!(
+            out,
+            "keyrouter_build_info{{algorithm=\"{}\",version=\"{}\"}} 1",
+            table.algorithm().number(),
+            env!("CARGO_PKG_VERSION")
+        );
         gauge_family(&mut out, "keyrouter_services", "Services in the table.");
         let _ = writeln!(out, "keyrouter_services {}", table.len());
         gauge_family(&mut out, "keyrouter_nodes", "Nodes in the table, over all services.");

@@ -124,20 +124,38 @@ fn load_checked(path: &Path, max_bytes: u64) -> Result<Loaded, CommandError> {
     Ok(config::load_limited(path, max_bytes)?)
 }
 
+/// The most nodes with an Id that `keyrouter check` lists per service.
+const MAX_IDS_SHOWN: usize = 10;
+
 /// `keyrouter check`.
 fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
     let loaded = load_checked(path, max_bytes)?;
     let t = &loaded.table;
     let mut out = format!(
-        "{}: OK: {}, {}, fingerprint {}\n",
+        "{}: OK: {}, {}, algorithm {}, fingerprint {}\n",
         path.display(),
         count(t.len(), "service"),
         count(t.node_count(), "node"),
+        t.algorithm().number(),
         ranking::fingerprint_hex(t.fingerprint())
     );
     for s in t.services() {
         let weighted = if s.is_weighted() { ", weighted" } else { "" };
         out.push_str(&format!("  {}: {}{weighted}\n", quote(s.name()), count(s.len(), "node")));
+        if s.has_ids() {
+            // The nodes whose Id is not their address: what the ranking hashes instead. Only the
+            // first few, so that a large catalog's check stays readable.
+            let renamed: Vec<_> = s.nodes().iter().zip(s.ids()).filter(|(node, id)| node != id).collect();
+            for (node, id) in renamed.iter().take(MAX_IDS_SHOWN) {
+                out.push_str(&format!("    {}: Id {}\n", quote(node), quote(id)));
+            }
+            if renamed.len() > MAX_IDS_SHOWN {
+                out.push_str(&format!(
+                    "    \u{2026} and {} with an Id\n",
+                    count(renamed.len() - MAX_IDS_SHOWN, "more node")
+                ));
+            }
+        }
     }
     for (service, n) in &loaded.report.duplicates_removed {
         out.push_str(&format!("  {}: removed {}\n", quote(service), count(*n, "duplicate node")));

@@ -1,7 +1,7 @@
 //! `keyrouter diff OLD NEW`: what a new services file changes, before it is served.
 //!
-//! Per service added, removed or changed: the nodes added, removed and re-weighted, both
-//! fingerprints, and how many keys move ([`crate::impact`]). With `--keys FILE`, every listed key
+//! Per service added, removed or changed: the nodes added, removed, re-weighted and
+//! re-addressed (same Id, new address: it keeps its keys), both fingerprints, and how many keys move ([`crate::impact`]). With `--keys FILE`, every listed key
 //! whose answer changes, as JSON lines. Exit status like diff(1): 0 same table, 1 differences,
 //! 2 errors.
 
@@ -86,7 +86,8 @@ fn diff(args: &DiffArgs) -> Result<bool, DiffError> {
             moved_keys(path, &old, &new, &changes, args.replicas.unwrap_or(1))?;
         }
     }
-    Ok(!changes.is_empty())
+    // Two empty tables on different algorithms answer alike, but the files do differ.
+    Ok(!changes.is_empty() || old.algorithm() != new.algorithm())
 }
 
 /// One service that differs.
@@ -155,7 +156,15 @@ fn text(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -> String
         count(new.len(), "service"),
         fingerprint_hex(new.fingerprint()),
     );
-    if changes.is_empty() {
+    if old.algorithm() != new.algorithm() {
+        // Every score changes: nearly every key of every service moves, once.
+        out.push_str(&format!(
+            "algorithm {} -> {}: nearly every key moves\n",
+            old.algorithm().number(),
+            new.algorithm().number()
+        ));
+    }
+    if changes.is_empty() && old.algorithm() == new.algorithm() {
         out.push_str("no differences\n");
     }
     for c in changes {
@@ -180,6 +189,9 @@ fn text(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -> String
             }
             for (n, a, b) in &i.reweighted {
                 out.push_str(&format!("  ~ {n} weight {a} -> {b}\n"));
+            }
+            for (id, a, b) in &i.readdressed {
+                out.push_str(&format!("  = Id {id:?} re-addressed {a} -> {b}\n"));
             }
         }
         out.push_str(&format!("  first choices moved: {}\n", describe(&i.moved, args.samples)));
@@ -206,12 +218,15 @@ fn json_summary(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -
             let i = &c.impact;
             let reweighted: Vec<Value> =
                 i.reweighted.iter().map(|(n, a, b)| json!({ "node": n, "old": a, "new": b })).collect();
+            let readdressed: Vec<Value> =
+                i.readdressed.iter().map(|(id, a, b)| json!({ "id": id, "old": a, "new": b })).collect();
             json!({
                 "service": c.name,
                 "change": c.kind(),
                 "added": i.added,
                 "removed": i.removed,
                 "reweighted": reweighted,
+                "readdressed": readdressed,
                 "old_fingerprint": fingerprint(c.old),
                 "new_fingerprint": fingerprint(c.new),
                 "moved": share_json(&i.moved),
@@ -224,8 +239,16 @@ fn json_summary(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -
         })
         .collect();
     json!({
-        "old": { "path": args.old.display().to_string(), "fingerprint": fingerprint_hex(old.fingerprint()) },
-        "new": { "path": args.new.display().to_string(), "fingerprint": fingerprint_hex(new.fingerprint()) },
+        "old": {
+            "path": args.old.display().to_string(),
+            "fingerprint": fingerprint_hex(old.fingerprint()),
+            "algorithm": old.algorithm().number(),
+        },
+        "new": {
+            "path": args.new.display().to_string(),
+            "fingerprint": fingerprint_hex(new.fingerprint()),
+            "algorithm": new.algorithm().number(),
+        },
         "samples": args.samples,
         "bound": "99.9 % Hoeffding",
         "services": services,
@@ -319,9 +342,10 @@ impl<'a> Shortcut<'a> {
     fn plan(change: &Change<'a>, k: usize) -> Option<Shortcut<'a>> {
         let (old, new) = (change.old?, change.new?);
         let i = &change.impact;
-        // Exact: every kept node ranks as before among the kept ones.
+        // Exact: every kept node ranks as before among the kept ones. (Nodes are matched by
+        // address here: with Ids, the plain comparison answers.)
         let cheap = k + i.removed.len() + i.added.len() <= old.len() / 2;
-        if !i.moved.is_exact() || !cheap {
+        if !i.moved.is_exact() || !cheap || old.has_ids() || new.has_ids() {
             return None;
         }
         let new_weights: HashMap<&str, f64> =
@@ -332,7 +356,8 @@ impl<'a> Shortcut<'a> {
             false => {
                 let nodes =
                     i.added.iter().map(|n| NodeSpec { node: n.clone(), id: None, weight: new_weights[n.as_str()] });
-                Some(Service::build(ServiceSpec { name: change.name.into(), nodes: nodes.collect() }).ok()?.0)
+                let spec = ServiceSpec { name: change.name.into(), nodes: nodes.collect() };
+                Some(Service::build_with(spec, new.algorithm()).ok()?.0)
             }
         };
         Some(Shortcut { removed, added, new_weights })
@@ -378,7 +403,7 @@ fn compare_keys(items: &[KeyItem], old: &Table, new: &Table, changes: &[Change],
                     let spec = ServiceSpec { name: service.into(), nodes: nodes.collect() };
                     // Cannot fail (the names and weights come from the new table); if it did,
                     // the plain comparison below still answers.
-                    if let Ok((candidates, _)) = Service::build(spec) {
+                    if let Ok((candidates, _)) = Service::build_with(spec, o.algorithm()) {
                         let mut answer = Vec::with_capacity(k);
                         candidates.rank_into(key, k, &mut answer);
                         write(service, key, old_answer, &answer);

@@ -32,7 +32,9 @@ fn hardened(mut response: HttpResponse) -> HttpResponse {
 pub async fn root(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if status_page::prefers_json(accept) {
-        let response = HttpResponse::Ok().content_type(ContentType::json()).body(status_page::index_json());
+        let response = HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(status_page::index_json(state.live().table.algorithm()));
         return hardened(vary(response));
     }
     vary(page(state).await)

@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 
 use crate::impact::Share;
-use crate::ranking::{fingerprint_hex, Service, ALGORITHM_VERSION};
+use crate::ranking::{fingerprint_hex, Algorithm, Service};
 use crate::table::state::{Live, ReloadOutcome, ReloadRecord};
 
 /// The page's script: the lookup form (plain JS, no library).
@@ -163,12 +163,13 @@ pub fn prefers_json(accept: &str) -> bool {
     json.0 > 0.0 && json > html
 }
 
-/// The short JSON index of the endpoints that `GET /` answers a client that asks for JSON.
-pub fn index_json() -> String {
+/// The short JSON index of the endpoints that `GET /` answers a client that asks for JSON;
+/// `algorithm` is the served table's.
+pub fn index_json(algorithm: Algorithm) -> String {
     let index = serde_json::json!({
         "name": "keyrouter",
         "version": env!("CARGO_PKG_VERSION"),
-        "algorithm": ALGORITHM_VERSION,
+        "algorithm": algorithm.number(),
         "endpoints": {
             "/service": "the service names",
             "/service/{name}": "the nodes for a key: GET, HEAD or POST with key (or keys), min, max",
@@ -198,8 +199,9 @@ pub fn render(live: &Live, last: Option<&ReloadRecord>, started_at: f64, now: f6
     let _ = write!(
         out,
         "<h1>keyrouter <span class=\"version\">{}</span></h1>\n<p class=\"meta\">ranking algorithm \
-         <span id=\"algorithm\">{ALGORITHM_VERSION}</span> · {} · {} · started {} · page rendered {}</p>\n</header>\n<main>\n",
+         <span id=\"algorithm\">{}</span> · {} · {} · started {} · page rendered {}</p>\n</header>\n<main>\n",
         env!("CARGO_PKG_VERSION"),
+        table.algorithm().number(),
         count(table.len(), "service"),
         count(table.node_count(), "node"),
         utc(started_at),
@@ -386,6 +388,12 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
         let node = &service.nodes()[i];
         let _ = write!(out, "<tr class=\"node\" data-share=\"{share}\"><td class=\"name\">");
         escape_cut(out, node, MAX_TEXT_CHARS);
+        let id = &service.ids()[i];
+        if id != node {
+            out.push_str(" <span class=\"id\">Id ");
+            escape_cut(out, id, MAX_TEXT_CHARS);
+            out.push_str("</span>");
+        }
         let _ = writeln!(
             out,
             "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"bar\"><meter min=\"0\" \
@@ -483,7 +491,8 @@ mod tests {
 
     #[test]
     fn the_index_is_json_naming_the_endpoints() {
-        let v: serde_json::Value = serde_json::from_str(&index_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&index_json(Algorithm::V2)).unwrap();
+        assert_eq!(v["algorithm"], 2);
         assert_eq!(v["name"], "keyrouter");
         assert!(v["endpoints"]["/status"].is_string() && v["endpoints"]["/service/{name}"].is_string());
     }

@@ -1,10 +1,13 @@
 //! The services file: parsing and validation, with errors that name the line and column.
 //!
 //! ```toml
+//! Algorithm = 2   # optional, before the first [[Services]]: the ranking algorithm, 1 by default
 //! [[Services]]
 //!   Name = "bar"
-//!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }]
+//!   Nodes = ["bar1:8080", { Node = "bar2:8080", Weight = 2.5 }, { Node = "10.0.0.5:80", Id = "bar-3" }]
 //! ```
+//!
+//! A node's Id (its address when it has none) is what the ranking hashes; answers carry addresses.
 //!
 //! [`parse`] is pure; [`load`] reads a file and parses it. [`read`] refuses anything that is
 //! not a regular file (a FIFO would block, `/dev/zero` never ends) and anything bigger than a
@@ -27,7 +30,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::logging::{count, escape, quote};
-use crate::ranking::{BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
+use crate::ranking::{Algorithm, BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
 
 /// One problem in a services file, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,7 +235,8 @@ fn not_a_file(t: std::fs::FileType) -> Option<&'static str> {
 /// Parses a services file. `origin` names it in error messages.
 pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let mut diags = Diagnostics::new(src);
-    let Some(docs) = service_docs(src, &mut diags) else { return Err(diags.into_error(origin)) };
+    let mut algorithm = None;
+    let Some(docs) = service_docs(src, &mut algorithm, &mut diags) else { return Err(diags.into_error(origin)) };
     let mut names = FirstSeen::with_capacity_and_hasher(docs.len(), hasher());
     let mut specs = Vec::with_capacity(docs.len());
     for (offset, service) in &docs {
@@ -244,7 +248,8 @@ pub fn parse(src: &str, origin: &str) -> Result<Loaded, ConfigError> {
     if !diags.is_empty() {
         return Err(diags.into_error(origin));
     }
-    let (table, report) = Table::build(specs).map_err(|e| {
+    // No `Algorithm` line is algorithm 1: the answers every file gave before there was a choice.
+    let (table, report) = Table::build_with(algorithm.unwrap_or(Algorithm::V1), specs).map_err(|e| {
         diags.at(0..0, e);
         diags.into_error(origin)
     })?;
@@ -288,30 +293,46 @@ fn check_name<'a>(name: &'a Spanned<String>, offset: usize, seen: &mut FirstSeen
     }
 }
 
-/// A service's nodes: not empty, with a valid weight, and one weight per node. A node listed
-/// again with the same weight is a duplicate, removed by [`Table::build`].
+/// A service's nodes: not empty, with a valid weight, and one weight per node; Ids not empty,
+/// each Id given to one address and each address given one Id. A node listed again with the
+/// same Id and weight is a duplicate, removed by [`Table::build_with`].
 fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> Vec<NodeSpec> {
     let name = service.name.get_ref();
     let mut nodes = Vec::with_capacity(service.nodes.len());
-    // Where each node was first listed and with which weight: a node listed again must have the
-    // same weight, or the answer would depend on which listing came first.
+    // Where each address was first listed, with which weight and identity: a node listed again
+    // must have the same weight, or the answer would depend on which listing came first; and
+    // the same identity, or two identities would share one address.
     let mut first_listed = FirstSeen::with_hasher(hasher());
+    // Where each identity was first listed, and at which address.
+    let mut identities: FirstSeen<(usize, &str)> = FirstSeen::with_hasher(hasher());
     for spanned in &service.nodes {
         let span = shift(spanned.span(), offset);
-        let (node, weight) = match spanned.get_ref() {
-            NodeDoc::Plain(n) => (n, None),
-            NodeDoc::Weighted { node, weight } => (node, weight.as_ref()),
+        let (node, weight, id) = match spanned.get_ref() {
+            NodeDoc::Plain(n) => (n, None, None),
+            NodeDoc::Weighted { node, weight, id } => (node, weight.as_ref(), id.as_ref()),
         };
         let weight_value = weight.map_or(1.0, |w| *w.get_ref());
+        let identity = id.map_or(node.as_str(), |id| id.get_ref().as_str());
+        let id_span = id.map_or(span.clone(), |id| shift(id.span(), offset));
         match first_listed.entry(node.as_str()) {
             Entry::Vacant(e) => {
-                e.insert((span.start, weight_value));
+                e.insert((span.start, weight_value, identity));
             }
             Entry::Occupied(e) => {
-                let &(first_at, first_weight) = e.get();
+                let &(first_at, first_weight, first_identity) = e.get();
                 let valid = |w: f64| w.is_finite() && w > 0.0;
+                if first_identity != identity {
+                    diags.at_with(id_span.clone(), |lines| {
+                        let (line, column) = lines.position(first_at);
+                        format!(
+                            "node {} has Id {} here and Id {} at {line}:{column}; two Ids cannot share one address",
+                            quote(node),
+                            quote(identity),
+                            quote(first_identity)
+                        )
+                    });
                 // (An invalid weight is reported on its own below.)
-                if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
+                } else if first_weight != weight_value && valid(first_weight) && valid(weight_value) {
                     let here = span.start;
                     diags.at_with(span.clone(), |lines| {
                         let ((line, column), (here_line, here_column)) =
@@ -325,8 +346,32 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                 }
             }
         }
+        match identities.entry(identity) {
+            Entry::Vacant(e) => {
+                e.insert((span.start, node.as_str()));
+            }
+            Entry::Occupied(e) => {
+                let &(first_at, first_node) = e.get();
+                if first_node != node {
+                    diags.at_with(id_span.clone(), |lines| {
+                        let (line, column) = lines.position(first_at);
+                        format!(
+                            "Id {} is already given to node {} at {line}:{column}; Ids are unique within a service",
+                            quote(identity),
+                            quote(first_node)
+                        )
+                    });
+                }
+            }
+        }
         if node.is_empty() {
-            diags.at(span, format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)));
+            diags.at(
+                span.clone(),
+                format_args!("service {}: node is empty (nothing can be routed to \"\")", quote(name)),
+            );
+        }
+        if id.is_some_and(|id| id.get_ref().is_empty()) {
+            diags.at(id_span, format_args!("node {}: Id is empty (leave Id out to use the address)", quote(node)));
         }
         if let Some(w) = weight {
             let value = *w.get_ref();
@@ -349,7 +394,7 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                 );
             }
         }
-        nodes.push(NodeSpec { node: node.clone(), id: None, weight: weight_value });
+        nodes.push(NodeSpec { node: node.clone(), id: id.map(|id| id.get_ref().clone()), weight: weight_value });
     }
     nodes
 }
@@ -369,7 +414,7 @@ type Entries = Vec<(usize, Spanned<ServiceDoc>)>;
 /// gives every error its position: a part that does not parse on its own (a cut inside a
 /// multi-line string leaves it unterminated), or anything but comments before the first cut
 /// (`Services = [...]` there could not be appended to).
-fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
+fn service_docs(src: &str, algorithm: &mut Option<Algorithm>, diags: &mut Diagnostics) -> Option<Entries> {
     let mut cuts = vec![0];
     let mut pos = 0;
     for line in src.split_inclusive('\n') {
@@ -380,11 +425,13 @@ fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
         pos += line.len();
     }
     cuts.push(src.len());
-    if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(|t| t.is_empty()) {
+    // Before the first cut: comments, and at most the `Algorithm` line.
+    let head_is_plain = |t: toml::Table| t.keys().all(|k| k == "Algorithm");
+    if cuts.len() > 3 && toml::from_str::<toml::Table>(&src[..cuts[1]]).is_ok_and(head_is_plain) {
         let mut docs = Vec::with_capacity(cuts.len() - 2);
         let mut in_parts = Diagnostics::new(src);
-        let whole = cuts[1..].windows(2).all(|w| {
-            let part_docs = structure(w[0], &src[w[0]..w[1]], &mut in_parts);
+        let whole = cuts.windows(2).all(|w| {
+            let part_docs = structure(w[0], &src[w[0]..w[1]], algorithm, &mut in_parts);
             part_docs.map(|d| docs.extend(d)).is_some()
         });
         if whole {
@@ -392,13 +439,14 @@ fn service_docs(src: &str, diags: &mut Diagnostics) -> Option<Entries> {
             return Some(docs);
         }
     }
-    structure(0, src, diags)
+    *algorithm = None;
+    structure(0, src, algorithm, diags)
 }
 
 /// The structure of `part` (which starts at byte `offset` of the file): each `[[Services]]`
 /// entry deserialized on its own, so that a missing field, a wrong type or an unknown key in one
 /// entry does not hide the errors of the others. `None` when `part` is not TOML at all.
-fn structure(offset: usize, part: &str, diags: &mut Diagnostics) -> Option<Entries> {
+fn structure(offset: usize, part: &str, algorithm: &mut Option<Algorithm>, diags: &mut Diagnostics) -> Option<Entries> {
     let report = |diags: &mut Diagnostics, e: &toml::de::Error, fallback: Range<usize>| {
         diags.at(shift(e.span().unwrap_or(fallback), offset), e.message().trim_end());
     };
@@ -412,8 +460,20 @@ fn structure(offset: usize, part: &str, diags: &mut Diagnostics) -> Option<Entri
     let mut docs = Vec::new();
     for (key, value) in root.into_inner() {
         let key_span = shift(key.span(), offset);
+        if key.get_ref().as_ref() == "Algorithm" {
+            let span = shift(value.span(), offset);
+            match toml::Value::deserialize(toml::de::ValueDeserializer::from(value)) {
+                Ok(toml::Value::Integer(n)) if Algorithm::from_number(n).is_some() => {
+                    *algorithm = Algorithm::from_number(n);
+                }
+                Ok(other) => diags
+                    .at(span, format_args!("Algorithm must be 1 or 2 (the ranking algorithm's number), got {other}")),
+                Err(e) => report(diags, &e, span),
+            }
+            continue;
+        }
         if key.get_ref().as_ref() != "Services" {
-            diags.at(key_span, format_args!("unknown field `{}`, expected `Services`", key.get_ref()));
+            diags.at(key_span, format_args!("unknown field `{}`, expected `Algorithm` or `Services`", key.get_ref()));
             continue;
         }
         let toml::de::DeValue::Array(entries) = value.into_inner() else {
@@ -557,10 +617,10 @@ struct ServiceDoc {
     nodes: Vec<Spanned<NodeDoc>>,
 }
 
-/// A node: `"host:port"` or `{ Node = "host:port", Weight = 2.5 }`.
+/// A node: `"host:port"` or `{ Node = "host:port", Id = "web-0", Weight = 2.5 }`.
 enum NodeDoc {
     Plain(String),
-    Weighted { node: String, weight: Option<Spanned<f64>> },
+    Weighted { node: String, weight: Option<Spanned<f64>>, id: Option<Spanned<String>> },
 }
 
 #[derive(Deserialize)]
@@ -570,6 +630,8 @@ struct WeightedDoc {
     node: String,
     #[serde(rename = "Weight", default)]
     weight: Option<Spanned<f64>>,
+    #[serde(rename = "Id", default)]
+    id: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for NodeDoc {
@@ -578,7 +640,9 @@ impl<'de> Deserialize<'de> for NodeDoc {
         impl<'de> Visitor<'de> for V {
             type Value = NodeDoc;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a node: a string such as "host:port", or { Node = "host:port", Weight = 2.5 }"#)
+                f.write_str(
+                    r#"a node: a string such as "host:port", or { Node = "host:port", Id = "web-0", Weight = 2.5 }"#,
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeDoc, E> {
                 Ok(NodeDoc::Plain(v.to_string()))
@@ -588,7 +652,7 @@ impl<'de> Deserialize<'de> for NodeDoc {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NodeDoc, A::Error> {
                 let w = WeightedDoc::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight })
+                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight, id: w.id })
             }
         }
         d.deserialize_any(V)
@@ -787,6 +851,85 @@ mod tests {
         assert!(msg.contains("node is empty"), "{msg}");
         let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"\", Weight = 2 }]\n");
         assert_eq!((line, col), (3, 10), "{msg}");
+    }
+
+    #[test]
+    fn ids_are_hashed_and_answers_stay_addresses() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"10.0.0.5:8080\", Id = \"web-0\" }, \
+                   { Node = \"b:1\", Id = \"web-1\", Weight = 2 }]\n";
+        let l = parse(src, "t").unwrap();
+        let s = l.table.get("a").unwrap();
+        assert_eq!(s.nodes(), ["x:1", "10.0.0.5:8080", "b:1"]);
+        assert_eq!(s.ids(), ["x:1", "web-0", "web-1"]);
+        assert_eq!(s.weights(), [1.0, 1.0, 2.0]);
+        // An Id equal to the address is no Id at all: the same answers as without it.
+        let plain = parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", \"y:1\"]\n", "t").unwrap();
+        let same =
+            parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"y:1\", Id = \"y:1\" }]\n", "t").unwrap();
+        assert_eq!(plain.table.fingerprint(), same.table.fingerprint());
+        // Another address under the same Id: another fingerprint, the same ranking.
+        let moved =
+            parse("[[Services]]\nName = \"a\"\nNodes = [\"x:1\", { Node = \"z:1\", Id = \"y:1\" }]\n", "t").unwrap();
+        assert_ne!(moved.table.fingerprint(), same.table.fingerprint());
+    }
+
+    #[test]
+    fn duplicate_ids_shared_addresses_and_empty_ids_are_positioned_errors() {
+        let (line, col, msg) = one(
+            "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" },\n  { Node = \"y\", Id = \"i\" }]\n",
+        );
+        assert_eq!((line, col), (4, 22), "{msg}");
+        assert_eq!(msg, "Id \"i\" is already given to node \"x\" at 3:10; Ids are unique within a service");
+        // A node without Id is its own Id.
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [\"i\", { Node = \"y\", Id = \"i\" }]\n");
+        assert_eq!((line, col), (3, 34), "{msg}");
+        assert!(msg.contains("already given to node \"i\" at 3:10"), "{msg}");
+        let (line, col, msg) =
+            one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }, { Node = \"x\", Id = \"j\" }]\n");
+        assert_eq!((line, col), (3, 55), "{msg}");
+        assert_eq!(msg, "node \"x\" has Id \"j\" here and Id \"i\" at 3:10; two Ids cannot share one address");
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"\" }]\n");
+        assert_eq!((line, col), (3, 29), "{msg}");
+        assert!(msg.contains("Id is empty"), "{msg}");
+        // The same node with the same Id twice is a duplicate, removed.
+        let l = parse(
+            "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }, { Node = \"x\", Id = \"i\" }]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.table.get("a").unwrap().ids(), ["i"]);
+        // The same Id in two services is fine.
+        assert!(parse("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = \"i\" }]\n[[Services]]\nName = \"b\"\nNodes = [{ Node = \"y\", Id = \"i\" }]\n", "t").is_ok());
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = 5 }]\n");
+        assert_eq!(line, 3);
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn algorithm_is_chosen_at_the_top_and_defaults_to_1() {
+        let body = "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\"]\n[[Services]]\nName = \"b\"\n[[Services]]\nName = \"c\"\n";
+        let v1 = parse(body, "t").unwrap();
+        assert_eq!(v1.table.algorithm(), Algorithm::V1);
+        let explicit = parse(&format!("# one\nAlgorithm = 1\n{body}"), "t").unwrap();
+        assert_eq!(explicit.table.fingerprint(), v1.table.fingerprint());
+        // In parts (several [[Services]] headers) and whole (one) alike.
+        for body in [body, "[[Services]]\nName = \"a\"\nNodes = [\"x\", \"y\"]\n"] {
+            let v2 = parse(&format!("Algorithm = 2 # portable\n\n{body}"), "t").unwrap();
+            assert_eq!(v2.table.algorithm(), Algorithm::V2);
+            assert_eq!(v2.table.get("a").unwrap().algorithm(), Algorithm::V2);
+        }
+        for (bad, col) in [("3", 13), ("0", 13), ("\"2\"", 13), ("2.5", 13), ("-1", 13)] {
+            let src = format!("# top\nAlgorithm = {bad}\n{body}");
+            let (line, column, msg) = one(&src);
+            assert_eq!((line, column), (2, col), "{bad}: {msg}");
+            assert!(msg.starts_with("Algorithm must be 1 or 2"), "{bad}: {msg}");
+        }
+        // After the first [[Services]] it belongs to that service, which has no such field.
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nAlgorithm = 2\n");
+        assert_eq!(line, 3);
+        assert!(msg.contains("unknown field `Algorithm`"), "{msg}");
+        let (_, _, msg) = one("Algorithms = 2\n");
+        assert!(msg.contains("expected `Algorithm` or `Services`"), "{msg}");
     }
 
     fn kind(e: ConfigError) -> ConfigErrorKind {

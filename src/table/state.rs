@@ -175,6 +175,9 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
     struct ServiceView<'a> {
         name: &'a str,
         nodes: &'a [String],
+        /// Each node's Id, in the order of `nodes`; only when some Id differs from its address.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ids: Option<&'a [String]>,
         #[serde(skip_serializing_if = "Option::is_none")]
         weights: Option<&'a [f64]>,
         fingerprint: String,
@@ -188,7 +191,7 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + table.len() * 64 + table.node_count() * 24);
     out.extend_from_slice(b"{\"fingerprint\":\"");
     out.extend_from_slice(fingerprint_hex(table.fingerprint()).as_bytes());
-    out.extend_from_slice(format!("\",\"algorithm\":{},\"services\":[", crate::ranking::ALGORITHM_VERSION).as_bytes());
+    out.extend_from_slice(format!("\",\"algorithm\":{},\"services\":[", table.algorithm().number()).as_bytes());
     for (i, s) in table.services().iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -196,6 +199,7 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
         let view = ServiceView {
             name: s.name(),
             nodes: s.nodes(),
+            ids: s.has_ids().then(|| s.ids()),
             weights: s.has_weights().then(|| s.weights()),
             fingerprint: fingerprint_hex(s.fingerprint()),
             changed_at: extras.get(i).and_then(|e| e.last_change).map(|c| c.at),

@@ -18,6 +18,7 @@ mod diff;
 mod docs;
 mod environment;
 mod http;
+mod ids_and_algorithms;
 mod in_process;
 mod independent;
 mod kubernetes;

@@ -45,12 +45,14 @@ fn small_catalog_renders_to_this_file() {
     let expected = "\
 # keyrouter services file, rendered by consul-template from Consul's catalog (services.toml.tmpl).
 # Do not edit: consul-template rewrites it whenever the catalog changes, then sends keyrouter SIGHUP.
+# Ranking algorithm 2 (docs/ranking.md); each node's Id is its Consul node and service instance ID.
+Algorithm = 2
 
 [[Services]]
   Name = \"api\"
   Nodes = [
-    \"10.0.0.1:9000\",
-    \"10.0.0.2:9000\",
+    { Node = \"10.0.0.1:9000\", Id = \"n1/n1\" },
+    { Node = \"10.0.0.2:9000\", Id = \"n2/n2\" },
   ]
 
 [[Services]]
@@ -94,6 +96,57 @@ fn healthy_instances_become_nodes_and_an_unhealthy_service_is_empty() {
     expected.insert("none".to_string(), vec![]);
     expected.insert("consul".to_string(), strings(&["10.0.0.10:8300"]));
     assert_eq!(got, expected, "{rendered}");
+}
+
+/// Consul's service instance ID is unique on one agent only (it defaults to the service's name):
+/// the Id is the node and the ID together, so instances of one service on several nodes with the
+/// same ID are still told apart, and an instance that changes address keeps its Id.
+#[test]
+fn template_ids_are_node_and_instance_id_unique_across_nodes_and_kept_across_addresses() {
+    let catalog = Catalog::default().with(
+        "web",
+        vec![
+            inst("node-a", "10.0.1.1", 8080).id("web"),
+            inst("node-b", "10.0.1.2", 8080).id("web"),
+            inst("node-b", "10.0.1.2", 8081).id("web-2"),
+            inst("node-c", "10.0.1.3", 8080).id("quote\"d\u{7f}"),
+        ],
+    );
+    let rendered = render(&catalog);
+    assert_no_raw_control_chars(&rendered);
+    let loaded = config::parse(&rendered, "rendered").unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    assert_eq!(loaded.table.algorithm(), keyrouter::ranking::Algorithm::V2);
+    let web = loaded.table.get("web").unwrap();
+    let pairs: BTreeMap<&str, &str> =
+        web.nodes().iter().map(String::as_str).zip(web.ids().iter().map(String::as_str)).collect();
+    let expected: BTreeMap<&str, &str> = [
+        ("10.0.1.1:8080", "node-a/web"),
+        ("10.0.1.2:8080", "node-b/web"),
+        ("10.0.1.2:8081", "node-b/web-2"),
+        ("10.0.1.3:8080", "node-c/quote\"d\u{7f}"),
+    ]
+    .into();
+    assert_eq!(pairs, expected, "{rendered}");
+    // The same instances at new addresses: same Ids, so every key keeps its node.
+    let moved = Catalog::default().with(
+        "web",
+        vec![
+            inst("node-a", "10.9.1.1", 8080).id("web"),
+            inst("node-b", "10.9.1.2", 8080).id("web"),
+            inst("node-b", "10.9.1.2", 8081).id("web-2"),
+            inst("node-c", "10.9.1.3", 8080).id("quote\"d\u{7f}"),
+        ],
+    );
+    let after = config::parse(&render(&moved), "rendered").unwrap();
+    let after_web = after.table.get("web").unwrap();
+    for i in 0..1000 {
+        let key = format!("key-{i}");
+        let id_of = |s: &keyrouter::ranking::Service, key: &str| {
+            let node = s.lookup(key, 1, 1).unwrap()[0].to_string();
+            s.ids()[s.nodes().iter().position(|n| *n == node).unwrap()].clone()
+        };
+        assert_eq!(id_of(web, &key), id_of(after_web, &key), "{key}");
+    }
 }
 
 /// Names consul-template's `service` cannot take (each would either stop consul-template or query
