@@ -16,8 +16,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::body::{read_input, stop_reading, Input};
 use super::error::HttpError;
+use crate::limits::RequestLimits;
 use crate::request::{self, Fields, Plan, RequestError};
-use crate::table::state::{AppState, Limits, Live, Served};
+use crate::table::state::{AppState, Live, Served};
 
 /// Longest query string: lookups in the URL are small; batches go in the body. Far below the
 /// HTTP layer's own limits, whose rejections cannot carry a JSON error.
@@ -101,7 +102,7 @@ fn plan<'a>(
     input: &'a Input,
     name: &str,
     served: Option<Served<'a>>,
-    limits: &Limits,
+    limits: &RequestLimits,
 ) -> Result<(Served<'a>, Plan<'a>), HttpError> {
     if req.query_string().len() > MAX_QUERY_BYTES {
         return Err(HttpError::QueryTooLong { limit: MAX_QUERY_BYTES });

@@ -45,7 +45,7 @@ pub struct ServerOptions {
     pub shutdown_delay: Duration,
     /// Emit a span and a log line per request (only worth it at DEBUG).
     pub log_requests: bool,
-    /// Time for a request head to arrive (the body's deadline is in [`crate::table::state::Limits`]).
+    /// Time for a request head to arrive (the body's deadline is in [`crate::limits::RequestLimits`]).
     pub request_timeout: Duration,
     /// Time an idle connection is kept open between requests.
     pub keep_alive: Duration,
