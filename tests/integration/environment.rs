@@ -62,7 +62,7 @@ fn replace_with(kr: &Keyrouter, make: impl FnOnce(&Path)) {
 
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path_str(path)).unwrap();
-    // SAFETY: mkfifo(3) on a NUL-terminated path.
+    // SAFETY: `c` is a NUL-terminated string that outlives the call; mkfifo only reads it.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
 
@@ -215,7 +215,9 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
             (out.status, String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
         }
         Err(_) => {
-            // SAFETY: kill(2) on our own child's pid.
+            // SAFETY: kill(2) has no memory preconditions. The thread waiting for the child has not
+            // reported, so the pid is still the child's (had it exited this instant, the pid could
+            // name another process only after the pid space wrapped).
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             panic!("keyrouter {args:?} did not finish within 20 s");
         }
@@ -363,7 +365,8 @@ impl Piped {
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
+        // SAFETY: kill(2) has no memory preconditions; `self.child` is not yet reaped, so its pid
+        // names no other process.
         assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0);
     }
 

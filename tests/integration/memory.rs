@@ -179,7 +179,8 @@ fn resident_memory_comes_back_after_big_answers_and_after_shrinking_the_table() 
     std::fs::write(&small, common::services(&[("small", &["a:80", "b:80", "c:80"])])).unwrap();
     std::fs::rename(&small, &services).unwrap();
     let mark = server.log().len();
-    // SAFETY: kill(2) on our own child.
+    // SAFETY: kill(2) has no memory preconditions; the child is not yet reaped, so its pid names
+    // no other process.
     assert_eq!(unsafe { libc::kill(server.kr.child.id() as libc::pid_t, libc::SIGHUP) }, 0);
     server.wait_for_log("reloaded", mark);
     let (status, _) = server.get_len("/service/small?key=k&min=1&max=3");

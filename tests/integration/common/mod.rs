@@ -115,7 +115,8 @@ impl Keyrouter {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
+        // SAFETY: kill(2) has no memory preconditions; `self.child` is not yet reaped, so its pid
+        // names no other process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill failed");
     }
