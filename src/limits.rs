@@ -27,7 +27,7 @@ impl Default for LoadRules {
 /// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
 pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
 
-/// What one request may cost (see the README's "Limits").
+/// What one request may cost (see "Limits" in docs/http-api.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLimits {
     /// Keys × nodes per key in one answer.

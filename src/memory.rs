@@ -13,7 +13,9 @@
 //!   less, so the lookup path is unchanged; a batch body that large pays one `mmap`.
 //! - [`release`] runs `malloc_trim(0)`, which returns the free pages of every arena. It is
 //!   called after a services file was loaded (kept or not) and when a table is dropped: rare
-//!   events, never on the lookup path.
+//!   events, once per reload. A replaced table is dropped by whoever lets go of it last: the
+//!   reload, usually, but if a request still holds it, that request's worker drops it (and trims)
+//!   once the request is done with it; no other lookup pays for it.
 //!
 //! An allocator that returns memory by itself (mimalloc, jemalloc) was the alternative; this
 //! needs no new dependency and no C build (benches/wrk/README.md has the measurements).

@@ -35,9 +35,8 @@ const FINGERPRINT_HEADER_NAME: HeaderName = HeaderName::from_static("keyrouter-f
 /// lookup for GET, HEAD and POST and a 405 for other methods; any deeper path is a 404.
 ///
 /// Lookups are recognized here by hand instead of by a `/service/{name}` resource: actix
-/// matches a dynamic segment with a regex and allocates path items for it, which cost ~1 500
-/// instructions a lookup, a quarter of the HTTP layer's own work (callgrind over
-/// `benches/http.rs`).
+/// matches a dynamic segment with a regex and allocates path items for it, a large share of the
+/// HTTP layer's own work per lookup (figures in benches/wrk/README.md).
 pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     if name_segment(req.uri().path()).is_none() {
         return super::endpoints::not_found(req).await;
@@ -144,8 +143,8 @@ async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'stat
     finish(state, Some(served), response, started)
 }
 
-/// The answer, built directly rather than through `HttpResponse::Ok()`'s builder, whose
-/// header-name parsing cost ~1 600 instructions a lookup (callgrind, `benches/http.rs`).
+/// The answer, built directly rather than through `HttpResponse::Ok()`'s builder, which parses
+/// every header name it is given, on every lookup (figures in benches/wrk/README.md).
 fn ok(served: Served, body: Vec<u8>) -> HttpResponse {
     tracing::debug!(service = served.service.name(), "lookup");
     let mut response = HttpResponse::with_body(StatusCode::OK, body);

@@ -1,4 +1,4 @@
-//! Hostile clients against the real binary (issue 12): each attack that took the server down,
+//! Hostile clients against the real binary: each attack that took the server down,
 //! or hurt other clients, is driven here over loopback, every loop bounded in count and time.
 //! Where a regression could eat the machine's memory the server runs under an address-space
 //! limit (`setrlimit(RLIMIT_AS)` in the child), so that it fails the test instead.

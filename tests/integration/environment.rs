@@ -1,4 +1,4 @@
-//! The process survives its environment (issue 13), through the real binary: odd things at the
+//! The process survives its environment, through the real binary: odd things at the
 //! services path (a FIFO, a symlink to /dev/zero, a directory, an oversized file, an empty
 //! file), a log pipe that closes or stalls, and shutdowns during CPU-bound requests or a long
 //! reload. Every server runs under an address-space limit, on 127.0.0.1, and every loop is

@@ -121,7 +121,8 @@ impl Keyrouter {
         assert_eq!(rc, 0, "kill failed");
     }
 
-    /// Rewrites the services file (atomically, by rename) and sends SIGHUP.
+    /// Rewrites the services file (atomically, by rename). Sends no signal: the caller reloads
+    /// (`signal(libc::SIGHUP)`) or lets `--watch` see the rename.
     pub fn write_services(&self, content: &str) {
         let tmp = self.dir.path().join(".services.toml.tmp");
         std::fs::write(&tmp, content).unwrap();
