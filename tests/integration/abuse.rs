@@ -7,11 +7,10 @@ use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{multipart, parse_response, services, Keyrouter, Response, BIN};
+use common::{multipart, parse_response, services, Keyrouter, Response, Rlimits, BIN};
 
 /// Address space the server gets where a regression could allocate without bound. The largest
 /// answer the default budget allows is ~1 MB; before the budget, one request allocated 2.4 GB.
@@ -22,14 +21,6 @@ fn table(n: usize) -> String {
     let nodes: Vec<String> = (0..n).map(|i| format!("n{i}:80")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     services(&[("big", &nodes), ("bar", &["b1:80", "b2:80", "b3:80"]), ("a/b", &["x:1"])])
-}
-
-/// Limits set in the child between fork and exec.
-#[derive(Default, Clone, Copy)]
-struct Rlimits {
-    address_space: Option<u64>,
-    /// (soft, hard) descriptor limits.
-    nofile: Option<(u64, u64)>,
 }
 
 /// Starts keyrouter on `toml` with `extra` flags under `limits`.
@@ -45,30 +36,12 @@ fn start(toml: &str, extra: &[&str], limits: Rlimits) -> Keyrouter {
     // glibc reserves 64 MiB of address space per malloc arena; two keep the reservation small
     // so that the limit measures what the server allocates.
     cmd.env("MALLOC_ARENA_MAX", "2");
-    // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let set = |resource, soft: u64, hard: u64| {
-                let lim = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
-                if libc::setrlimit(resource, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            };
-            if let Some(bytes) = limits.address_space {
-                set(libc::RLIMIT_AS, bytes, bytes)?;
-            }
-            if let Some((soft, hard)) = limits.nofile {
-                set(libc::RLIMIT_NOFILE, soft, hard)?;
-            }
-            Ok(())
-        });
-    }
+    limits.apply(&mut cmd);
     Keyrouter::spawn(cmd, dir, path)
 }
 
 fn capped() -> Rlimits {
-    Rlimits { address_space: Some(ADDRESS_SPACE), nofile: None }
+    Rlimits::address_space(ADDRESS_SPACE)
 }
 
 fn connect(port: u16) -> TcpStream {

@@ -8,12 +8,11 @@ use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, path_str, services, Keyrouter, BIN};
+use common::{eventually, path_str, services, Keyrouter, Rlimits, BIN};
 
 const MIB: u64 = 1024 * 1024;
 /// Enough for the server with small tables (threads reserve address space generously).
@@ -21,26 +20,11 @@ const SMALL_AS: u64 = 1024 * MIB;
 /// For tests that load a table of several hundred thousand nodes.
 const BIG_AS: u64 = 4096 * MIB;
 
-/// Limits the child's address space: a regression that reads without bound fails its
-/// allocation instead of eating the machine.
-fn limit_memory(cmd: &mut Command, bytes: u64) {
-    // SAFETY: setrlimit(2) is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// The command for serving `services` on 127.0.0.1 port 0, with `extra` flags, memory-limited.
 fn command(services: &Path, extra: &[&str], memory: u64) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("--services").arg(services).args(["--address", "127.0.0.1:0", "--workers", "2"]).args(extra);
-    limit_memory(&mut cmd, memory);
+    Rlimits::address_space(memory).apply(&mut cmd);
     cmd
 }
 
@@ -202,7 +186,7 @@ fn a_file_over_max_services_bytes_is_refused() {
 fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    limit_memory(&mut cmd, SMALL_AS);
+    Rlimits::address_space(SMALL_AS).apply(&mut cmd);
     let child = cmd.spawn().unwrap();
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -354,7 +338,7 @@ impl Piped {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        limit_memory(&mut cmd, SMALL_AS);
+        Rlimits::address_space(SMALL_AS).apply(&mut cmd);
         let mut child = cmd.spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         (Piped { child, port, _dir: dir, services }, stderr)

@@ -13,7 +13,6 @@ use common::Keyrouter;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -49,16 +48,7 @@ impl Server {
             .env("KEYROUTER_MAX_ANSWER_NODES", "1000000")
             // ... answered inline, as for the figures in docs/operating.md.
             .env("KEYROUTER_HEAVY_LOOKUP_WORK", "1000000000000");
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                let limit = libc::rlimit { rlim_cur: ADDRESS_SPACE_LIMIT, rlim_max: ADDRESS_SPACE_LIMIT };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        common::Rlimits::address_space(ADDRESS_SPACE_LIMIT).apply(&mut cmd);
         Server { kr: Keyrouter::spawn_within(cmd, dir, services.to_path_buf(), START_TIMEOUT) }
     }
 
@@ -104,16 +94,10 @@ impl Server {
         self.kr.log()
     }
 
-    /// Waits (bounded) for `needle` to appear in the log after byte `after`.
+    /// Waits (bounded by [`START_TIMEOUT`]: a large table loads slowly in debug builds) for
+    /// `needle` to appear in the log after byte `after`.
     fn wait_for_log(&self, needle: &str, after: usize) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.log().get(after..).is_some_and(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("log never showed {needle:?}:\n{}", self.log());
+        self.kr.wait_for_log_within(needle, after, START_TIMEOUT);
     }
 
     /// `GET path` on a fresh connection: (status, body length). The body is read and dropped.

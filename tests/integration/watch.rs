@@ -10,12 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, services, Keyrouter, BIN};
-
-/// The value of a metric line `name{labels} value` (labels exactly as rendered).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use common::{eventually, metric, services, Keyrouter, BIN};
 
 fn reloads(kr: &Keyrouter) -> (f64, f64) {
     let text = kr.get("/metrics").text();
