@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{multipart, parse_response, services, Keyrouter, Response, Rlimits, BIN};
+use common::{expected_json, multipart, parse_response, services, Keyrouter, Response, Rlimits, BIN};
 
 /// Address space the server gets where a regression could allocate without bound. The largest
 /// answer the default budget allows is ~1 MB; before the budget, one request allocated 2.4 GB.
@@ -146,7 +146,7 @@ fn the_budget_is_a_flag_and_the_offline_lookup_keeps_it() {
 
 #[test]
 fn paths_and_bodies_mean_one_thing() {
-    let kr = start(&table(3), &[], capped());
+    let kr = start(&table(20), &[], capped());
     assert_eq!(kr.get("/service/a%2Fb?key=k").json(), serde_json::json!(["x:1"]));
     assert_eq!(kr.get("/service/a%2fb?key=k").json(), serde_json::json!(["x:1"]));
     assert_eq!(kr.get("/service/%62ar?key=k").json(), kr.get("/service/bar?key=k").json());
@@ -155,8 +155,18 @@ fn paths_and_bodies_mean_one_thing() {
     }
     kr.get("/service/bar?key=%FF").assert_error(400, "field `key` is not valid UTF-8");
     kr.get("/service/bar?keys=a&keys=%FE").assert_error(400, "field `keys` is not valid UTF-8");
-    // Distinct escapes are distinct keys, not both U+FFFD.
-    kr.get("/service/bar?key=%C3%A9").json();
+    // Distinct escapes are distinct keys, not both U+FFFD: each spelling gets its own key's
+    // answer, and the keys' answers differ, so conflating them would fail here.
+    // Over 20 nodes, two keys all but never get the same order.
+    let big: Vec<String> = (0..20).map(|i| format!("n{i}:80")).collect();
+    let spellings = [("%C3%A9", r#""\u00e9""#, "\u{e9}"), ("%EF%BF%BD", r#""\ufffd""#, "\u{fffd}")];
+    let answers: Vec<serde_json::Value> = spellings.iter().map(|(_, _, key)| expected_json(&big, key, 0, 20)).collect();
+    assert_ne!(answers[0], answers[1], "the test needs keys whose answers differ");
+    for ((query, json, key), answer) in spellings.iter().zip(&answers) {
+        assert_eq!(&kr.get(&format!("/service/big?key={query}&max=20")).json(), answer, "{key:?} as {query}");
+        let body = format!(r#"{{"key":{json},"max":20}}"#);
+        assert_eq!(&kr.post_json("/service/big", &body).json(), answer, "{key:?} as {json}");
+    }
 
     kr.post_json("/service/bar", r#"["ryans",null,1,3]"#).assert_error(400, "must be an object");
     kr.post_json("/service/bar", r#""ryans""#).assert_error(400, "must be an object");
