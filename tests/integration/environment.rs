@@ -481,7 +481,13 @@ fn sigterm_during_cpu_bound_requests_exits_within_the_promised_time() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Until the server is ranking: it has spent half a second of CPU since the requests went out
+    // (bounded: 60 s, however loaded the machine).
+    let (pid, cpu) = (kr.child.id(), common::cpu_seconds(kr.child.id()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while common::cpu_seconds(pid) < cpu + 0.5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(clients.iter().any(|c| !c.is_finished()), "the requests were not long enough to test anything");
     let (status, took) = stop(&mut kr, libc::SIGTERM, Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", kr.log());

@@ -79,15 +79,9 @@ impl Server {
         }
     }
 
-    /// CPU seconds the server has used (user + system), from /proc/PID/stat.
+    /// CPU seconds the server has used (user + system).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.kr.child.id())).unwrap();
-        // Fields after the command name, which ends at the last ')': utime and stime are the
-        // 12th and 13th of them, in clock ticks.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+        common::cpu_seconds(self.kr.child.id())
     }
 
     fn log(&self) -> String {
