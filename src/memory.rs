@@ -67,10 +67,11 @@ const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// Hands freed memory back every [`TRIM_EVERY`], from the actix runtime this is called in.
 ///
-/// glibc's allocator keeps memory freed by other threads in its arenas: after 300 connections
-/// with 1 MB bodies in flight left, RSS stayed at 112 MB of a 278 MB peak. `malloc_trim` hands
-/// it back; every few seconds it costs nothing measurable and bounds how long a burst of
-/// connections (or a reload of a large table) keeps its memory.
+/// glibc's allocator keeps memory freed by other threads in its arenas: after a burst of
+/// connections with large bodies in flight left, much of its peak stayed resident (figures in
+/// benches/wrk/README.md). `malloc_trim` hands it back; every few seconds it costs nothing
+/// measurable and bounds how long a burst of connections (or a reload of a large table) keeps
+/// its memory.
 pub fn spawn_periodic_trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     actix_rt::spawn(async {
