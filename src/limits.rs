@@ -1,5 +1,5 @@
-//! What the server is configured to allow: how a services file is judged ([`TableOptions`]) and
-//! what one request may cost ([`Limits`]). Plain values, validated from the command line by
+//! What the server is configured to allow: how a services file is judged ([`LoadRules`]) and
+//! what one request may cost ([`RequestLimits`]). Plain values, validated from the command line by
 //! `crate::cli` and held by `crate::table::state::AppState`.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use crate::table::config::DEFAULT_MAX_SERVICES_BYTES;
 
 /// How the services file is judged, at startup and on every reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableOptions {
+pub struct LoadRules {
     /// Files bigger than this are refused (`--max-services-bytes`).
     pub max_services_bytes: u64,
     /// An empty table may replace a non-empty one, and an empty table is ready
@@ -16,9 +16,9 @@ pub struct TableOptions {
     pub allow_empty: bool,
 }
 
-impl Default for TableOptions {
+impl Default for LoadRules {
     fn default() -> Self {
-        TableOptions { max_services_bytes: DEFAULT_MAX_SERVICES_BYTES, allow_empty: false }
+        LoadRules { max_services_bytes: DEFAULT_MAX_SERVICES_BYTES, allow_empty: false }
     }
 }
 
@@ -27,9 +27,9 @@ impl Default for TableOptions {
 /// nodes too; the largest answer the default budget allows (100 000 nodes) does not.
 pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
 
-/// What one request may cost (see the README's "Limits").
+/// What one request may cost (see "Limits" in docs/http-api.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct RequestLimits {
     /// Keys × nodes per key in one answer.
     pub max_answer_nodes: u64,
     /// Time for the request head, and again for the body.
@@ -40,9 +40,9 @@ pub struct Limits {
     pub heavy_lookups: usize,
 }
 
-impl Default for Limits {
+impl Default for RequestLimits {
     fn default() -> Self {
-        Limits {
+        RequestLimits {
             max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
             request_timeout: Duration::from_secs(10),
             heavy_work: DEFAULT_HEAVY_WORK,

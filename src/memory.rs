@@ -13,7 +13,9 @@
 //!   less, so the lookup path is unchanged; a batch body that large pays one `mmap`.
 //! - [`release`] runs `malloc_trim(0)`, which returns the free pages of every arena. It is
 //!   called after a services file was loaded (kept or not) and when a table is dropped: rare
-//!   events, never on the lookup path.
+//!   events, once per reload. A replaced table is dropped by whoever lets go of it last: the
+//!   reload, usually, but if a request still holds it, that request's worker drops it (and trims)
+//!   once the request is done with it; no other lookup pays for it.
 //!
 //! An allocator that returns memory by itself (mimalloc, jemalloc) was the alternative; this
 //! needs no new dependency and no C build (benches/wrk/README.md has the measurements).
@@ -65,10 +67,11 @@ const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// Hands freed memory back every [`TRIM_EVERY`], from the actix runtime this is called in.
 ///
-/// glibc's allocator keeps memory freed by other threads in its arenas: after 300 connections
-/// with 1 MB bodies in flight left, RSS stayed at 112 MB of a 278 MB peak. `malloc_trim` hands
-/// it back; every few seconds it costs nothing measurable and bounds how long a burst of
-/// connections (or a reload of a large table) keeps its memory.
+/// glibc's allocator keeps memory freed by other threads in its arenas: after a burst of
+/// connections with large bodies in flight left, much of its peak stayed resident (figures in
+/// benches/wrk/README.md). `malloc_trim` hands it back; every few seconds it costs nothing
+/// measurable and bounds how long a burst of connections (or a reload of a large table) keeps
+/// its memory.
 pub fn spawn_periodic_trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     actix_rt::spawn(async {

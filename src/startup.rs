@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::address::ListenAddress;
 use crate::descriptors;
 use crate::http::{self, ServerOptions};
-use crate::limits::{Limits, TableOptions};
+use crate::limits::{LoadRules, RequestLimits};
 use crate::logging::count;
 use crate::memory;
 use crate::ranking::{self, SelfCheckError};
@@ -47,7 +47,7 @@ pub struct Settings {
     /// Idle time allowed between a connection's requests.
     pub keep_alive: Duration,
     /// What one request may cost.
-    pub limits: Limits,
+    pub limits: RequestLimits,
 }
 
 /// Why keyrouter could not start serving.
@@ -131,7 +131,7 @@ impl Application {
             max_lingering: connections.lingering,
         };
         let table_options =
-            TableOptions { max_services_bytes: settings.max_services_bytes, allow_empty: settings.allow_empty };
+            LoadRules { max_services_bytes: settings.max_services_bytes, allow_empty: settings.allow_empty };
         let state = AppState::new(
             loaded.table,
             settings.services.clone(),

@@ -30,7 +30,7 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::address::ListenAddress;
-use crate::limits::{Limits, DEFAULT_HEAVY_WORK};
+use crate::limits::{RequestLimits, DEFAULT_HEAVY_WORK};
 use crate::logging::{parse_level, LogFormat};
 use crate::request::DEFAULT_MAX_ANSWER_NODES;
 use crate::startup::Settings;
@@ -355,7 +355,7 @@ impl Cli {
             allow_empty: s.allow_empty,
             max_connections: s.max_connections,
             keep_alive: s.keep_alive,
-            limits: Limits {
+            limits: RequestLimits {
                 max_answer_nodes: s.answers.max_answer_nodes,
                 request_timeout: s.request_timeout,
                 heavy_work: s.heavy_lookup_work,

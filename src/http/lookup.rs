@@ -16,8 +16,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::body::{read_input, stop_reading, Input};
 use super::error::HttpError;
+use crate::limits::RequestLimits;
 use crate::request::{self, Fields, Plan, RequestError};
-use crate::table::state::{AppState, Limits, Live, Served};
+use crate::table::state::{AppState, Live, Served};
 
 /// Longest query string: lookups in the URL are small; batches go in the body. Far below the
 /// HTTP layer's own limits, whose rejections cannot carry a JSON error.
@@ -34,9 +35,8 @@ const FINGERPRINT_HEADER_NAME: HeaderName = HeaderName::from_static("keyrouter-f
 /// lookup for GET, HEAD and POST and a 405 for other methods; any deeper path is a 404.
 ///
 /// Lookups are recognized here by hand instead of by a `/service/{name}` resource: actix
-/// matches a dynamic segment with a regex and allocates path items for it, which cost ~1 500
-/// instructions a lookup, a quarter of the HTTP layer's own work (callgrind over
-/// `benches/http.rs`).
+/// matches a dynamic segment with a regex and allocates path items for it, a large share of the
+/// HTTP layer's own work per lookup (figures in benches/wrk/README.md).
 pub async fn route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     if name_segment(req.uri().path()).is_none() {
         return super::endpoints::not_found(req).await;
@@ -101,7 +101,7 @@ fn plan<'a>(
     input: &'a Input,
     name: &str,
     served: Option<Served<'a>>,
-    limits: &Limits,
+    limits: &RequestLimits,
 ) -> Result<(Served<'a>, Plan<'a>), HttpError> {
     if req.query_string().len() > MAX_QUERY_BYTES {
         return Err(HttpError::QueryTooLong { limit: MAX_QUERY_BYTES });
@@ -143,8 +143,8 @@ async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'stat
     finish(state, Some(served), response, started)
 }
 
-/// The answer, built directly rather than through `HttpResponse::Ok()`'s builder, whose
-/// header-name parsing cost ~1 600 instructions a lookup (callgrind, `benches/http.rs`).
+/// The answer, built directly rather than through `HttpResponse::Ok()`'s builder, which parses
+/// every header name it is given, on every lookup (figures in benches/wrk/README.md).
 fn ok(served: Served, body: Vec<u8>) -> HttpResponse {
     tracing::debug!(service = served.service.name(), "lookup");
     let mut response = HttpResponse::with_body(StatusCode::OK, body);

@@ -45,7 +45,7 @@ pub struct ServerOptions {
     pub shutdown_delay: Duration,
     /// Emit a span and a log line per request (only worth it at DEBUG).
     pub log_requests: bool,
-    /// Time for a request head to arrive (the body's deadline is in [`crate::table::state::Limits`]).
+    /// Time for a request head to arrive (the body's deadline is in [`crate::limits::RequestLimits`]).
     pub request_timeout: Duration,
     /// Time an idle connection is kept open between requests.
     pub keep_alive: Duration,
@@ -90,7 +90,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(handler))
             .default_service(web::to(|req: HttpRequest| method_not_allowed(req, "GET, HEAD")))
     }
-    // Lookups first: actix tries the routes in order, each costing a lookup ~200 instructions.
+    // Lookups first: actix tries the routes in order, and every route tried before costs a lookup.
     // `/service/{name}` is the scope's default service (see `lookup::route` for why it is not
     // a resource of its own).
     cfg.service(web::scope("/service").service(read_only("", list_services)).default_service(web::to(lookup::route)))

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use super::{Fields, Keys, Lookup, RequestError};
 use crate::ranking::Service;
 
-/// What one node in an answer costs next to scoring one node (~2 ns): selecting and sorting
-/// it among the top k, and writing it as a JSON string, measured at 30–60 ns together.
+/// What one node in an answer costs next to scoring one node: selecting and sorting it among
+/// the top k, and writing it as a JSON string (the measurement is in benches/wrk/README.md).
 pub const ANSWER_NODE_WORK: u64 = 32;
 
 /// Most bytes reserved up front for a batch answer, whatever the budget allows: the vector
@@ -90,8 +90,8 @@ fn render_batch(service: &Service, keys: &[Cow<str>], k: usize) -> Vec<u8> {
 }
 
 /// Appends the JSON array of the `k` nodes ranked highest for `key`, written as it is ranked:
-/// no vector of nodes, and no serializer (a quarter of a small lookup's own cost when it went
-/// through `serde_json::to_vec`; callgrind over `benches/http.rs`).
+/// no vector of nodes, and no serializer (`serde_json::to_vec` was a large share of a small
+/// lookup's own cost; figures in benches/wrk/README.md).
 fn write_ranked(out: &mut Vec<u8>, service: &Service, key: &str, k: usize) {
     out.push(b'[');
     let mut first = true;

@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 
 use crate::impact::Share;
+use crate::logging::count;
 use crate::ranking::{fingerprint_hex, Algorithm, Service};
 use crate::table::state::{Live, ReloadOutcome, ReloadRecord};
 
@@ -223,11 +224,6 @@ pub fn render(live: &Live, last: Option<&ReloadRecord>, started_at: f64, now: f6
         "<a href=\"/openapi.yaml\">/openapi.yaml</a></p>\n</footer>\n</body>\n</html>\n",
     ));
     out
-}
-
-/// `n thing` or `n things`.
-fn count(n: usize, thing: &str) -> String {
-    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
 }
 
 fn render_reload(out: &mut String, last: Option<&ReloadRecord>, started_at: f64) {

@@ -944,7 +944,7 @@ mod tests {
         assert!(matches!(kind(read(Path::new("/dev/null"), 100).unwrap_err()), ConfigErrorKind::NotAFile(_)));
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        // SAFETY: `c` is a NUL-terminated string that outlives the call; mkfifo only reads it.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // Returns at once (no writer), and says what it found.
         let e = read(&fifo, 100).unwrap_err();

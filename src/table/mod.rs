@@ -7,3 +7,4 @@ pub mod config;
 pub mod reload;
 pub mod state;
 pub mod watch;
+mod watch_path;

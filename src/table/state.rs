@@ -13,7 +13,7 @@ use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 
 use crate::impact::Share;
-pub use crate::limits::{Limits, TableOptions, DEFAULT_HEAVY_WORK};
+use crate::limits::{LoadRules, RequestLimits};
 use crate::metrics::{self, LookupCounters, Metrics, TableSeries};
 use crate::ranking::{fingerprint_hex, Service, Table};
 
@@ -217,13 +217,13 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
 pub struct AppState {
     live: ArcSwap<Live>,
     services_path: PathBuf,
-    options: TableOptions,
+    options: LoadRules,
     /// Set once a shutdown starts; readiness is 503 from then on.
     stopping: AtomicBool,
     /// Serializes reloads (SIGHUP and the file watcher may fire together); lookups never take it.
     reloading: Mutex<()>,
     metrics: Metrics,
-    limits: Limits,
+    limits: RequestLimits,
     /// One permit per heavy lookup that may run at once.
     heavy: Arc<tokio::sync::Semaphore>,
     /// The last reload attempt since startup (none yet: `None`); only [`crate::table::reload`] writes
@@ -238,9 +238,9 @@ pub struct AppState {
 #[derive(Debug, Clone)]
 pub struct StateOptions {
     /// How reloads read the services file.
-    pub table: TableOptions,
+    pub table: LoadRules,
     /// What one request may cost (`heavy_lookups` 0 is resolved to the CPU count).
-    pub limits: Limits,
+    pub limits: RequestLimits,
     /// Per-service metric series exist for at most this many services.
     pub max_service_series: usize,
 }
@@ -248,8 +248,8 @@ pub struct StateOptions {
 impl Default for StateOptions {
     fn default() -> Self {
         StateOptions {
-            table: TableOptions::default(),
-            limits: Limits::default(),
+            table: LoadRules::default(),
+            limits: RequestLimits::default(),
             max_service_series: metrics::DEFAULT_MAX_SERVICE_SERIES,
         }
     }
@@ -291,7 +291,7 @@ impl AppState {
         &self.metrics
     }
 
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &RequestLimits {
         &self.limits
     }
 
@@ -304,7 +304,7 @@ impl AppState {
         &self.services_path
     }
 
-    pub fn options(&self) -> TableOptions {
+    pub fn options(&self) -> LoadRules {
         self.options
     }
 

@@ -26,13 +26,14 @@
 //! table; a file that gives the table already served changes nothing but counts as a
 //! successful reload.
 //!
-//! One file on purpose: resolving the path, placing the watches, settling and debouncing are one
-//! state machine over the same events, and splitting it would spread that state across modules.
+//! The pieces: [`crate::table::watch_path`] resolves the path into the chain of names to watch;
+//! [`classify`] says, for one event on one name, what it means (a pure function, tested per
+//! inotify sequence); the follower applies that to its state, places the watches, settles,
+//! debounces and loads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::ffi::OsString;
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,6 +43,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::table::reload::{reload_and_log, When};
 use crate::table::state::AppState;
+use crate::table::watch_path::{absolute, resolve, Chain, Role};
 
 /// Quiet time after the last event before a change is loaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -55,8 +57,6 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub const CHECK: Duration = Duration::from_secs(5);
 /// A file whose writing was not seen is loaded only once it has been unchanged this long.
 pub const QUIET_AGE: Duration = Duration::from_secs(1);
-/// Most symlinks followed while resolving the path (as the kernel's `ELOOP` limit).
-const MAX_LINKS: usize = 40;
 
 /// Stops the watcher when dropped.
 pub struct WatchHandle {
@@ -105,111 +105,113 @@ pub fn spawn(state: Arc<AppState>) -> notify::Result<WatchHandle> {
     Ok(WatchHandle { tx })
 }
 
-/// `path` made absolute against the working directory (not resolved: links are followed by
-/// [`resolve`]).
-fn absolute(path: &Path) -> PathBuf {
-    match path.is_absolute() {
-        true => path.to_path_buf(),
-        false => std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf()),
-    }
-}
-
-/// The chain of names that decide what the path points to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Chain {
-    /// Each symlink met, as (real directory, name), then the real file, or the first name that
-    /// is missing.
-    links: Vec<(PathBuf, OsString)>,
-    /// Whether the path resolves to an existing file that is not a symlink.
-    complete: bool,
-}
-
-impl Chain {
-    fn dirs(&self) -> impl Iterator<Item = &Path> {
-        let mut seen = HashSet::new();
-        self.links.iter().map(|(d, _)| d.as_path()).filter(move |d| seen.insert(*d))
-    }
-
-    /// The role of `dir`/`name` in the chain, if it has one.
-    fn role(&self, dir: &Path, name: &std::ffi::OsStr) -> Option<Role> {
-        let i = self.links.iter().position(|(d, n)| d == dir && n == name)?;
-        Some(match i + 1 == self.links.len() && self.complete {
-            true => Role::File,
-            false => Role::Link,
-        })
-    }
-
-    /// The real file, when the chain is complete.
-    fn file(&self) -> Option<PathBuf> {
-        let (d, n) = self.links.last()?;
-        self.complete.then(|| d.join(n))
-    }
-}
-
+/// What an event was on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// A symlink on the way, or the missing name where resolution stopped.
-    Link,
-    /// The real services file.
-    File,
+enum On {
+    /// A watched directory itself.
+    Dir,
+    /// A name of the chain: its role, whether it is the last name (the file, or the missing
+    /// name where resolution stopped), and what is there now (asked on creation only).
+    Name { role: Role, last: bool, found: Found },
 }
 
-/// Resolves `path` (absolute) one component at a time, recording every symlink on the way.
-fn resolve(path: &Path) -> Chain {
-    let mut chain = Chain::default();
-    let mut todo: VecDeque<OsString> = VecDeque::new();
-    let mut cur = PathBuf::from("/");
-    push_front(&mut todo, path, &mut cur);
-    let mut links = 0;
-    while let Some(name) = todo.pop_front() {
-        if name == ".." {
-            cur.pop();
-            continue;
-        }
-        let candidate = cur.join(&name);
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
-                chain.links.push((cur.clone(), name));
-                links += 1;
-                match std::fs::read_link(&candidate) {
-                    Ok(target) if links <= MAX_LINKS => push_front(&mut todo, &target, &mut cur),
-                    _ => return chain,
-                }
-            }
-            Ok(m) => {
-                if todo.is_empty() {
-                    chain.links.push((cur.clone(), name));
-                    chain.complete = !m.is_dir();
-                    return chain;
-                }
-                cur = candidate;
-            }
-            Err(_) => {
-                // Watch the deepest existing directory for the missing name.
-                chain.links.push((cur.clone(), name));
-                return chain;
-            }
-        }
-    }
-    chain
+/// What a name of the chain is on disk, as far as a creation cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Missing,
+    /// A regular file with one link: a new file whose writing has just begun.
+    NewFile,
+    /// A regular file with more links: a hard link to a finished file (no close to wait for).
+    LinkedFile,
+    Symlink,
+    /// A directory or anything else.
+    Other,
 }
 
-/// Puts the components of `target` in front of `todo`; an absolute target restarts at `/`.
-fn push_front(todo: &mut VecDeque<OsString>, target: &Path, cur: &mut PathBuf) {
-    let mut names = Vec::new();
-    for c in target.components() {
-        match c {
-            Component::RootDir => {
-                *cur = PathBuf::from("/");
-                names.clear();
-            }
-            Component::Prefix(_) | Component::CurDir => {}
-            Component::ParentDir => names.push(OsString::from("..")),
-            Component::Normal(n) => names.push(n.to_os_string()),
+impl Found {
+    fn of(path: &Path) -> Found {
+        match std::fs::symlink_metadata(path) {
+            Err(_) => Found::Missing,
+            Ok(m) if m.file_type().is_symlink() => Found::Symlink,
+            Ok(m) if m.file_type().is_file() && m.nlink() == 1 => Found::NewFile,
+            Ok(m) if m.file_type().is_file() => Found::LinkedFile,
+            Ok(_) => Found::Other,
         }
     }
-    for n in names.into_iter().rev() {
-        todo.push_front(n);
+}
+
+/// What an event on `path` is on: a watched directory, a name of `chain`, or (`None`) nothing
+/// the follower cares about, such as another file in a watched directory. `found` is asked only
+/// for a creation.
+fn locate(
+    chain: &Chain,
+    watched_dir: bool,
+    path: &Path,
+    kind: &EventKind,
+    found: impl FnOnce(&Path) -> Found,
+) -> Option<On> {
+    if watched_dir {
+        return Some(On::Dir);
+    }
+    let (dir, name) = (path.parent()?, path.file_name()?);
+    let role = chain.role(dir, name)?;
+    let last = chain.links.last().is_some_and(|(d, n)| d == dir && n == name);
+    let found = match kind {
+        EventKind::Create(_) => found(path),
+        _ => Found::Missing,
+    };
+    Some(On::Name { role, last, found })
+}
+
+/// What one event on one name means for the follower.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Reaction {
+    /// The chain must be resolved again (and the watches moved).
+    relink: bool,
+    /// What the chain points to now is known to be finished (renamed into place, a symlink
+    /// swapped, a missing name written).
+    finished: bool,
+    /// The file was written and closed: a finished change to load.
+    closed: bool,
+    /// A new file is being written at the end of the chain: its close will follow.
+    created: bool,
+    /// A write to the file started (`Some(true)`) or whatever was being written is no longer
+    /// the file (`Some(false)`: closed, or replaced by another inode).
+    writing: Option<bool>,
+}
+
+/// What `kind` on `on` means. Pure: the follower applies it to its state.
+fn classify(kind: &EventKind, on: On) -> Reaction {
+    let none = Reaction::default();
+    let On::Name { role, last, found } = on else {
+        // The directory itself was removed or moved.
+        let relink = matches!(kind, EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)));
+        return Reaction { relink, ..none };
+    };
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) if role == Role::File => {
+            Reaction { closed: true, writing: Some(false), ..none }
+        }
+        // A name that was missing got written: follow the chain to it.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Reaction { relink: true, finished: true, ..none },
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) if role == Role::File => {
+            Reaction { writing: Some(true), ..none }
+        }
+        EventKind::Create(_) => match found {
+            Found::NewFile if last => Reaction { relink: role == Role::Link, created: true, ..none },
+            Found::Missing => Reaction { relink: true, ..none },
+            Found::Other => Reaction { relink: true, ..none },
+            Found::NewFile | Found::LinkedFile | Found::Symlink => Reaction { relink: true, finished: true, ..none },
+        },
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => none,
+        // A new inode: any write seen was to the one replaced.
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            Reaction { relink: true, finished: true, writing: last.then_some(false), ..none }
+        }
+        EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => {
+            Reaction { relink: true, writing: last.then_some(false), ..none }
+        }
+        _ => none,
     }
 }
 
@@ -400,61 +402,23 @@ impl Follower {
                 return self.rescan();
             }
         };
-        // Whether the chain must be resolved again, and whether what it points to now is known
-        // to be finished (renamed into place, or a symlink swapped).
         let mut relink = false;
         let mut finished = false;
         let mut created = false;
         for p in &event.paths {
-            if self.watched.contains_key(p) {
-                // The directory itself was removed or moved.
-                relink |= matches!(event.kind, EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)));
+            let Some(on) = locate(&self.chain, self.watched.contains_key(p), p, &event.kind, Found::of) else {
                 continue;
+            };
+            let r = classify(&event.kind, on);
+            if let Some(w) = r.writing {
+                self.writing = w;
             }
-            let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else { continue };
-            let Some(role) = self.chain.role(dir, name) else { continue };
-            let last = self.chain.links.last().is_some_and(|(d, n)| d == dir && n == name);
-            match event.kind {
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) if role == Role::File => {
-                    self.writing = false;
-                    self.mark(true);
-                }
-                // A name that was missing got written: follow the chain to it.
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                    relink = true;
-                    finished = true;
-                }
-                EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) if role == Role::File => self.writing = true,
-                EventKind::Create(_) => match std::fs::symlink_metadata(p) {
-                    // A new file that is being written: its close will follow. (A hard link to
-                    // a finished file has no close to wait for.)
-                    Ok(m) if last && m.file_type().is_file() && m.nlink() == 1 => {
-                        relink |= role == Role::Link;
-                        created = true;
-                    }
-                    Ok(m) => {
-                        relink = true;
-                        finished |= m.file_type().is_symlink() || m.file_type().is_file();
-                    }
-                    Err(_) => relink = true,
-                },
-                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {}
-                EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-                    if last {
-                        // A new inode: any write seen was to the one replaced.
-                        self.writing = false;
-                    }
-                    relink = true;
-                    finished = true;
-                }
-                EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => {
-                    if last {
-                        self.writing = false;
-                    }
-                    relink = true;
-                }
-                _ => {}
+            if r.closed {
+                self.mark(true);
             }
+            relink |= r.relink;
+            finished |= r.finished;
+            created |= r.created;
         }
         if relink {
             self.relink(finished && !created);
@@ -577,45 +541,164 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind};
+    use std::ffi::OsString;
 
-    #[test]
-    fn resolve_records_every_link_and_the_real_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        std::fs::create_dir(root.join("..2026_01")).unwrap();
-        std::fs::write(root.join("..2026_01/services.toml"), "").unwrap();
-        symlink("..2026_01", root.join("..data")).unwrap();
-        symlink("..data/services.toml", root.join("services.toml")).unwrap();
-        let chain = resolve(&root.join("services.toml"));
-        assert!(chain.complete);
-        let links: Vec<(PathBuf, OsString)> = vec![
-            (root.clone(), "services.toml".into()),
-            (root.clone(), "..data".into()),
-            (root.join("..2026_01"), "services.toml".into()),
-        ];
-        assert_eq!(chain.links, links);
-        assert_eq!(chain.role(&root, "..data".as_ref()), Some(Role::Link));
-        assert_eq!(chain.role(&root.join("..2026_01"), "services.toml".as_ref()), Some(Role::File));
-        assert_eq!(chain.role(&root, "other".as_ref()), None);
-        assert_eq!(chain.dirs().count(), 2);
+    const CLOSE: EventKind = EventKind::Access(AccessKind::Close(AccessMode::Write));
+    const OPEN: EventKind = EventKind::Access(AccessKind::Open(AccessMode::Any));
+    const DATA: EventKind = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+    const CHMOD: EventKind = EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any));
+    const CREATE: EventKind = EventKind::Create(CreateKind::File);
+    const MKDIR: EventKind = EventKind::Create(CreateKind::Folder);
+    const REMOVE: EventKind = EventKind::Remove(RemoveKind::File);
+    const RMDIR: EventKind = EventKind::Remove(RemoveKind::Folder);
+    const FROM: EventKind = EventKind::Modify(ModifyKind::Name(RenameMode::From));
+    const TO: EventKind = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+    const BOTH: EventKind = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+
+    const NOTHING: Reaction = Reaction { relink: false, finished: false, closed: false, created: false, writing: None };
+    /// The chain moved and what it points to now is finished: load it.
+    const REPLACED: Reaction = Reaction { relink: true, finished: true, writing: Some(false), ..NOTHING };
+    const GONE: Reaction = Reaction { relink: true, writing: Some(false), ..NOTHING };
+
+    fn chain(links: &[(&str, &str)], complete: bool) -> Chain {
+        Chain { links: links.iter().map(|(d, n)| (PathBuf::from(d), OsString::from(n))).collect(), complete }
+    }
+
+    /// What the follower would do for each event of `events` (kind, path, what is there now)
+    /// on `chain`, whose directories `watched` are watched: `None` for events it ignores.
+    fn react(chain: &Chain, watched: &[&str], events: &[(EventKind, &str, Found)]) -> Vec<Option<Reaction>> {
+        events
+            .iter()
+            .map(|(kind, path, found)| {
+                let path = Path::new(path);
+                let is_dir = watched.iter().any(|w| Path::new(w) == path);
+                locate(chain, is_dir, path, kind, |_| *found).map(|on| classify(kind, on))
+            })
+            .collect()
     }
 
     #[test]
-    fn resolve_stops_at_the_first_missing_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        let chain = resolve(&root.join("gone/services.toml"));
-        assert!(!chain.complete);
-        assert_eq!(chain.links, vec![(root.clone(), OsString::from("gone"))]);
-        // An absolute link into another directory, and a loop.
-        std::fs::create_dir(root.join("other")).unwrap();
-        std::fs::write(root.join("other/real.toml"), "").unwrap();
-        symlink(root.join("other/real.toml"), root.join("services.toml")).unwrap();
-        let chain = resolve(&root.join("services.toml"));
-        assert!(chain.complete);
-        assert_eq!(chain.links.last().unwrap(), &(root.join("other"), OsString::from("real.toml")));
-        symlink("loop", root.join("loop")).unwrap();
-        assert!(!resolve(&root.join("loop")).complete);
+    fn atomic_rename_over_the_file_as_consul_template_does_is_loaded_as_finished() {
+        let c = chain(&[("/srv", "services.toml")], true);
+        let tmp = "/srv/.services.toml.tmp123";
+        let seen = react(
+            &c,
+            &["/srv"],
+            &[
+                (CREATE, tmp, Found::NewFile),
+                (DATA, tmp, Found::Missing),
+                (CLOSE, tmp, Found::Missing),
+                (FROM, tmp, Found::Missing),
+                (TO, "/srv/services.toml", Found::Missing),
+            ],
+        );
+        assert_eq!(seen, vec![None, None, None, None, Some(REPLACED)]);
+        // The paired event names both paths; neither asks for anything more.
+        let both = react(&c, &["/srv"], &[(BOTH, tmp, Found::Missing), (BOTH, "/srv/services.toml", Found::Missing)]);
+        assert_eq!(both, vec![None, Some(NOTHING)]);
+    }
+
+    #[test]
+    fn configmap_data_symlink_swap_follows_the_new_link_as_finished() {
+        let c = chain(&[("/cm", "services.toml"), ("/cm", "..data"), ("/cm/..2026_01", "services.toml")], true);
+        let seen = react(
+            &c,
+            &["/cm", "/cm/..2026_01"],
+            &[
+                (MKDIR, "/cm/..2026_02", Found::Other),
+                (CREATE, "/cm/..data_tmp", Found::Symlink),
+                (FROM, "/cm/..data_tmp", Found::Missing),
+                (TO, "/cm/..data", Found::Missing),
+                // The old directory goes: its file, then the directory itself.
+                (REMOVE, "/cm/..2026_01/services.toml", Found::Missing),
+                (RMDIR, "/cm/..2026_01", Found::Missing),
+            ],
+        );
+        let swapped = Reaction { relink: true, finished: true, ..NOTHING };
+        let dir_gone = Reaction { relink: true, ..NOTHING };
+        assert_eq!(seen, vec![None, None, None, Some(swapped), Some(GONE), Some(dir_gone)]);
+    }
+
+    #[test]
+    fn file_removed_then_recreated_waits_for_the_close_of_the_new_file() {
+        let present = chain(&[("/srv", "services.toml")], true);
+        assert_eq!(react(&present, &["/srv"], &[(REMOVE, "/srv/services.toml", Found::Missing)]), vec![Some(GONE)]);
+        // Now the chain stops at the missing name.
+        let missing = chain(&[("/srv", "services.toml")], false);
+        let seen = react(
+            &missing,
+            &["/srv"],
+            &[
+                (CREATE, "/srv/services.toml", Found::NewFile),
+                (DATA, "/srv/services.toml", Found::Missing),
+                (CLOSE, "/srv/services.toml", Found::Missing),
+            ],
+        );
+        let created = Reaction { relink: true, created: true, ..NOTHING };
+        let written = Reaction { relink: true, finished: true, ..NOTHING };
+        assert_eq!(seen, vec![Some(created), Some(NOTHING), Some(written)]);
+        // A hard link or a symlink created there is finished at once.
+        for found in [Found::LinkedFile, Found::Symlink] {
+            assert_eq!(react(&missing, &["/srv"], &[(CREATE, "/srv/services.toml", found)]), vec![Some(written)]);
+        }
+    }
+
+    #[test]
+    fn directory_removed_resolves_the_chain_again() {
+        let c = chain(&[("/srv/conf", "services.toml")], true);
+        let seen = react(
+            &c,
+            &["/srv/conf"],
+            &[(REMOVE, "/srv/conf/services.toml", Found::Missing), (RMDIR, "/srv/conf", Found::Missing)],
+        );
+        assert_eq!(seen, vec![Some(GONE), Some(Reaction { relink: true, ..NOTHING })]);
+        // A directory moved away is the same; a chmod on it is not.
+        let moved =
+            react(&c, &["/srv/conf"], &[(FROM, "/srv/conf", Found::Missing), (CHMOD, "/srv/conf", Found::Missing)]);
+        assert_eq!(moved, vec![Some(Reaction { relink: true, ..NOTHING }), Some(NOTHING)]);
+    }
+
+    #[test]
+    fn unrelated_file_in_the_directory_is_ignored() {
+        let c = chain(&[("/srv", "services.toml")], true);
+        let log = "/srv/keyrouter.log";
+        let all = [CREATE, OPEN, DATA, CLOSE, CHMOD, FROM, TO, REMOVE];
+        let seen = react(&c, &["/srv"], &all.map(|k| (k, log, Found::NewFile)));
+        assert!(seen.iter().all(Option::is_none), "{seen:?}");
+    }
+
+    #[test]
+    fn editor_write_in_place_loads_only_after_the_close() {
+        let c = chain(&[("/srv", "services.toml")], true);
+        let f = "/srv/services.toml";
+        let seen = react(
+            &c,
+            &["/srv"],
+            &[
+                (OPEN, f, Found::Missing),
+                (DATA, f, Found::Missing),
+                (DATA, f, Found::Missing),
+                (CLOSE, f, Found::Missing),
+            ],
+        );
+        let writing = Reaction { writing: Some(true), ..NOTHING };
+        let closed = Reaction { closed: true, writing: Some(false), ..NOTHING };
+        assert_eq!(seen, vec![Some(NOTHING), Some(writing), Some(writing), Some(closed)]);
+    }
+
+    #[test]
+    fn chmod_only_changes_nothing() {
+        let c = chain(&[("/cm", "services.toml"), ("/cm", "..data"), ("/cm/..2026_01", "services.toml")], true);
+        let seen = react(
+            &c,
+            &["/cm", "/cm/..2026_01"],
+            &[
+                (CHMOD, "/cm/..2026_01/services.toml", Found::Missing),
+                (CHMOD, "/cm/..data", Found::Missing),
+                (CHMOD, "/cm/..2026_01", Found::Missing),
+            ],
+        );
+        assert_eq!(seen, vec![Some(NOTHING); 3]);
     }
 }

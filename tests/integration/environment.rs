@@ -1,4 +1,4 @@
-//! The process survives its environment (issue 13), through the real binary: odd things at the
+//! The process survives its environment, through the real binary: odd things at the
 //! services path (a FIFO, a symlink to /dev/zero, a directory, an oversized file, an empty
 //! file), a log pipe that closes or stalls, and shutdowns during CPU-bound requests or a long
 //! reload. Every server runs under an address-space limit, on 127.0.0.1, and every loop is
@@ -8,12 +8,11 @@ use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, path_str, services, Keyrouter, BIN};
+use common::{eventually, path_str, services, Keyrouter, Rlimits, BIN};
 
 const MIB: u64 = 1024 * 1024;
 /// Enough for the server with small tables (threads reserve address space generously).
@@ -21,26 +20,11 @@ const SMALL_AS: u64 = 1024 * MIB;
 /// For tests that load a table of several hundred thousand nodes.
 const BIG_AS: u64 = 4096 * MIB;
 
-/// Limits the child's address space: a regression that reads without bound fails its
-/// allocation instead of eating the machine.
-fn limit_memory(cmd: &mut Command, bytes: u64) {
-    // SAFETY: setrlimit(2) is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// The command for serving `services` on 127.0.0.1 port 0, with `extra` flags, memory-limited.
 fn command(services: &Path, extra: &[&str], memory: u64) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("--services").arg(services).args(["--address", "127.0.0.1:0", "--workers", "2"]).args(extra);
-    limit_memory(&mut cmd, memory);
+    Rlimits::address_space(memory).apply(&mut cmd);
     cmd
 }
 
@@ -62,7 +46,7 @@ fn replace_with(kr: &Keyrouter, make: impl FnOnce(&Path)) {
 
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path_str(path)).unwrap();
-    // SAFETY: mkfifo(3) on a NUL-terminated path.
+    // SAFETY: `c` is a NUL-terminated string that outlives the call; mkfifo only reads it.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
 
@@ -202,7 +186,7 @@ fn a_file_over_max_services_bytes_is_refused() {
 fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    limit_memory(&mut cmd, SMALL_AS);
+    Rlimits::address_space(SMALL_AS).apply(&mut cmd);
     let child = cmd.spawn().unwrap();
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -215,7 +199,9 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
             (out.status, String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
         }
         Err(_) => {
-            // SAFETY: kill(2) on our own child's pid.
+            // SAFETY: kill(2) has no memory preconditions. The thread waiting for the child has not
+            // reported, so the pid is still the child's (had it exited this instant, the pid could
+            // name another process only after the pid space wrapped).
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             panic!("keyrouter {args:?} did not finish within 20 s");
         }
@@ -352,7 +338,7 @@ impl Piped {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        limit_memory(&mut cmd, SMALL_AS);
+        Rlimits::address_space(SMALL_AS).apply(&mut cmd);
         let mut child = cmd.spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         (Piped { child, port, _dir: dir, services }, stderr)
@@ -363,7 +349,8 @@ impl Piped {
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
+        // SAFETY: kill(2) has no memory preconditions; `self.child` is not yet reaped, so its pid
+        // names no other process.
         assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0);
     }
 
@@ -494,7 +481,13 @@ fn sigterm_during_cpu_bound_requests_exits_within_the_promised_time() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Until the server is ranking: it has spent half a second of CPU since the requests went out
+    // (bounded: 60 s, however loaded the machine).
+    let (pid, cpu) = (kr.child.id(), common::cpu_seconds(kr.child.id()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while common::cpu_seconds(pid) < cpu + 0.5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(clients.iter().any(|c| !c.is_finished()), "the requests were not long enough to test anything");
     let (status, took) = stop(&mut kr, libc::SIGTERM, Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", kr.log());

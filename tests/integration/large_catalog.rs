@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use common::{Keyrouter, BIN};
@@ -27,16 +26,7 @@ fn check_of_fifty_thousand_services_fits_in_100_mib_of_address_space() {
     std::fs::write(&file, catalog(50_000)).unwrap();
     let mut cmd = Command::new(BIN);
     cmd.arg("check").arg("--services").arg(&file);
-    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 100 << 20, rlim_max: 100 << 20 };
-            match libc::setrlimit(libc::RLIMIT_AS, &limit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
+    common::Rlimits::address_space(100 << 20).apply(&mut cmd);
     // Parsing the whole document at once peaked at 152 MB of RSS here (25 times the file).
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["startup"],
     &["signals", "table::watch", "descriptors"],
+    &["table::watch_path"],
     &["table::reload"],
     &["http"],
     &["status_page"],

@@ -13,7 +13,6 @@ use common::Keyrouter;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -49,16 +48,7 @@ impl Server {
             .env("KEYROUTER_MAX_ANSWER_NODES", "1000000")
             // ... answered inline, as for the figures in docs/operating.md.
             .env("KEYROUTER_HEAVY_LOOKUP_WORK", "1000000000000");
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                let limit = libc::rlimit { rlim_cur: ADDRESS_SPACE_LIMIT, rlim_max: ADDRESS_SPACE_LIMIT };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        common::Rlimits::address_space(ADDRESS_SPACE_LIMIT).apply(&mut cmd);
         Server { kr: Keyrouter::spawn_within(cmd, dir, services.to_path_buf(), START_TIMEOUT) }
     }
 
@@ -89,31 +79,19 @@ impl Server {
         }
     }
 
-    /// CPU seconds the server has used (user + system), from /proc/PID/stat.
+    /// CPU seconds the server has used (user + system).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.kr.child.id())).unwrap();
-        // Fields after the command name, which ends at the last ')': utime and stime are the
-        // 12th and 13th of them, in clock ticks.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+        common::cpu_seconds(self.kr.child.id())
     }
 
     fn log(&self) -> String {
         self.kr.log()
     }
 
-    /// Waits (bounded) for `needle` to appear in the log after byte `after`.
+    /// Waits (bounded by [`START_TIMEOUT`]: a large table loads slowly in debug builds) for
+    /// `needle` to appear in the log after byte `after`.
     fn wait_for_log(&self, needle: &str, after: usize) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.log().get(after..).is_some_and(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("log never showed {needle:?}:\n{}", self.log());
+        self.kr.wait_for_log_within(needle, after, START_TIMEOUT);
     }
 
     /// `GET path` on a fresh connection: (status, body length). The body is read and dropped.
@@ -179,7 +157,8 @@ fn resident_memory_comes_back_after_big_answers_and_after_shrinking_the_table() 
     std::fs::write(&small, common::services(&[("small", &["a:80", "b:80", "c:80"])])).unwrap();
     std::fs::rename(&small, &services).unwrap();
     let mark = server.log().len();
-    // SAFETY: kill(2) on our own child.
+    // SAFETY: kill(2) has no memory preconditions; the child is not yet reaped, so its pid names
+    // no other process.
     assert_eq!(unsafe { libc::kill(server.kr.child.id() as libc::pid_t, libc::SIGHUP) }, 0);
     server.wait_for_log("reloaded", mark);
     let (status, _) = server.get_len("/service/small?key=k&min=1&max=3");

@@ -8,12 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{eventually, services, Keyrouter, BIN};
-
-/// The value of a metric line `name{labels} value` (labels exactly as rendered).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use common::{eventually, metric, services, Keyrouter, BIN};
 
 #[test]
 fn health_and_readiness() {

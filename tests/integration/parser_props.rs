@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use actix_web::{test as actix_test, web};
 use keyrouter::http as server;
+use keyrouter::limits::RequestLimits;
 use keyrouter::ranking::{ServiceSpec, Table};
 use keyrouter::request::{self, Body, Fields, RequestError};
-use keyrouter::table::state::{AppState, Limits, StateOptions};
+use keyrouter::table::state::{AppState, StateOptions};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -145,7 +146,7 @@ proptest! {
 /// Runs `cases` cases of `strategy` against the actix app (one runtime, one app for all).
 fn with_app<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> (actix_http::Request, bool)) {
     let rt = actix_rt::System::new();
-    let limits = Limits { max_answer_nodes: 500, ..Limits::default() };
+    let limits = RequestLimits { max_answer_nodes: 500, ..RequestLimits::default() };
     let state: Arc<AppState> =
         AppState::new(table(), "unused.toml", StateOptions { limits, ..StateOptions::default() });
     let app = rt.block_on(actix_test::init_service(server::app(web::Data::from(state), false)));

@@ -8,12 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, services, Keyrouter};
-
-/// The value of a metric line `name{labels} value` (labels exactly as rendered).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use common::{eventually, metric, services, Keyrouter};
 
 fn scrape(kr: &Keyrouter) -> String {
     let r = kr.get("/metrics");

@@ -10,12 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, services, Keyrouter, BIN};
-
-/// The value of a metric line `name{labels} value` (labels exactly as rendered).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use common::{eventually, metric, services, Keyrouter, BIN};
 
 fn reloads(kr: &Keyrouter) -> (f64, f64) {
     let text = kr.get("/metrics").text();
@@ -95,9 +90,11 @@ fn a_release_symlink_swap_is_followed_and_the_old_release_ignored() {
     let before = reloads(&kr);
     std::fs::write(base.join("rel1/services.toml"), one("s", "rel1-edited")).unwrap();
     replace(&base.join("rel1/services.toml"), &one("s", "rel1-edited-again"));
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(answer(&kr, "s"), serde_json::json!(["rel2-edited"]));
-    assert_eq!(reloads(&kr), before, "edits to the old release caused reloads");
+    // A marker instead of a pause: an edit of the current release, after those of the old one,
+    // must be the one reload that follows.
+    replace(&base.join("rel2/services.toml"), &one("s", "rel2-marker"));
+    eventually("the marker edit of rel2", || answer(&kr, "s") == serde_json::json!(["rel2-marker"]));
+    assert_eq!(reloads(&kr), (before.0 + 1.0, before.1), "edits to the old release caused reloads");
 }
 
 #[test]
@@ -168,22 +165,31 @@ fn a_busy_directory_does_not_delay_a_change_beyond_a_second() {
     let kr = Keyrouter::start_with(&one("s", "before"), &["--watch"]);
     kr.wait_for_log("watching", 0);
     let heartbeat = kr.dir.path().join("heartbeat");
-    let beat = std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&heartbeat).unwrap();
-        for i in 0..40 {
-            writeln!(f, "beat {i}").unwrap();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let beat = {
+        let stop = stop.clone();
+        // Beats until the change is seen (bounded: 30 s), so it never stops before.
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&heartbeat).unwrap();
+            for i in 0..300 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                writeln!(f, "beat {i}").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
     std::thread::sleep(Duration::from_millis(500));
     let before = reloads(&kr);
     replace(&kr.services, &one("s", "after"));
     let written = Instant::now();
     eventually("the change", || answer(&kr, "s") == serde_json::json!(["after"]));
     let took = written.elapsed();
-    // The ceiling is about a second; allow for a loaded test machine, far below the 3.5 s the
-    // heartbeat keeps going.
-    assert!(took < Duration::from_millis(2500), "the change took {took:?} with a heartbeat beside it");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The promise is about a second (MAX_WAIT and the settle time); the margin is for a loaded
+    // machine. The heartbeat goes on until here, so quiet never came.
+    assert!(took < Duration::from_secs(4), "the change took {took:?} with a heartbeat beside it");
     beat.join().unwrap();
     // The heartbeat itself never caused a reload.
     assert_eq!(reloads(&kr), (before.0 + 1.0, before.1), "{}", kr.log());
@@ -198,8 +204,9 @@ fn a_file_rewritten_without_pause_is_still_loaded_within_about_a_second() {
     let writer = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            // A rename into place every 50 ms, for at most 6 s: never 100 ms of quiet.
-            for i in 0..120 {
+            // A rename into place every 50 ms until the test has its answer (at most 30 s): never
+            // 100 ms of quiet.
+            for i in 0..600 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
@@ -210,7 +217,7 @@ fn a_file_rewritten_without_pause_is_still_loaded_within_about_a_second() {
     };
     let started = Instant::now();
     let mut seen = None;
-    while started.elapsed() < Duration::from_secs(4) {
+    while started.elapsed() < Duration::from_secs(20) {
         if answer(&kr, "s")[0].as_str().is_some_and(|n| n.starts_with("burst-")) {
             seen = Some(started.elapsed());
             break;
@@ -220,7 +227,8 @@ fn a_file_rewritten_without_pause_is_still_loaded_within_about_a_second() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     let took = seen.expect("nothing from the burst was loaded while it lasted");
-    assert!(took < Duration::from_millis(2500), "the first load took {took:?}");
+    // The promise is about a second; the margin is for a loaded machine.
+    assert!(took < Duration::from_secs(4), "the first load took {took:?}");
 }
 
 #[test]

@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn unweighted_fingerprints_are_pinned() {
-        // The value the README shows, computed before all-equal weights joined the unweighted
+        // The value docs/http-api.md shows, computed before all-equal weights joined the unweighted
         // fingerprint: unweighted tables keep theirs.
         let s = service(&[("bar1:8080", 1.0), ("bar2:8080", 1.0), ("bar3:8080", 1.0)]);
         assert_eq!(fingerprint_hex(s.fingerprint()), "8f291893d6c42466");

@@ -1,7 +1,8 @@
 //! The weighted ranking at nearly the speed of the unweighted one, with exactly its answers.
 //!
 //! A weighted score is `-w / ln(u)` (see [`super::hash::weighted_score`]), and libm's `ln` costs
-//! ~10 ns: computed for every node, it made the weighted path 27× slower than the unweighted one.
+//! several times a node's hash: computed for every node, it made the weighted path many times
+//! slower than the unweighted one (figures in `benches/README.md`).
 //! But almost every node loses to the current k-th best, and proving that needs no logarithm:
 //!
 //! with `t = 1 - u` (exact: `t = (!raw >> 12) + ½` steps of 2⁻⁵², like `u`),

@@ -8,6 +8,7 @@ pub mod manifests;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -104,7 +105,12 @@ impl Keyrouter {
 
     /// Waits until the log contains `needle` (counted from `after` bytes into the log).
     pub fn wait_for_log(&self, needle: &str, after: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_log_within(needle, after, Duration::from_secs(10));
+    }
+
+    /// [`Keyrouter::wait_for_log`], for up to `timeout`.
+    pub fn wait_for_log_within(&self, needle: &str, after: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.log().get(after..).is_some_and(|l| l.contains(needle)) {
                 return;
@@ -115,12 +121,14 @@ impl Keyrouter {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
+        // SAFETY: kill(2) has no memory preconditions; `self.child` is not yet reaped, so its pid
+        // names no other process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill failed");
     }
 
-    /// Rewrites the services file (atomically, by rename) and sends SIGHUP.
+    /// Rewrites the services file (atomically, by rename). Sends no signal: the caller reloads
+    /// (`signal(libc::SIGHUP)`) or lets `--watch` see the rename.
     pub fn write_services(&self, content: &str) {
         let tmp = self.dir.path().join(".services.toml.tmp");
         std::fs::write(&tmp, content).unwrap();
@@ -465,4 +473,63 @@ pub fn python_tool(venv: &str, requirement: &str, program: &str) -> Result<PathB
     }
     std::fs::write(&marker, requirement).unwrap();
     Ok(exe)
+}
+
+/// Resource limits set in a child between fork and exec: a regression that allocates (or opens)
+/// without bound fails its allocation instead of eating the machine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rlimits {
+    /// `RLIMIT_AS`, in bytes.
+    pub address_space: Option<u64>,
+    /// `RLIMIT_NOFILE` as (soft, hard).
+    pub nofile: Option<(u64, u64)>,
+}
+
+impl Rlimits {
+    /// Only the address space limited, to `bytes`.
+    pub fn address_space(bytes: u64) -> Rlimits {
+        Rlimits { address_space: Some(bytes), nofile: None }
+    }
+
+    /// Makes `cmd`'s child set these limits before it execs.
+    pub fn apply(self, cmd: &mut Command) {
+        // SAFETY: the closure calls only setrlimit(2), which is async-signal-safe, and reads only
+        // its own copy of `self`: nothing between fork and exec can deadlock on a lock the parent
+        // held.
+        unsafe {
+            cmd.pre_exec(move || {
+                let set = |resource, soft: u64, hard: u64| {
+                    let lim = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+                    match libc::setrlimit(resource, &lim) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                };
+                if let Some(bytes) = self.address_space {
+                    set(libc::RLIMIT_AS, bytes, bytes)?;
+                }
+                if let Some((soft, hard)) = self.nofile {
+                    set(libc::RLIMIT_NOFILE, soft, hard)?;
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// The value of a metric line `name{labels} value` in a `/metrics` text (labels exactly as
+/// rendered).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// CPU seconds process `pid` has used (user + system), from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which ends at the last ')': utime and stime are the
+    // 12th and 13th of them, in clock ticks.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
