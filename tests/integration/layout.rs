@@ -57,6 +57,8 @@ fn module_of(path: &Path, src: &Path) -> String {
         rel.components().map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string()).collect();
     match parts.as_slice() {
         [folder, file] if SUBSYSTEMS.contains(&folder.as_str()) && file != "mod" => format!("{folder}::{file}"),
+        // A module of a subsystem that is a folder itself (`cli/diff/keys.rs`) is that module's layer.
+        [folder, module, _, ..] if SUBSYSTEMS.contains(&folder.as_str()) => format!("{folder}::{module}"),
         [first, ..] => first.clone(),
         [] => unreachable!("a file has a name"),
     }

@@ -3,12 +3,13 @@
 //! Per service added, removed or changed: the nodes added, removed, re-weighted and
 //! re-addressed (same Id, new address: it keeps its keys), both fingerprints, and how many keys move ([`crate::impact`]). With `--keys FILE`, every listed key
 //! whose answer changes, as JSON lines. Exit status like diff(1): 0 same table, 1 differences,
-//! 2 errors.
+//! 2 errors. The `--keys` engine is [`keys`].
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+mod keys;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use crate::cli::DiffFormat;
 use crate::impact::{self, ServiceImpact, Share};
 use crate::logging::count;
-use crate::ranking::{self, fingerprint_hex, NodeSpec, Service, ServiceSpec, Table};
+use crate::ranking::{self, fingerprint_hex, Service, Table};
 use crate::table::config::{self, ConfigError};
 
 /// Longest line accepted in a `--keys` file, in bytes.
@@ -83,7 +84,7 @@ fn diff(args: &DiffArgs) -> Result<bool, DiffError> {
         None => std::io::stdout().write_all(summary.as_bytes()).map_err(DiffError::Output)?,
         Some(path) => {
             let _ = std::io::stderr().write_all(summary.as_bytes());
-            moved_keys(path, &old, &new, &changes, args.replicas.unwrap_or(1))?;
+            keys::moved_keys(path, &old, &new, &changes, args.replicas.unwrap_or(1))?;
         }
     }
     // Two empty tables on different algorithms answer alike, but the files do differ.
@@ -253,183 +254,4 @@ fn json_summary(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -
         "bound": "99.9 % Hoeffding",
         "services": services,
     })
-}
-
-/// A `--keys` line in JSON.
-#[derive(serde::Deserialize)]
-struct KeyLine {
-    service: String,
-    key: String,
-}
-
-/// Keys read before they are ranked, on every CPU, and their lines written in file order.
-const KEY_BATCH: usize = 16 * 1024;
-
-/// One key to compare: in one service (a JSON line) or in every changed service.
-struct KeyItem {
-    service: Option<String>,
-    key: String,
-}
-
-/// Prints, for each key of the file, each answer that changes: `{"service","key","old","new"}`.
-/// A plain line is a key for every changed service; a JSON line names its service. Keys are
-/// ranked in batches spread over the CPUs; the output is in file order.
-fn moved_keys(path: &Path, old: &Table, new: &Table, changes: &[Change], k: usize) -> Result<(), DiffError> {
-    let name = path.display().to_string();
-    let read_error = |source| DiffError::KeysRead { path: name.clone(), source };
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path).map_err(read_error)?);
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut batch: Vec<KeyItem> = Vec::with_capacity(KEY_BATCH);
-    let mut buf = Vec::new();
-    let mut line = 0u64;
-    loop {
-        buf.clear();
-        line += 1;
-        let n = reader.by_ref().take(MAX_KEY_LINE + 1).read_until(b'\n', &mut buf).map_err(read_error)?;
-        let bad = |message: String| DiffError::KeysLine { path: name.clone(), line, message };
-        if n > 0 {
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-                if buf.last() == Some(&b'\r') {
-                    buf.pop();
-                }
-            } else if n as u64 > MAX_KEY_LINE {
-                return Err(bad(format!("line longer than {MAX_KEY_LINE} bytes")));
-            }
-            let text = std::str::from_utf8(&buf).map_err(|e| bad(format!("not UTF-8: {e}")))?;
-            if text.starts_with('{') {
-                let k: KeyLine = serde_json::from_str(text).map_err(|e| bad(format!("invalid key line: {e}")))?;
-                batch.push(KeyItem { service: Some(k.service), key: k.key });
-            } else if !text.is_empty() {
-                batch.push(KeyItem { service: None, key: text.to_string() });
-            }
-        }
-        if batch.len() >= KEY_BATCH || (n == 0 && !batch.is_empty()) {
-            let chunk = batch.len().div_ceil(threads);
-            let outputs: Vec<Vec<u8>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = batch
-                    .chunks(chunk)
-                    .map(|items| scope.spawn(move || compare_keys(items, old, new, changes, k)))
-                    .collect();
-                // A ranking thread cannot panic short of a bug; its lines are then missing.
-                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-            });
-            for o in outputs {
-                out.write_all(&o).map_err(DiffError::Output)?;
-            }
-            batch.clear();
-        }
-        if n == 0 {
-            break;
-        }
-    }
-    out.flush().map_err(DiffError::Output)
-}
-
-/// How to rank one changed service's keys in the new table from their old ranking, when the kept
-/// nodes keep their weights and few nodes change: the new top k is the old top `k + removed`
-/// without the removed nodes, merged with the added nodes' own top k (ranked together, with the
-/// new weights, by the same code as lookups). One ranking of the large service per key, not two.
-struct Shortcut<'a> {
-    removed: HashSet<&'a str>,
-    /// The added nodes with their new weights, if any.
-    added: Option<Service>,
-    new_weights: HashMap<&'a str, f64>,
-}
-
-impl<'a> Shortcut<'a> {
-    fn plan(change: &Change<'a>, k: usize) -> Option<Shortcut<'a>> {
-        let (old, new) = (change.old?, change.new?);
-        let i = &change.impact;
-        // Exact: every kept node ranks as before among the kept ones. (Nodes are matched by
-        // address here: with Ids, the plain comparison answers.)
-        let cheap = k + i.removed.len() + i.added.len() <= old.len() / 2;
-        if !i.moved.is_exact() || !cheap || old.has_ids() || new.has_ids() {
-            return None;
-        }
-        let new_weights: HashMap<&str, f64> =
-            new.nodes().iter().map(String::as_str).zip(new.weights().iter().copied()).collect();
-        let removed = old.nodes().iter().map(String::as_str).filter(|n| !new_weights.contains_key(n)).collect();
-        let added = match i.added.is_empty() {
-            true => None,
-            false => {
-                let nodes =
-                    i.added.iter().map(|n| NodeSpec { node: n.clone(), id: None, weight: new_weights[n.as_str()] });
-                let spec = ServiceSpec { name: change.name.into(), nodes: nodes.collect() };
-                Some(Service::build_with(spec, new.algorithm()).ok()?.0)
-            }
-        };
-        Some(Shortcut { removed, added, new_weights })
-    }
-}
-
-/// The JSON lines of `items` whose answers differ between `old` and `new`.
-fn compare_keys(items: &[KeyItem], old: &Table, new: &Table, changes: &[Change], k: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let shortcuts: HashMap<&str, Shortcut> =
-        changes.iter().filter_map(|c| Some((c.name, Shortcut::plan(c, k)?))).collect();
-    let changed: HashSet<&str> = changes.iter().map(|c| c.name).collect();
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    let mut write = |service: &str, key: &str, a: &[&str], b: &[&str]| {
-        if a != b {
-            // In this field order, which serde_json's maps would not keep.
-            let [service, key, a, b] = [json!(service), json!(key), json!(a), json!(b)];
-            let _ = writeln!(out, r#"{{"service":{service},"key":{key},"old":{a},"new":{b}}}"#);
-        }
-    };
-    let mut compare = |service: &str, key: &str| {
-        a.clear();
-        b.clear();
-        if !changed.contains(service) {
-            return; // The same service on both sides: the same answers.
-        }
-        if let (Some(plan), Some(o)) = (shortcuts.get(service), old.get(service)) {
-            o.rank_into(key, k + plan.removed.len(), &mut a);
-            let kept = a.iter().copied().filter(|n| !plan.removed.contains(n)).take(k);
-            let old_answer = &a[..k.min(a.len())];
-            match &plan.added {
-                None => {
-                    let kept: Vec<&str> = kept.collect();
-                    write(service, key, old_answer, &kept);
-                }
-                Some(added) => {
-                    added.rank_into(key, k, &mut b);
-                    let nodes = kept.chain(b.iter().copied()).map(|n| NodeSpec {
-                        node: n.to_string(),
-                        id: None,
-                        weight: plan.new_weights.get(n).copied().unwrap_or(1.0),
-                    });
-                    let spec = ServiceSpec { name: service.into(), nodes: nodes.collect() };
-                    // Cannot fail (the names and weights come from the new table); if it did,
-                    // the plain comparison below still answers.
-                    if let Ok((candidates, _)) = Service::build_with(spec, o.algorithm()) {
-                        let mut answer = Vec::with_capacity(k);
-                        candidates.rank_into(key, k, &mut answer);
-                        write(service, key, old_answer, &answer);
-                        return;
-                    }
-                }
-            }
-            if plan.added.is_none() {
-                return;
-            }
-            a.clear();
-            b.clear();
-        }
-        if let Some(s) = old.get(service) {
-            s.rank_into(key, k, &mut a);
-        }
-        if let Some(s) = new.get(service) {
-            s.rank_into(key, k, &mut b);
-        }
-        write(service, key, &a, &b);
-    };
-    for item in items {
-        match &item.service {
-            Some(service) => compare(service, &item.key),
-            None => changes.iter().for_each(|c| compare(c.name, &item.key)),
-        }
-    }
-    out
 }
