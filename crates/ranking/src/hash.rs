@@ -19,10 +19,6 @@ use std::mem::MaybeUninit;
 use crate::small::{top_k_small, SMALL_K, SMALL_N};
 use crate::topk::{bits_at_least, top_k, Candidate};
 
-/// The number of the default algorithm, [`Algorithm::V1`]: what a services file that names no
-/// algorithm gets.
-pub const ALGORITHM_VERSION: u32 = 1;
-
 /// How keys and node identities become 64-bit hashes; everything after that (mixing, weights,
 /// ties, selection) is the same for every algorithm. A new algorithm, never a change to an old
 /// one, is how answers may change: its number is part of every fingerprint.
@@ -84,8 +80,8 @@ impl std::fmt::Display for Algorithm {
     }
 }
 
-/// Fixed seeds: the digits are arbitrary but may never change without bumping
-/// [`ALGORITHM_VERSION`], since every key would move.
+/// Fixed seeds of algorithm 1: the digits are arbitrary but may never change, since every key
+/// would move (other seeds are another [`Algorithm`]).
 const SEEDS: ahash::RandomState = ahash::RandomState::with_seeds(
     0x6b65_7972_6f75_7465, // "keyroute"
     0x7220_7265_6e64_657a, // "r rendez"

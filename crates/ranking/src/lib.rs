@@ -20,7 +20,7 @@ mod table;
 pub mod topk;
 pub mod weighted;
 
-pub use hash::{Algorithm, ALGORITHM_VERSION, MAX_WEIGHT, MIN_WEIGHT, V2_ID_SEED, V2_KEY_SEED};
+pub use hash::{Algorithm, MAX_WEIGHT, MIN_WEIGHT, V2_ID_SEED, V2_KEY_SEED};
 pub use table::{
     fingerprint_hex, unweighted_order, weighted_order, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table,
     TableError,

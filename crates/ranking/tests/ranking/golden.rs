@@ -1,7 +1,7 @@
 //! Golden vectors: the answers keyrouter has always given. If this test fails, keys would move
 //! to other nodes for every client: the hash changed (ahash version, CPU features) or the
 //! ranking did. Do not regenerate the file to make it pass, unless moving every key is the
-//! decision (and `ALGORITHM_VERSION` is bumped with it).
+//! decision (and it comes as a new `Algorithm`, never as a change to algorithm 1).
 //!
 //! Regenerate with `KEYROUTER_BLESS=1 cargo test -p keyrouter-ranking --test ranking golden`.
 
