@@ -394,7 +394,7 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                 );
             }
         }
-        nodes.push(NodeSpec { node: node.clone(), id: id.map(|id| id.get_ref().clone()), weight: weight_value });
+        nodes.push(NodeSpec { node: node.clone(), id: id.map(|id| id.get_ref().clone()), weight: weight_value, zone: None });
     }
     nodes
 }
