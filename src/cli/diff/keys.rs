@@ -112,8 +112,12 @@ impl<'a> Shortcut<'a> {
         let added = match i.added.is_empty() {
             true => None,
             false => {
-                let nodes =
-                    i.added.iter().map(|n| NodeSpec { node: n.clone(), id: None, weight: new_weights[n.as_str()], zone: None });
+                let nodes = i.added.iter().map(|n| NodeSpec {
+                    node: n.clone(),
+                    id: None,
+                    weight: new_weights[n.as_str()],
+                    zone: None,
+                });
                 let spec = ServiceSpec { name: change.name.into(), nodes: nodes.collect() };
                 Some(Service::build_with(spec, new.algorithm()).ok()?.0)
             }
