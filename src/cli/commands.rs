@@ -126,6 +126,26 @@ fn load_checked(path: &Path, max_bytes: u64) -> Result<Loaded, CommandError> {
 /// The most nodes with an Id that `keyrouter check` lists per service.
 const MAX_IDS_SHOWN: usize = 10;
 
+/// The most zones that `keyrouter check` lists per service.
+const MAX_ZONES_SHOWN: usize = 20;
+
+/// How many nodes each zone has, by zone name, the nodes without a zone last:
+/// `"eu-1a" 3, "eu-1b" 2, no zone 1`.
+fn zone_counts(zones: &[Option<String>]) -> String {
+    let mut counts = std::collections::BTreeMap::<Option<&str>, usize>::new();
+    for z in zones {
+        *counts.entry(z.as_deref()).or_default() += 1;
+    }
+    let none = counts.remove(&None);
+    let mut parts: Vec<String> =
+        counts.iter().take(MAX_ZONES_SHOWN).map(|(z, n)| format!("{} {n}", quote(z.unwrap_or_default()))).collect();
+    if counts.len() > MAX_ZONES_SHOWN {
+        parts.push(format!("\u{2026} and {}", count(counts.len() - MAX_ZONES_SHOWN, "more zone")));
+    }
+    parts.extend(none.map(|n| format!("no zone {n}")));
+    parts.join(", ")
+}
+
 /// `keyrouter check`.
 fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
     let loaded = load_checked(path, max_bytes)?;
@@ -154,6 +174,13 @@ fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
                     count(renamed.len() - MAX_IDS_SHOWN, "more node")
                 ));
             }
+        }
+        if let Some(zones) = s.zones() {
+            out.push_str(&format!(
+                "    zones: {}
+",
+                zone_counts(zones)
+            ));
         }
     }
     for (service, n) in &loaded.report.duplicates_removed {

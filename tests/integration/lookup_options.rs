@@ -173,3 +173,85 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(common::BIN).args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `keyrouter lookup --exclude ID --spread zone` answers what the server answers; its errors
+/// and `--max-exclude` (and KEYROUTER_MAX_EXCLUDE) are the server's.
+#[test]
+fn keyrouter_lookup_takes_exclude_and_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("services.toml");
+    std::fs::write(&file, services_toml(&nodes())).unwrap();
+    let f = file.to_str().unwrap();
+    let kr = Keyrouter::start(&services_toml(&nodes()));
+    for key in ["ryans", "user:7"] {
+        let args =
+            ["lookup", "--services", f, "web", key, "--max", "3", "--exclude", "web-0", "--exclude", "10.0.0.1:8080"];
+        let (code, out, err) = run(&[&args[..], &["--spread", "zone"]].concat(), &[]);
+        assert_eq!(code, 0, "{err}");
+        let served = kr.get(&format!("/service/web?key={key}&max=3&exclude=web-0&exclude=10.0.0.1:8080&spread=zone"));
+        assert_eq!(out.trim().as_bytes(), &served.body[..]);
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            expected(key, 3, &["web-0", "10.0.0.1:8080"], Spread::Zone)
+        );
+    }
+    let (code, out, _) = run(&["lookup", "--services", f, "web", "k", "--spread", "rack"], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("`spread` must be \\\"zone\\\""), "{out}");
+    let two = ["lookup", "--services", f, "web", "k", "--exclude", "a", "--exclude", "b"];
+    let (code, out, _) = run(&[&two[..], &["--max-exclude", "1"]].concat(), &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("at most 1 in one lookup (--max-exclude)"), "{out}");
+    let (code, out, _) = run(&two, &[("KEYROUTER_MAX_EXCLUDE", "1")]);
+    assert_eq!(code, 1, "{out}");
+    let (code, _, err) = run(&two, &[]);
+    assert_eq!(code, 0, "{err}");
+    let (_, help, _) = run(&["--help"], &[]);
+    assert!(
+        help.contains("--max-exclude") && help.contains("KEYROUTER_MAX_EXCLUDE") && help.contains("[default: 1000]")
+    );
+}
+
+/// `check` counts the nodes of each zone; `diff` shows a node's zone change and added nodes'
+/// zones.
+#[test]
+fn check_and_diff_show_zones() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.toml");
+    std::fs::write(&old, services_toml(&nodes())).unwrap();
+    let (code, out, err) = run(&["check", "--services", old.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("    zones: \"eu-1a\" 9, \"eu-1b\" 9, \"eu-1c\" 9, no zone 3\n"), "{out}");
+    let mut changed = nodes();
+    changed[1].zone = Some("eu-1c".into());
+    changed[9].zone = Some("eu-1a".into());
+    changed.push(NodeSpec::new("10.0.1.1:8080").with_zone("eu-1b"));
+    let new = dir.path().join("new.toml");
+    std::fs::write(&new, services_toml(&changed)).unwrap();
+    let (code, out, err) = run(&["diff", old.to_str().unwrap(), new.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("  + 10.0.1.1:8080 zone \"eu-1b\"\n"), "{out}");
+    assert!(out.contains("  @ 10.0.0.1:8080 zone \"eu-1b\" -> \"eu-1c\"\n"), "{out}");
+    assert!(out.contains("  @ 10.0.0.9:8080 zone none -> \"eu-1a\"\n"), "{out}");
+    let (_, out, _) = run(&["diff", old.to_str().unwrap(), new.to_str().unwrap(), "--format", "json"], &[]);
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    let web = &summary["services"][0];
+    assert_eq!(web["rezoned"][0], json!({"node": "10.0.0.1:8080", "old": "eu-1b", "new": "eu-1c"}));
+    assert_eq!(web["new_zones"].as_array().unwrap().len(), 31);
+    // Only a zone changed: plain lookups move nothing, but the files differ.
+    let mut rezoned = nodes();
+    rezoned[0].zone = Some("eu-9".into());
+    std::fs::write(&new, services_toml(&rezoned)).unwrap();
+    let (code, out, _) = run(&["diff", old.to_str().unwrap(), new.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("first choices moved: 0.00 % (exact)") || out.contains("first choices moved: 0"), "{out}");
+}
