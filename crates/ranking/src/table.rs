@@ -129,12 +129,31 @@ impl Resolved {
     pub fn is_plain(&self) -> bool {
         self.excluded.is_empty() && !self.spread
     }
-
-    #[inline]
-    fn is_excluded(&self, i: usize) -> bool {
-        !self.excluded.is_empty() && self.excluded.binary_search(&(i as u32)).is_ok()
-    }
 }
+
+/// Whether node `i` is in `excluded` (sorted).
+#[inline]
+fn is_excluded(excluded: &[u32], i: usize) -> bool {
+    !excluded.is_empty() && excluded.binary_search(&(i as u32)).is_ok()
+}
+
+/// Moves the distinct values of sorted `v` to its front; returns how many there are.
+fn dedup(v: &mut [u32]) -> usize {
+    let mut kept = 0;
+    for i in 0..v.len() {
+        if kept == 0 || v[i] != v[kept - 1] {
+            v[kept] = v[i];
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// Up to this many `exclude` entries, [`Service::lookup_with`] matches them on the stack.
+const FEW: usize = 8;
+
+/// Up to this many zones, `spread=zone` keeps their best nodes on the stack.
+const FEW_ZONES: usize = 16;
 
 /// What building a table noticed without failing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -467,13 +486,34 @@ impl Service {
     /// `spread` reorders the answer over zones. With default options, the same as
     /// [`Service::lookup`], at the same cost.
     pub fn lookup_with(&self, key: &str, min: u64, max: u64, opts: &LookupOptions) -> Result<Vec<&str>, LookupError> {
-        if opts.exclude.is_empty() && (opts.spread == Spread::None || self.zones.is_none()) {
+        let spread = opts.spread == Spread::Zone && self.zones.is_some();
+        if opts.exclude.is_empty() && !spread {
             return self.lookup(key, min, max);
         }
-        let resolved = self.resolve(opts);
-        let k = self.answer_len_with(min, max, &resolved)?;
+        // A few entries (the usual retry) are matched into the stack: no allocation but the
+        // answer's.
+        let mut few = [0u32; FEW];
+        let many;
+        let excluded = match opts.exclude.len() <= FEW {
+            true => {
+                let mut n = 0;
+                for i in opts.exclude.iter().filter_map(|e| self.position(e)) {
+                    few[n] = i;
+                    n += 1;
+                }
+                let few = &mut few[..n];
+                few.sort_unstable();
+                let kept = dedup(few);
+                &few[..kept]
+            }
+            false => {
+                many = self.resolve(opts).excluded;
+                &many[..]
+            }
+        };
+        let k = self.answer_len_of(self.nodes.len() - excluded.len(), min, max)?;
         let mut out = Vec::with_capacity(k);
-        self.rank_with_each(key, k, &resolved, |node| out.push(node));
+        self.rank_with_indexes(key, k, excluded, spread, |i| out.push(self.nodes[i].as_str()));
         Ok(out)
     }
 
@@ -500,19 +540,23 @@ impl Service {
     /// [`Service::answer_len_with`]).
     pub fn rank_with_each<'a>(&'a self, key: &str, k: usize, resolved: &Resolved, mut emit: impl FnMut(&'a str)) {
         let nodes = &self.nodes[..];
-        let emit = |i: usize| emit(nodes[i].as_str());
+        self.rank_with_indexes(key, k, &resolved.excluded, resolved.spread, |i| emit(nodes[i].as_str()));
+    }
+
+    /// The answer's first `k` nodes by position; `excluded` sorted, without duplicates.
+    fn rank_with_indexes(&self, key: &str, k: usize, excluded: &[u32], spread: bool, emit: impl FnMut(usize)) {
         match &self.zones {
-            Some(zones) if resolved.spread => self.rank_spread(key, k, resolved, zones, emit),
-            _ => self.rank_excluding(key, k, resolved, emit),
+            Some(zones) if spread => self.rank_spread(key, k, excluded, zones, emit),
+            _ => self.rank_excluding(key, k, excluded, emit),
         }
     }
 
     /// The `k` best nodes that are not excluded: the first `k` of the `k + excluded` best, since
     /// leaving nodes out does not change the order of the others.
-    fn rank_excluding(&self, key: &str, k: usize, resolved: &Resolved, mut emit: impl FnMut(usize)) {
+    fn rank_excluding(&self, key: &str, k: usize, excluded: &[u32], mut emit: impl FnMut(usize)) {
         let mut left = k;
-        self.rank_indexes(key, k + resolved.excluded.len(), |i| {
-            if left > 0 && !resolved.is_excluded(i) {
+        self.rank_indexes(key, k + excluded.len(), |i| {
+            if left > 0 && !is_excluded(excluded, i) {
                 left -= 1;
                 emit(i);
             }
@@ -522,20 +566,40 @@ impl Service {
     /// `spread=zone`: the best node of each zone (the top 1 of its group, or the top `1 + e` when
     /// `e` of its nodes are excluded), ordered by the ranking; then, if `k` asks for more, the
     /// best of the others.
-    fn rank_spread(&self, key: &str, k: usize, resolved: &Resolved, zones: &Zones, mut emit: impl FnMut(usize)) {
+    fn rank_spread(&self, key: &str, k: usize, excluded: &[u32], zones: &Zones, mut emit: impl FnMut(usize)) {
         if k == 0 {
             return;
         }
         let key_hash = self.algorithm.hash_key(key);
-        let mut excluded_in = vec![0usize; zones.count()];
-        for &i in &resolved.excluded {
-            excluded_in[zones.zone_of[i as usize] as usize] += 1;
+        let count = zones.count();
+        // Excluded nodes per zone: counted on the fly for a few, in a table for more.
+        let mut excluded_in = Vec::new();
+        if excluded.len() > FEW {
+            excluded_in = vec![0usize; count];
+            for &i in excluded {
+                excluded_in[zones.zone_of[i as usize] as usize] += 1;
+            }
         }
+        let excluded_from = |z: usize| match excluded.len() > FEW {
+            true => excluded_in[z],
+            false => excluded.iter().filter(|&&i| zones.zone_of[i as usize] as usize == z).count(),
+        };
+        // The zones' best nodes: on the stack for a few zones (the usual case).
+        let mut stack = [0u32; FEW_ZONES];
+        let mut heap = Vec::new();
+        let bests: &mut [u32] = match count <= FEW_ZONES {
+            true => &mut stack[..count],
+            false => {
+                heap.resize(count, 0);
+                &mut heap
+            }
+        };
+        let mut found = 0;
         let ids = self.ids();
-        let mut bests: Vec<u32> = Vec::with_capacity(zones.count());
-        for (z, &excluded) in excluded_in.iter().enumerate() {
+        for z in 0..count {
             let (start, end) = (zones.starts[z] as usize, zones.starts[z + 1] as usize);
-            if excluded == end - start {
+            let excluded_here = if excluded.is_empty() { 0 } else { excluded_from(z) };
+            if excluded_here == end - start {
                 continue;
             }
             let members = &zones.members[start..end];
@@ -546,27 +610,31 @@ impl Service {
                 inv_weights: if self.weighted { &zones.inv_weights[start..end] } else { &[] },
                 ids: |j: u32| ids[members[j as usize] as usize].as_str(),
             };
-            group.rank(key_hash, 1 + excluded, |j| {
+            group.rank(key_hash, 1 + excluded_here, |j| {
                 let i = members[j] as usize;
-                if best.is_none() && !resolved.is_excluded(i) {
+                if best.is_none() && !is_excluded(excluded, i) {
                     best = Some(i as u32);
                 }
             });
-            bests.extend(best);
+            if let Some(b) = best {
+                bests[found] = b;
+                found += 1;
+            }
         }
+        let bests = &mut bests[..found];
         // The zones' best nodes in rank order: sorted by the ranking's keys.
         let first = k.min(bests.len());
         match self.weighted {
             false => {
                 let key_of = |&i: &u32| (score(key_hash, self.hashes[i as usize]), std::cmp::Reverse(&ids[i as usize]));
-                partial_sort(&mut bests, first, |a, b| key_of(b).cmp(&key_of(a)));
+                partial_sort(bests, first, |a, b| key_of(b).cmp(&key_of(a)));
             }
             true => {
                 let key_of = |&i: &u32| {
                     let raw = score(key_hash, self.hashes[i as usize]);
                     (weighted_score(raw, self.weights[i as usize]), raw, &ids[i as usize])
                 };
-                partial_sort(&mut bests, first, |a, b| {
+                partial_sort(bests, first, |a, b| {
                     let (a, b) = (key_of(a), key_of(b));
                     b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
                 });
@@ -579,8 +647,8 @@ impl Service {
         }
         // Every zone is represented: the rest in rank order, the best `left` of the `k +
         // excluded` best that are neither excluded nor a zone's best.
-        self.rank_indexes(key, k + resolved.excluded.len(), |i| {
-            if left > 0 && !resolved.is_excluded(i) && !bests.contains(&(i as u32)) {
+        self.rank_indexes(key, k + excluded.len(), |i| {
+            if left > 0 && !is_excluded(excluded, i) && !bests.contains(&(i as u32)) {
                 left -= 1;
                 emit(i);
             }

@@ -463,3 +463,24 @@ fn lookup_option_vectors() {
     assert!(with_spread > 500, "{with_spread} spread lookups");
     assert!(text.len() < 1 << 20, "the vector file is {} bytes", text.len());
 }
+
+/// The worked example of docs/ranking.md ("Worked example", with zones): its fingerprints and
+/// answers, so that the specification's figures are this code's.
+#[test]
+fn the_specifications_worked_example_with_zones() {
+    let nodes = [
+        NodeSpec::new("10.0.0.5:8080").with_id("web-0").with_zone("eu-1a"),
+        NodeSpec::new("10.0.0.6:8080").with_id("web-1").with_zone("eu-1a"),
+        NodeSpec::new("10.0.0.7:8080").with_id("web-2").with_zone("eu-1b"),
+    ];
+    let s = build(&nodes, Algorithm::V2);
+    assert_eq!(fingerprint_hex(s.fingerprint()), "a1d016c256b40918");
+    let spec = ServiceSpec { name: "web".into(), nodes: nodes.to_vec() };
+    let (table, _) = keyrouter_ranking::Table::build_with(Algorithm::V2, [spec]).unwrap();
+    assert_eq!(fingerprint_hex(table.fingerprint()), "bf850328d7d784ef");
+    let with = |exclude: &[&str], spread| s.lookup_with("ryans", 1, 3, &LookupOptions { exclude, spread }).unwrap();
+    assert_eq!(with(&[], Spread::None), ["10.0.0.6:8080", "10.0.0.5:8080", "10.0.0.7:8080"]);
+    assert_eq!(with(&[], Spread::Zone), ["10.0.0.6:8080", "10.0.0.7:8080", "10.0.0.5:8080"]);
+    assert_eq!(with(&["web-1"], Spread::None), ["10.0.0.5:8080", "10.0.0.7:8080"]);
+    assert_eq!(with(&["web-1"], Spread::Zone), ["10.0.0.5:8080", "10.0.0.7:8080"]);
+}
