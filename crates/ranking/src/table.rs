@@ -5,8 +5,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::hash::{
-    mix, score, top_k_unweighted, weight_in_range, weighted_score, Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
+    mix, score, top_k_unweighted, weight_in_range, weighted_score, zone_maxima, Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
 };
+use super::small::SMALL_N;
 use super::topk::{top_k, Candidate, INLINE};
 use super::weighted;
 
@@ -502,7 +503,10 @@ impl Service {
                     n += 1;
                 }
                 let few = &mut few[..n];
-                few.sort_unstable();
+                // One entry (a retry's) needs no sorting.
+                if n > 1 {
+                    few.sort_unstable();
+                }
                 let kept = dedup(few);
                 &few[..kept]
             }
@@ -596,7 +600,17 @@ impl Service {
         };
         let mut found = 0;
         let ids = self.ids();
-        for z in 0..count {
+        // Small and unweighted, nothing excluded (the usual case): one pass for every zone.
+        let small = !self.weighted && excluded.is_empty() && zones.hashes.len() <= SMALL_N;
+        if small && zone_maxima(Simd::detect(), key_hash, &zones.hashes, &zones.starts, bests) {
+            for b in bests.iter_mut() {
+                *b = zones.members[*b as usize];
+            }
+            found = count;
+        }
+        // Otherwise (or on a tie), each zone ranked on its own: `found` is 0 or every zone.
+        let ranked_apart = found..count;
+        for z in ranked_apart {
             let (start, end) = (zones.starts[z] as usize, zones.starts[z + 1] as usize);
             let excluded_here = if excluded.is_empty() { 0 } else { excluded_from(z) };
             if excluded_here == end - start {
