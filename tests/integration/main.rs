@@ -21,6 +21,7 @@ mod http;
 mod ids_and_algorithms;
 mod in_process;
 mod independent;
+mod js_client;
 mod kubernetes;
 mod large_catalog;
 mod layout;

@@ -37,7 +37,9 @@ export class Client {
    * refreshes it in the background every `refreshMs` (± `jitter` × refreshMs, at random, so
    * that many clients do not poll in step). Rejects if the first table cannot be had.
    * @param {string} url
-   * @param {{refreshMs?: number, jitter?: number, timeoutMs?: number, fetch?: typeof fetch}} [options]
+   * `onRefresh({changed, error, fingerprint})` is called after every poll.
+   * @param {{refreshMs?: number, jitter?: number, timeoutMs?: number, fetch?: typeof fetch,
+   *   onRefresh?: (event: {changed: boolean, error: Error | null, fingerprint: string | null}) => void}} [options]
    * @returns {Promise<Client>}
    */
   static async connect(url, options = {}) {
@@ -121,21 +123,29 @@ export class Client {
   }
 
   async #poll() {
+    let changed = false;
     try {
       const table = await this.#fetchTable();
       const now = new Date();
       if (table) {
+        changed = table.fingerprint !== this.#table?.fingerprint;
         this.#table = table;
         this.#lastChange = now;
       }
       this.#lastRefresh = now;
       this.#lastError = null;
-      return null;
     } catch (e) {
-      const error = e instanceof Error ? e : new Error(String(e));
-      this.#lastError = error;
-      return error;
+      this.#lastError = e instanceof Error ? e : new Error(String(e));
     }
+    const { onRefresh } = this.#options;
+    if (onRefresh) {
+      try {
+        onRefresh({ changed, error: this.#lastError, fingerprint: this.#table?.fingerprint ?? null });
+      } catch {
+        // A failing callback must not stop the refresh.
+      }
+    }
+    return this.#lastError;
   }
 
   /** The new table, or null on a 304; throws on any failure. */

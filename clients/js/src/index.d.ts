@@ -69,6 +69,18 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** The fetch to use. Default globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Called after every poll (the first one, in connect, included). */
+  onRefresh?: (event: RefreshEvent) => void;
+}
+
+/** What a poll did. */
+export interface RefreshEvent {
+  /** Whether the poll brought a table with another fingerprint. */
+  changed: boolean;
+  /** Why the poll kept the old table, or null. */
+  error: Error | null;
+  /** The fingerprint of the table in use after the poll (null if none yet). */
+  fingerprint: string | null;
 }
 
 /** A verified copy of a server's table, refreshed in the background. */

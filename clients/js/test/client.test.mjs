@@ -33,7 +33,9 @@ function fakeFetch(state) {
 test("connect, 304s, a new table, then the last good one through failures", async () => {
   const state = { body: tableOf(["a:1", "b:1", "c:1"]) };
   const { fetch, requests } = fakeFetch(state);
-  const client = await Client.connect("http://server:1/", { fetch, refreshMs: 3_600_000 });
+  const events = [];
+  const onRefresh = (e) => events.push(e);
+  const client = await Client.connect("http://server:1/", { fetch, refreshMs: 3_600_000, onRefresh });
   try {
     assert.equal(requests[0].url, "http://server:1/table");
     assert.equal(requests[0].ifNoneMatch, undefined);
@@ -73,6 +75,18 @@ test("connect, 304s, a new table, then the last good one through failures", asyn
     state.body = stripped;
     assert.match(String(await client.refresh()), /carries no fingerprint/);
     assert.equal(client.fingerprint, good);
+    assert.deepEqual(
+      events.map((e) => [e.changed, e.error === null, e.fingerprint]),
+      [
+        [true, true, first.fingerprint],
+        [false, true, first.fingerprint],
+        [true, true, good],
+        [false, false, good],
+        [false, false, good],
+        [false, false, good],
+        [false, false, good],
+      ],
+    );
   } finally {
     client.close();
   }
