@@ -5,7 +5,8 @@
 //! conformance vectors, exclude, spread, errors) and the examples of its documentation.
 //!
 //! Needs `node` (18 or later), which `.ci/test` installs; the tests drive the package through
-//! tests/integration/js/driver.mjs. Nothing is installed from npm.
+//! tests/integration/js/driver.mjs. The package needs nothing from npm; the check of its
+//! TypeScript declarations installs `typescript` with npm under the target directory, once.
 //!
 //! Zones, `exclude` and `spread` (issue 26) are in the mix once the server has them: while the
 //! repository lacks `crates/ranking/tests/vectors/lookup-options.json`, which comes with them,
@@ -512,4 +513,118 @@ fn the_vector_test_fails_on_a_wrong_answer() {
     let (ok, stdout, _, fail) = node_test(&["test/vectors.test.mjs"], &altered);
     assert!(!ok && fail == 1, "altered vectors passed:\n{stdout}");
     assert!(stdout.contains("every service's fingerprint and lookups"), "{stdout}");
+}
+
+/// The fenced blocks of a Markdown text, as (info string, text, line).
+fn fenced_blocks(text: &str) -> Vec<(String, String, usize)> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, String, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match (open.take(), line.trim_start().strip_prefix("```")) {
+            (None, Some(lang)) => open = Some((lang.trim().to_string(), String::new(), i + 1)),
+            (Some(block), Some(_)) => out.push(block),
+            (Some((lang, mut body, at)), None) => {
+                body.push_str(line);
+                body.push('\n');
+                open = Some((lang, body, at));
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Every `js` block of docs/clients.md and clients/js/README.md runs verbatim (as an ES module
+/// importing the package as `keyrouter-client`, `localhost:8080` pointing at a server of
+/// clients/js/examples/services.toml), and prints the `text` block that follows it.
+#[test]
+fn documented_javascript_examples_run_verbatim() {
+    if !node() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kr = Keyrouter::start(&std::fs::read_to_string(Path::new(JS).join("examples/services.toml")).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("node_modules")).unwrap();
+    std::os::unix::fs::symlink(JS, dir.path().join("node_modules/keyrouter-client")).unwrap();
+    let mut ran = 0;
+    for doc in ["docs/clients.md", "clients/js/README.md"] {
+        let blocks = fenced_blocks(&std::fs::read_to_string(repo.join(doc)).unwrap());
+        for (i, (lang, code, line)) in blocks.iter().enumerate().filter(|(_, b)| b.0 == "js") {
+            let (shown_lang, shown, _) = blocks.get(i + 1).unwrap_or_else(|| panic!("{doc}:{line}: no output block"));
+            assert_eq!(shown_lang, "text", "{doc}:{line}: a {lang} example is followed by its output, in a text block");
+            let script = dir.path().join(format!("example-{ran}.mjs"));
+            std::fs::write(&script, code.replace("localhost:8080", &format!("127.0.0.1:{}", kr.port))).unwrap();
+            let out = Command::new("node").arg(&script).current_dir(dir.path()).output().expect("node runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{doc}:{line}: failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(stdout.trim_end(), shown.trim_end(), "{doc}:{line}: prints something else than shown");
+            ran += 1;
+        }
+    }
+    assert!(ran >= 4, "only {ran} JavaScript examples found");
+}
+
+const TYPESCRIPT: &str = "typescript@5.9.3";
+
+/// `tsc` from npm, installed once (across test processes too: a file lock) under the target
+/// directory; or what is missing, for [`common::available`].
+fn tsc() -> Result<PathBuf, String> {
+    use std::os::fd::AsRawFd;
+    if !common::program_exists("npm") {
+        return Err("npm".into());
+    }
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = base.join("js-typescript");
+    let exe = dir.join("node_modules/.bin/tsc");
+    let marker = dir.join(".installed");
+    std::fs::create_dir_all(base).unwrap();
+    let lock = std::fs::File::create(base.join("js-typescript.lock")).unwrap();
+    // SAFETY: flock(2) on a descriptor we own; released when `lock` is dropped.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == TYPESCRIPT) && exe.exists() {
+        return Ok(exe);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--no-save", "--silent", "--prefix"])
+        .arg(&dir)
+        .arg(TYPESCRIPT)
+        .output()
+        .unwrap();
+    if !out.status.success() || !exe.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        return Err(format!("the npm registry to install {TYPESCRIPT} (npm install failed: {last})"));
+    }
+    std::fs::write(&marker, TYPESCRIPT).unwrap();
+    Ok(exe)
+}
+
+/// The TypeScript declarations describe the API: clients/js/test/types.ts compiles under
+/// `--strict`, and its `@ts-expect-error` lines (misuses) are errors.
+#[test]
+fn the_typescript_declarations_accept_the_api_and_reject_misuse() {
+    if !node() {
+        return;
+    }
+    let Some(tsc) = common::available(tsc()) else {
+        return;
+    };
+    let args = ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext"];
+    let out = Command::new(&tsc)
+        .current_dir(JS)
+        .args(args)
+        .args(["--lib", "es2022,dom", "test/types.ts"])
+        .output()
+        .expect("tsc runs");
+    assert!(
+        out.status.success(),
+        "tsc found errors in the declarations or their use:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
