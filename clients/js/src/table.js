@@ -5,7 +5,7 @@
 // A Table is immutable once built: the Client swaps whole tables, and a lookup reads one table
 // from start to end, so no lookup ever sees two.
 
-import { H, L, fmix64, xxh64 } from "./hash.js";
+import { R, fmix64, scores, xxh64 } from "./hash.js";
 import { fdlibmLog } from "./log.js";
 
 /** The one ranking algorithm this package implements. */
@@ -65,7 +65,7 @@ function encode(s) {
   return encoder.encodeInto(s, buffer).written;
 }
 
-/** XXH64(s, seed) into H and L. */
+/** XXH64(s, seed) into R[0] and R[1]. */
 function hashString(s, seedH, seedL) {
   const len = encode(s); // first: it may replace the buffer
   xxh64(buffer, len, seedH, seedL);
@@ -125,8 +125,8 @@ class Service {
     this.byId = new Map();
     for (let i = 0; i < n; i += 1) {
       hashString(ids[i], ID_SEED_H, ID_SEED_L);
-      this.idH[i] = H;
-      this.idL[i] = L;
+      this.idH[i] = R[0];
+      this.idL[i] = R[1];
       this.byId.set(ids[i], i);
     }
     // Zone numbers: 0 for "no zone", then one per distinct zone name.
@@ -152,34 +152,34 @@ class Service {
   /** The service fingerprint (docs/ranking.md, "Fingerprints"), as 16 hex digits. */
   computeFingerprint() {
     fmix64(GOLDEN_H, (GOLDEN_L ^ 2) >>> 0); // fmix64(2 ^ 9e3779b97f4a7c15)
-    let accH = H;
-    let accL = L;
+    let accH = R[0];
+    let accL = R[1];
     const n = this.nodes.length;
     for (let i = 0; i < n; i += 1) {
       bitsView.setFloat64(0, this.weighted ? this.weights[i] : 1.0);
       fmix64(bitsView.getUint32(0), bitsView.getUint32(4));
-      let th = this.idH[i] ^ H;
-      let tl = this.idL[i] ^ L;
+      let th = this.idH[i] ^ R[0];
+      let tl = this.idL[i] ^ R[1];
       if (this.ids[i] !== this.nodes[i]) {
         hashString(this.nodes[i], ID_SEED_H, ID_SEED_L);
-        fmix64(H ^ ADDRESS_TAG_H, L ^ ADDRESS_TAG_L);
-        th ^= H;
-        tl ^= L;
+        fmix64(R[0] ^ ADDRESS_TAG_H, R[1] ^ ADDRESS_TAG_L);
+        th ^= R[0];
+        tl ^= R[1];
       }
       const zone = this.zones ? this.zones[i] : null;
       if (zone !== null) {
         hashString(zone, ID_SEED_H, ID_SEED_L);
-        fmix64(H ^ ZONE_TAG_H, L ^ ZONE_TAG_L);
-        th ^= H;
-        tl ^= L;
+        fmix64(R[0] ^ ZONE_TAG_H, R[1] ^ ZONE_TAG_L);
+        th ^= R[0];
+        tl ^= R[1];
       }
       fmix64(th >>> 0, tl >>> 0);
-      const low = accL + L;
-      accH = (accH + H + (low >= TWO32 ? 1 : 0)) >>> 0;
+      const low = accL + R[1];
+      accH = (accH + R[0] + (low >= TWO32 ? 1 : 0)) >>> 0;
       accL = low >>> 0;
     }
     fmix64(accH ^ Math.floor(n / TWO32), (accL ^ n) >>> 0);
-    return { h: H, l: L };
+    return { h: R[0], l: R[1] };
   }
 
   /** Whether node a ranks before node b (scores in the scratch arrays). */
@@ -202,16 +202,14 @@ class Service {
     const n = this.nodes.length;
     if (k === 0) return [];
     hashString(key, KEY_SEED_H, KEY_SEED_L);
-    const kh = H;
-    const kl = L;
+    const kh = R[0];
+    const kl = R[1];
     const { idH, idL, sh, sl, ws, weights, weighted } = this;
-    for (let i = 0; i < n; i += 1) {
-      fmix64((kh ^ idH[i]) >>> 0, (kl ^ idL[i]) >>> 0);
-      sh[i] = H;
-      sl[i] = L;
-      if (weighted) {
+    scores(kh, kl, idH, idL, sh, sl, n);
+    if (weighted) {
+      for (let i = 0; i < n; i += 1) {
         // u = ((score >> 12) + 0.5) * 2^-52, exact: score >> 12 < 2^52.
-        const u = (H * 1048576 + (L >>> 12) + 0.5) * TWO_MINUS_52;
+        const u = (sh[i] * 1048576 + (sl[i] >>> 12) + 0.5) * TWO_MINUS_52;
         ws[i] = -weights[i] / fdlibmLog(u);
       }
     }
@@ -225,7 +223,12 @@ class Service {
     const best = [];
     for (let i = 0; i < n; i += 1) {
       if (skip && skip[i]) continue;
-      if (best.length === k && !this.before(i, best[k - 1])) continue;
+      if (best.length === k) {
+        // Most nodes fall below the k-th best on the first comparison.
+        const last = best[k - 1];
+        if (weighted ? ws[i] < ws[last] : sh[i] < sh[last]) continue;
+        if (!this.before(i, last)) continue;
+      }
       let at = best.length === k ? k - 1 : best.length;
       while (at > 0 && this.before(i, best[at - 1])) {
         best[at] = best[at - 1];
@@ -477,15 +480,15 @@ function tableFingerprint(services) {
     .map((s) => ({ s, bytes: encoder.encode(s.name) }))
     .sort((a, b) => compareBytes(a.bytes, b.bytes));
   fmix64(0, 2);
-  let accH = H;
-  let accL = L;
+  let accH = R[0];
+  let accL = R[1];
   for (const { s } of sorted) {
     hashString(s.name, ID_SEED_H, ID_SEED_L);
-    fmix64((accH ^ H) >>> 0, (accL ^ L) >>> 0);
-    const low = L + s.fingerprint.l;
-    accH = (H + s.fingerprint.h + (low >= TWO32 ? 1 : 0)) >>> 0;
+    fmix64((accH ^ R[0]) >>> 0, (accL ^ R[1]) >>> 0);
+    const low = R[1] + s.fingerprint.l;
+    accH = (R[0] + s.fingerprint.h + (low >= TWO32 ? 1 : 0)) >>> 0;
     accL = low >>> 0;
   }
   fmix64(accH, accL);
-  return { h: H, l: L };
+  return { h: R[0], l: R[1] };
 }

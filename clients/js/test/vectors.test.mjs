@@ -7,14 +7,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { H, L, fmix64, xxh64 } from "../src/hash.js";
+import { R, fmix64, xxh64 } from "../src/hash.js";
 import { Table } from "../src/index.js";
 
 const path =
   process.env.KEYROUTER_VECTORS ??
   new URL("../../../crates/ranking/tests/vectors/algorithm2.json", import.meta.url).pathname;
 const vectors = JSON.parse(readFileSync(path, "utf8"));
-const hex = () => H.toString(16).padStart(8, "0") + L.toString(16).padStart(8, "0");
+const hex = () => R[0].toString(16).padStart(8, "0") + R[1].toString(16).padStart(8, "0");
 const halves = (h) => [parseInt(h.slice(0, 8), 16), parseInt(h.slice(8), 16)];
 
 /** A /table-like service of a vector service. */
