@@ -24,6 +24,14 @@ const GOLDEN_L = 0x7f4a7c15;
 const TWO32 = 4294967296;
 const TWO_MINUS_52 = 2 ** -52;
 
+/**
+ * A node's weighted score: -weight / log(u), u = ((score >> 12) + 0.5) * 2^-52 (exact, since
+ * score >> 12 < 2^52).
+ */
+function weightedScore(h, l, weight) {
+  return -weight / fdlibmLog((h * 1048576 + (l >>> 12) + 0.5) * TWO_MINUS_52);
+}
+
 /** Above this many nodes wanted, a lookup sorts every node instead of keeping a sorted buffer. */
 const SMALL_K = 32;
 
@@ -206,14 +214,8 @@ class Service {
     const kl = R[1];
     const { idH, idL, sh, sl, ws, weights, weighted } = this;
     scores(kh, kl, idH, idL, sh, sl, n);
-    if (weighted) {
-      for (let i = 0; i < n; i += 1) {
-        // u = ((score >> 12) + 0.5) * 2^-52, exact: score >> 12 < 2^52.
-        const u = (sh[i] * 1048576 + (sl[i] >>> 12) + 0.5) * TWO_MINUS_52;
-        ws[i] = -weights[i] / fdlibmLog(u);
-      }
-    }
     if (k > SMALL_K) {
+      if (weighted) for (let i = 0; i < n; i += 1) ws[i] = weightedScore(sh[i], sl[i], weights[i]);
       const all = [];
       for (let i = 0; i < n; i += 1) if (!skip || !skip[i]) all.push(i);
       all.sort((a, b) => (this.before(a, b) ? -1 : 1));
@@ -223,6 +225,14 @@ class Service {
     const best = [];
     for (let i = 0; i < n; i += 1) {
       if (skip && skip[i]) continue;
+      if (weighted) {
+        const u = (sh[i] * 1048576 + (sl[i] >>> 12) + 0.5) * TWO_MINUS_52;
+        // -ln(u) >= 1 - u, so w / (1 - u) bounds the weighted score from above: a node whose
+        // bound is below the k-th best (with a margin far wider than rounding) cannot enter,
+        // and most nodes are skipped without their logarithm.
+        if (best.length === k && (weights[i] / (1 - u)) * (1 + 1e-9) < ws[best[k - 1]]) continue;
+        ws[i] = -weights[i] / fdlibmLog(u);
+      }
       if (best.length === k) {
         // Most nodes fall below the k-th best on the first comparison.
         const last = best[k - 1];

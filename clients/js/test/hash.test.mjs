@@ -57,3 +57,16 @@ test("fmix64 and the score loop on edge and random values", () => {
     }
   }
 });
+
+test("fdlibm's log, bit for bit as the reference's, over the weighted scores' inputs and edges", async () => {
+  const { fdlibmLog } = await import("../src/log.js");
+  const rnd = random(12);
+  const inputs = [1, 2, 0.5, Number.MIN_VALUE, 2 ** -1022, 2 ** -1074 * 3, 1 - 2 ** -53, 1 + 2 ** -52, 1e300, 0.9999];
+  // The u of weighted scores: ((score >> 12) + 0.5) * 2^-52, every magnitude.
+  for (let i = 0; i < 100000; i += 1) inputs.push(((rnd() * 2 ** 20 + (rnd() >>> 12)) + 0.5) * 2 ** -52 * 2 ** -(i % 40));
+  for (const x of inputs) {
+    assert.equal(reference.bitsOf(fdlibmLog(x)), reference.bitsOf(reference.fdlibmLog(x)), `log ${x}`);
+  }
+  assert.equal(fdlibmLog(0), -Infinity);
+  assert.ok(Number.isNaN(fdlibmLog(-1)));
+});
