@@ -2,7 +2,7 @@
 //! Each module is one area, most of them driving the real binary over HTTP on 127.0.0.1; run one
 //! with `cargo test --test integration http::`, one test with its full name.
 //!
-//! Tests that need programs a machine with only Rust lacks (Chromium, kubectl, curl, node, a
+//! Tests that need programs a machine with only Rust lacks (Chromium, kubectl, curl, node, npm, a
 //! Python that can make virtual environments, PyPI, an IPv6 loopback) skip with a `SKIPPED` line
 //! when those are missing; `.ci/test` installs them and makes every test run.
 
@@ -21,6 +21,7 @@ mod http;
 mod ids_and_algorithms;
 mod in_process;
 mod independent;
+mod js_client;
 mod kubernetes;
 mod large_catalog;
 mod layout;
