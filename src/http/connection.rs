@@ -94,8 +94,7 @@ impl Clock {
         // the common GET needs no header lookup.
         let body = !matches!(req.payload(), actix_http::Payload::None) && {
             let headers = &req.head().headers;
-            headers.contains_key(TRANSFER_ENCODING)
-                || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+            headers.contains_key(TRANSFER_ENCODING) || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
         };
         self.had_body.set(body);
         self.heads.set(self.heads.get() + 1);

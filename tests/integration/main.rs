@@ -26,6 +26,7 @@ mod kubernetes;
 mod large_catalog;
 mod layout;
 mod logs;
+mod lookup_options;
 mod memory;
 mod openapi;
 mod operations;
