@@ -516,3 +516,34 @@ fn the_python_extension_links_no_server_runtime() {
         assert!(found.is_empty(), "the Python extension links {found:?}:\n{tree}");
     }
 }
+
+/// The `## Python` section of docs/clients.md: each `python` block, run verbatim against the
+/// README's example server (its `http://localhost:8080` given the real port, from the repository
+/// root), prints exactly the `text` block that follows it.
+#[test]
+fn the_python_examples_of_the_docs_print_what_they_show() {
+    let Some(python) = python() else { return };
+    let doc = std::fs::read_to_string(Path::new(REPO).join("docs/clients.md")).unwrap();
+    let start = doc.find("\n## Python\n").expect("docs/clients.md has a `## Python` section");
+    let section = &doc[start + 1..];
+    let section = section[3..].find("\n## ").map_or(section, |end| &section[..end + 3]);
+    let services = std::fs::read_to_string(Path::new(REPO).join("deploy/services.example.toml")).unwrap();
+    let server = Keyrouter::start(&services);
+    let blocks: Vec<(&str, &str)> =
+        section.split("```").skip(1).step_by(2).filter_map(|b| b.split_once('\n')).collect();
+    let mut ran = 0;
+    for (i, (lang, code)) in blocks.iter().enumerate().filter(|(_, (lang, _))| *lang == "python") {
+        let shown = blocks.get(i + 1).filter(|(l, _)| *l == "text").map(|(_, t)| *t);
+        let shown = shown.unwrap_or_else(|| panic!("a {lang} block without its output (a text block):\n{code}"));
+        let code = code.replace("http://localhost:8080", &format!("http://127.0.0.1:{}", server.port));
+        let out = Command::new(&python).arg("-c").arg(&code).current_dir(REPO).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{code}\nfailed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            stdout, shown,
+            "docs/clients.md: the example\n{code}\nprints\n{stdout}\nbut the document shows\n{shown}"
+        );
+        ran += 1;
+    }
+    assert!(ran >= 3, "only {ran} Python examples found");
+}
