@@ -165,7 +165,7 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -187,6 +187,17 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(client.lookup_many("ids", ["a", "b"], max=2), self.table.lookup_many("ids", ["a", "b"], max=2))
             self.assertIsNone(client.last_error)
             self.assertIsNotNone(client.last_refresh)
+
+    def test_exclude_takes_any_iterable_of_identities_but_not_a_string(self):
+        with Client(self.server.url, refresh=60, start=False) as client:
+            first = client.lookup("bar", "k")[0]
+            for make in (lambda: [first], lambda: (first,), lambda: {first}, lambda: iter([first])):
+                self.assertNotIn(first, client.lookup("bar", "k", max=3, exclude=make()))
+                self.assertNotIn(first, client.lookup_many("bar", ["k"], max=3, exclude=make())["k"])
+            with self.assertRaises(TypeError):
+                client.lookup("bar", "k", exclude=first)
+            with self.assertRaises(TypeError):
+                self.table.lookup("bar", "k", exclude=first)
 
     def test_the_etag_is_sent_back(self):
         with Client(self.server.url, refresh=60, start=False) as client:
@@ -238,6 +249,47 @@ class ClientTest(unittest.TestCase):
         stopped = client.refreshes
         threading.Event().wait(0.2)
         self.assertLessEqual(client.refreshes, stopped + 1, "close() stops the refresh")
+
+    def test_a_lookup_never_mixes_two_tables(self):
+        other = Table.from_services([{"name": "bar", "nodes": [{"node": "bar1:8080"}, {"node": "bar9:8080"}]}])
+        doc_a = self.server.body
+        doc_b = json.dumps(
+            {
+                "fingerprint": other.fingerprint,
+                "algorithm": 2,
+                "services": [{"name": "bar", "nodes": ["bar1:8080", "bar9:8080"], "fingerprint": other.service_fingerprint("bar")}],
+            }
+        )
+        keys = [f"key-{i}" for i in range(20_000)]
+        answers = {self.table.fingerprint: self.table.lookup_many("bar", keys), other.fingerprint: other.lookup_many("bar", keys)}
+        with Client(self.server.url, refresh=60, start=False) as client:
+            stop = threading.Event()
+
+            def swap():
+                # Bounded: 10 000 swaps at most.
+                for i in range(10_000):
+                    if stop.is_set():
+                        return
+                    self.server.body = doc_b if i % 2 else doc_a
+                    client.refresh()
+
+            swapper = threading.Thread(target=swap)
+            swapper.start()
+            seen = set()
+            try:
+                # At least 40 lookups, until both tables were seen (bounded).
+                for i in range(2_000):
+                    got = client.lookup_many("bar", keys)
+                    matches = [f for f, answer in answers.items() if answer == got]
+                    self.assertEqual(len(matches), 1, "an answer from neither table: two tables mixed")
+                    seen.add(matches[0])
+                    if i >= 40 and len(seen) == 2:
+                        break
+            finally:
+                stop.set()
+                swapper.join()
+            self.assertIsNone(client.last_error)
+            self.assertEqual(len(seen), 2, "the table never changed during the lookups: the test proved nothing")
 
     def test_bad_settings_are_refused(self):
         for kwargs in [{"refresh": 0}, {"refresh": -1}, {"jitter": 1}, {"jitter": -0.1}]:

@@ -41,6 +41,13 @@ __all__ = [
 DEFAULT_MAX_TABLE_BYTES = DEFAULT_MAX_SERVICES_BYTES
 
 
+def _identities(exclude):
+    """``exclude`` as a list; a lone string would otherwise be taken for its characters."""
+    if isinstance(exclude, str):
+        raise TypeError(f"exclude takes a list of node identities, not a string: [{exclude!r}]?")
+    return exclude if isinstance(exclude, list) else list(exclude)
+
+
 class FetchError(KeyrouterError):
     """The server could not be reached, or did not answer ``/table`` with a table."""
 
@@ -101,12 +108,12 @@ class Client:
     def lookup(self, service, key, min=1, max=None, exclude=(), spread=None):
         """The nodes of ``service`` ranked highest for ``key``, best first: the server's answer
         to ``POST /service/{service}`` with the same fields."""
-        return self._table.lookup(service, key, min, max, list(exclude), spread)
+        return self._table.lookup(service, key, min, max, _identities(exclude), spread)
 
     def lookup_many(self, service, keys, min=1, max=None, exclude=(), spread=None):
         """``lookup`` for many keys, all against one table: a dict from each distinct key to its
         answer, as the server's batch answer."""
-        return self._table.lookup_many(service, keys, min, max, list(exclude), spread)
+        return self._table.lookup_many(service, keys, min, max, _identities(exclude), spread)
 
     def refresh(self):
         """Fetches the table now. Returns None when the client has a good, current table, or
