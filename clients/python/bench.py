@@ -7,8 +7,9 @@
 For 100 and 10 000 nodes it starts the server (port 0) on a generated services file, connects
 a ``Client`` and times, in alternating rounds: ``client.lookup`` (one key, max 3), one key of
 ``client.lookup_many`` over 10 000 keys, and ``POST /service/{name}`` with the same key on one
-kept-alive connection (``http.client``: the cheapest a Python program asks the server). It
-prints the median per-key cost of each and the ratio HTTP / local. Medians of alternating
+kept-alive connection (``http.client``: the cheapest a Python program asks the server) and on
+a new connection each (``urllib.request``, what a program without a session does). It prints
+the median per-key cost of each and the median of each round's ratio HTTP / local. Medians of alternating
 rounds: the machine is shared and noisy, and what runs second must not win by warmth.
 """
 
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import keyrouter
 
@@ -78,16 +80,32 @@ def bench(binary, nodes, rounds, directory):
                 answer = json.loads(conn.getresponse().read())
                 assert len(answer) == 3
 
+        fresh_keys = keys[:200]
+
+        def over_http_fresh():
+            # What a program with urllib and no session does: a connection per lookup.
+            for key in fresh_keys:
+                body = json.dumps({"key": key, "max": 3}).encode()
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/service/bench", body, headers)
+                with urllib.request.urlopen(request) as response:
+                    assert len(json.loads(response.read())) == 3
+
         # The same answers, or the comparison means nothing.
         conn.request("POST", "/service/bench", json.dumps({"key": keys[0], "max": 3}), headers)
         assert json.loads(conn.getresponse().read()) == client.lookup("bench", keys[0], max=3)
-        results = {"local": [], "lookup_many": [], "http": []}
+        results = {"local": [], "lookup_many": [], "http": [], "http_fresh": []}
         for _ in range(rounds):
             results["local"].append(per_key(local, len(keys)))
             results["http"].append(per_key(over_http, len(http_keys)))
             results["lookup_many"].append(per_key(many, len(keys)))
+            results["http_fresh"].append(per_key(over_http_fresh, len(fresh_keys)))
         client.close()
-        return {name: statistics.median(times) for name, times in results.items()}
+        medians = {name: statistics.median(times) for name, times in results.items()}
+        # Each round's own ratio, then their median: a round's two figures share its load.
+        for http_name in ("http", "http_fresh"):
+            ratios = [h / l for h, l in zip(results[http_name], results["local"])]
+            medians[http_name + "_ratio"] = statistics.median(ratios)
+        return medians
     finally:
         server.kill()
         server.wait()
@@ -103,8 +121,9 @@ def main():
         for nodes in (100, 10_000):
             r = bench(args.keyrouter, nodes, args.rounds, directory)
             print(
-                f"{nodes:>6} nodes: lookup {r['local'] * 1e6:8.2f} us   lookup_many {r['lookup_many'] * 1e6:8.2f} us/key"
-                f"   HTTP {r['http'] * 1e6:8.1f} us   HTTP / lookup = {r['http'] / r['local']:6.1f}x"
+                f"{nodes:>6} nodes: lookup {r['local'] * 1e6:6.2f} us, lookup_many {r['lookup_many'] * 1e6:6.2f} us/key;"
+                f" HTTP kept alive {r['http'] * 1e6:6.1f} us = {r['http_ratio']:5.1f}x lookup,"
+                f" HTTP new connection {r['http_fresh'] * 1e6:6.1f} us = {r['http_fresh_ratio']:5.1f}x"
             )
 
 
