@@ -104,6 +104,8 @@ impl Driver {
     fn start(python: &Path) -> Driver {
         let mut child = Command::new(python)
             .arg(Path::new(REPO).join("clients/python/tests/driver.py"))
+            // No __pycache__ beside the sources: a test run leaves `git status` clean.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -482,6 +484,7 @@ fn table_from_file_raises_keyrouter_checks_errors() {
 fn the_python_unit_tests_pass() {
     let Some(python) = python() else { return };
     let out = Command::new(python)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .args(["-m", "unittest", "discover", "-s"])
         .arg(Path::new(REPO).join("clients/python/tests"))
         .args(["-p", "test_*.py", "-v"])
@@ -536,7 +539,13 @@ fn the_python_examples_of_the_docs_print_what_they_show() {
         let shown = blocks.get(i + 1).filter(|(l, _)| *l == "text").map(|(_, t)| *t);
         let shown = shown.unwrap_or_else(|| panic!("a {lang} block without its output (a text block):\n{code}"));
         let code = code.replace("http://localhost:8080", &format!("http://127.0.0.1:{}", server.port));
-        let out = Command::new(&python).arg("-c").arg(&code).current_dir(REPO).output().unwrap();
+        let out = Command::new(&python)
+            .arg("-c")
+            .arg(&code)
+            .current_dir(REPO)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{code}\nfailed:\n{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(
