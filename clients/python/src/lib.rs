@@ -61,9 +61,14 @@ fn spread_of(spread: Option<&str>) -> PyResult<Spread> {
     match spread {
         None => Ok(Spread::None),
         Some("zone") => Ok(Spread::Zone),
-        Some(other) => Err(InvalidLookupError::new_err(format!(
-            "unknown spread {other:?}: the accepted value is \"zone\" (or none)"
-        ))),
+        // The server's message (issue 26, src/request/decode.rs), a long value cut as it cuts it.
+        Some(other) => {
+            let cut = (0..=other.len().min(40)).rev().find(|&i| other.is_char_boundary(i)).unwrap_or(0);
+            let shown = if cut < other.len() { format!("{}\u{2026}", &other[..cut]) } else { other.to_string() };
+            Err(InvalidLookupError::new_err(format!(
+                "`spread` must be \"zone\" (the one spread there is), got {shown:?}"
+            )))
+        }
     }
 }
 
@@ -76,13 +81,14 @@ struct Ask<'a> {
 }
 
 impl<'a> Ask<'a> {
-    /// Checks what the server checks before it ranks, in its order: `min <= max`, `spread`.
+    /// Checks what the server checks before it ranks, in its order: `spread`, `min <= max`.
     fn new(min: u64, max: Option<u64>, exclude: &'a [String], spread: Option<&str>) -> PyResult<Self> {
+        let spread = spread_of(spread)?;
         let max = max.unwrap_or(min);
         if min > max {
             return Err(lookup_error(LookupError::MinGreaterThanMax { min, max }));
         }
-        Ok(Ask { min, max, exclude: exclude.iter().map(String::as_str).collect(), spread: spread_of(spread)? })
+        Ok(Ask { min, max, exclude: exclude.iter().map(String::as_str).collect(), spread })
     }
 
     /// The answer for `key`, best first.

@@ -88,7 +88,10 @@ class TableTest(unittest.TestCase):
         self.assertEqual(self.table.lookup("bar", "k", max=3, spread="zone"), self.table.lookup("bar", "k", max=3))
         with self.assertRaises(keyrouter.InvalidLookupError) as e:
             self.table.lookup("bar", "k", spread="rack")
-        self.assertIn('"zone"', str(e.exception))
+        self.assertEqual(str(e.exception), '`spread` must be "zone" (the one spread there is), got "rack"')
+        with self.assertRaises(keyrouter.InvalidLookupError) as e:
+            self.table.lookup("bar", "k", min=3, max=2, spread="r" * 50)
+        self.assertTrue(str(e.exception).endswith('got "' + "r" * 40 + '\u2026"'), str(e.exception))
 
     def test_the_table_describes_itself(self):
         self.assertEqual(self.table.services, ["bar", "ids"])
