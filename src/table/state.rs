@@ -180,6 +180,9 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
         ids: Option<&'a [String]>,
         #[serde(skip_serializing_if = "Option::is_none")]
         weights: Option<&'a [f64]>,
+        /// Each node's zone (null for none), in the order of `nodes`; only when some node has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        zones: Option<&'a [Option<String>]>,
         fingerprint: String,
         /// When a reload last changed the service (seconds since the epoch), and the share of
         /// first choices that change moved; absent until a reload changes it.
@@ -201,6 +204,7 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
             nodes: s.nodes(),
             ids: s.has_ids().then(|| s.ids()),
             weights: s.has_weights().then(|| s.weights()),
+            zones: s.zones(),
             fingerprint: fingerprint_hex(s.fingerprint()),
             changed_at: extras.get(i).and_then(|e| e.last_change).map(|c| c.at),
             moved: extras.get(i).and_then(|e| e.last_change).map(|c| c.moved),

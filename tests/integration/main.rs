@@ -25,6 +25,7 @@ mod kubernetes;
 mod large_catalog;
 mod layout;
 mod logs;
+mod lookup_options;
 mod memory;
 mod openapi;
 mod operations;
