@@ -172,7 +172,7 @@ fn keys(n: usize, seed: u64) -> Vec<String> {
         .collect()
 }
 
-/// Three services: unweighted, weighted and with Ids (algorithm `algorithm`).
+/// Three services: unweighted, weighted and with Ids and zones (algorithm `algorithm`).
 fn catalog(algorithm: u32, nodes: usize) -> String {
     let mut s = format!("Algorithm = {algorithm}\n");
     let plain: Vec<String> = (0..nodes).map(|i| format!("\"plain-{i}.example:8080\"")).collect();
@@ -181,8 +181,13 @@ fn catalog(algorithm: u32, nodes: usize) -> String {
         .map(|i| format!("{{ Node = \"w-{i}.example:8080\", Weight = {} }}", [0.5, 1.0, 2.5, 4.0][i % 4]))
         .collect();
     s += &format!("[[Services]]\nName = \"weighted\"\nNodes = [{}]\n", weighted.join(", "));
-    let ids: Vec<String> =
-        (0..nodes).map(|i| format!("{{ Node = \"10.0.{}.{}:80\", Id = \"web-{i}\" }}", i / 200, i % 200)).collect();
+    // Ids and zones: three zones, and every fourth node in none (the zone of its own).
+    let ids: Vec<String> = (0..nodes)
+        .map(|i| {
+            let zone = if i % 4 == 3 { String::new() } else { format!(", Zone = \"eu-1{}\"", ["a", "b", "c"][i % 3]) };
+            format!("{{ Node = \"10.0.{}.{}:80\", Id = \"web-{i}\"{zone} }}", i / 200, i % 200)
+        })
+        .collect();
     s += &format!("[[Services]]\nName = \"ids\"\nNodes = [{}]\n", ids.join(", "));
     s
 }
@@ -205,20 +210,35 @@ fn python_answers_equal_the_servers_batch_answers_for_100_000_keys() {
         let mut compared = 0;
         for (i, batch) in all.chunks(10_000).enumerate() {
             let service = ["plain", "weighted", "ids"][i % 3];
-            let (min, max) = [(1, 1), (1, 3), (2, 5), (0, 7), (60, 60)][i % 5];
-            let body = json!({"keys": batch, "min": min, "max": max}).to_string();
-            let response = server.post_json(&format!("/service/{service}"), &body);
+            let (min, max) = [(1, 1), (1, 3), (2, 5), (0, 7), (50, 60)][i % 5];
+            // exclude (identities: addresses, or the Ids of "ids", one unknown) and spread in the mix.
+            let exclude: Vec<String> = match (i / 3) % 3 {
+                0 => vec![],
+                _ if service == "ids" => vec!["web-0".into(), "web-5".into(), "web-9".into(), "nobody".into()],
+                _ if service == "plain" => vec!["plain-1.example:8080".into(), "plain-2.example:8080".into()],
+                _ => vec!["w-3.example:8080".into()],
+            };
+            let mut fields = json!({"min": min, "max": max, "exclude": exclude});
+            if i % 2 == 1 {
+                fields["spread"] = json!("zone");
+            }
+            let mut body = fields.clone();
+            body["keys"] = json!(batch);
+            let response = server.post_json(&format!("/service/{service}"), &body.to_string());
             assert_eq!(response.status, 200, "{}", response.text());
-            let from_python =
-                driver.ok(json!({"op": "lookup_many", "service": service, "keys": batch, "min": min, "max": max}));
-            assert!(
-                from_python == response.json(),
-                "algorithm {algorithm}, batch {i} ({service}, min {min}, max {max}) differs"
-            );
+            let mut request = fields.clone();
+            request["op"] = json!("lookup_many");
+            request["service"] = json!(service);
+            request["keys"] = json!(batch);
+            let from_python = driver.ok(request);
+            assert!(from_python == response.json(), "algorithm {algorithm}, batch {i} ({service}, {fields}) differs");
             compared += batch.len();
             // One key alone, as `lookup` answers it.
-            let one = driver.ok(json!({"op": "lookup", "service": service, "key": batch[7], "min": min, "max": max}));
-            assert_eq!(one, response.json()[&batch[7]]);
+            let mut request = fields.clone();
+            request["op"] = json!("lookup");
+            request["service"] = json!(service);
+            request["key"] = json!(batch[7]);
+            assert_eq!(driver.ok(request), response.json()[&batch[7]]);
         }
         assert_eq!(compared, total);
     }
@@ -249,6 +269,16 @@ fn python_errors_carry_the_servers_messages() {
         assert!(response.status >= 400, "{}", response.text());
         assert_eq!(response.json()["error"].as_str().unwrap(), message, "{service} min {min} max {max}");
     }
+    // spread: the server's message, before the bounds are checked.
+    for spread in ["rack".to_string(), "r".repeat(50)] {
+        let (class, message) = driver
+            .call(json!({"op": "lookup", "service": "plain", "key": "k", "min": 3, "max": 2, "spread": spread}))
+            .expect_err("an error");
+        assert_eq!(class, "InvalidLookupError");
+        let response =
+            server.post_json("/service/plain", &json!({"key": "k", "min": 3, "max": 2, "spread": spread}).to_string());
+        assert_eq!(response.json()["error"].as_str().unwrap(), message);
+    }
 }
 
 /// `exclude` is, by issue 26's contract, the answer of the same service without those nodes:
@@ -275,13 +305,19 @@ fn exclude_answers_as_the_service_without_those_nodes() {
         // Every third identity, an unknown one and a duplicate (both ignored).
         let mut exclude: Vec<&str> = ids.iter().copied().step_by(3).collect();
         exclude.extend(["not-a-node", ids[0]]);
+        let zones: Vec<Option<&str>> = match service.get("zones") {
+            Some(z) => z.as_array().unwrap().iter().map(|z| z.as_str()).collect(),
+            None => vec![None; nodes.len()],
+        };
         let kept = (0..nodes.len()).filter(|&i| i % 3 != 0).map(|i| {
-            let spec = NodeSpec::weighted(nodes[i], weights[i]);
+            let mut spec = NodeSpec::weighted(nodes[i], weights[i]);
             if ids[i] != nodes[i] {
-                spec.with_id(ids[i])
-            } else {
-                spec
+                spec = spec.with_id(ids[i]);
             }
+            if let Some(zone) = zones[i] {
+                spec = spec.with_zone(zone);
+            }
+            spec
         });
         let (oracle, _) =
             Table::build_with(Algorithm::V2, [ServiceSpec { name: name.into(), nodes: kept.collect() }]).unwrap();
@@ -300,8 +336,10 @@ fn exclude_answers_as_the_service_without_those_nodes() {
         assert_eq!(class, "NotEnoughNodesError");
         assert!(message.contains(&format!("has {left} node(s)")), "{message}");
         // Without zones, spread=zone is the plain answer; another spread is refused.
-        let spread = driver.ok(json!({"op": "lookup", "service": name, "key": "k", "max": 3, "spread": "zone"}));
-        assert_eq!(spread, driver.ok(json!({"op": "lookup", "service": name, "key": "k", "max": 3})));
+        if service.get("zones").is_none() {
+            let spread = driver.ok(json!({"op": "lookup", "service": name, "key": "k", "max": 3, "spread": "zone"}));
+            assert_eq!(spread, driver.ok(json!({"op": "lookup", "service": name, "key": "k", "max": 3})));
+        }
         let (class, _) = driver
             .call(json!({"op": "lookup", "service": name, "key": "k", "spread": "rack"}))
             .expect_err("unknown spread");
@@ -432,6 +470,15 @@ fn the_conformance_vectors_pass_through_the_python_package() {
     let checked = driver.ok(json!({"op": "vectors", "path": vectors}));
     // 35 services with their lookups, 5 tables: hundreds of checks, not a handful.
     assert!(checked.as_u64().unwrap() > 200, "only {checked} checks");
+}
+
+#[test]
+fn the_lookup_options_vectors_pass_through_the_python_package() {
+    let Some(python) = python() else { return };
+    let mut driver = Driver::start(&python);
+    let vectors = Path::new(REPO).join("crates/ranking/tests/vectors/lookup-options.json");
+    let checked = driver.ok(json!({"op": "option_vectors", "path": vectors}));
+    assert!(checked.as_u64().unwrap() > 100, "only {checked} checks");
 }
 
 #[test]

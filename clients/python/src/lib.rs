@@ -4,11 +4,13 @@
 //! it fresh; this half turns a table document into a [`Table`] only after recomputing its
 //! fingerprints, and answers lookups from it.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use keyrouter_config as config;
-use keyrouter_ranking::{self as ranking, fingerprint_hex, Algorithm, LookupError, NodeSpec, Service, ServiceSpec};
+use keyrouter_ranking::{
+    self as ranking, fingerprint_hex, Algorithm, LookupError, LookupOptions, NodeSpec, Resolved, Service, ServiceSpec,
+    Spread,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyImportError};
 use pyo3::prelude::*;
@@ -50,13 +52,6 @@ struct Table {
     inner: ranking::Table,
 }
 
-/// `spread` as the contract of issue 26 names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Spread {
-    None,
-    Zone,
-}
-
 fn spread_of(spread: Option<&str>) -> PyResult<Spread> {
     match spread {
         None => Ok(Spread::None),
@@ -76,7 +71,7 @@ fn spread_of(spread: Option<&str>) -> PyResult<Spread> {
 struct Ask<'a> {
     min: u64,
     max: u64,
-    exclude: HashSet<&'a str>,
+    exclude: Vec<&'a str>,
     spread: Spread,
 }
 
@@ -91,42 +86,32 @@ impl<'a> Ask<'a> {
         Ok(Ask { min, max, exclude: exclude.iter().map(String::as_str).collect(), spread })
     }
 
+    /// The options matched against `service` once, and the answer's length: what every key
+    /// of a batch shares, as the server plans a batch.
+    fn plan<'s>(&self, service: &'s Service) -> Result<Planned<'s>, LookupError> {
+        let resolved = service.resolve(&LookupOptions { exclude: &self.exclude, spread: self.spread });
+        let k = service.answer_len_with(self.min, self.max, &resolved)?;
+        Ok(Planned { service, resolved, k })
+    }
+}
+
+/// A lookup ready to rank keys.
+struct Planned<'s> {
+    service: &'s Service,
+    resolved: Resolved,
+    k: usize,
+}
+
+impl<'s> Planned<'s> {
     /// The answer for `key`, best first.
-    ///
-    /// `exclude` and `spread` follow issue 26's contract. Until `Service::lookup_with` is in
-    /// the ranking crate (branch h-exclude), `exclude` ranks every node and skips the excluded
-    /// ones, which is the contract's "the answer of the same service without the excluded
-    /// nodes" (a node's score does not depend on the others); no node has a zone yet, and
-    /// without zones `spread = zone` is the plain answer. AFTER THE MERGE this whole function
-    /// is `service.lookup_with(key, self.min, self.max, &LookupOptions { exclude, spread })`.
-    fn lookup<'s>(&self, service: &'s Service, key: &str) -> Result<Vec<&'s str>, LookupError> {
-        if self.exclude.is_empty() {
-            // Spread::Zone without zones: the plain answer.
-            let _ = self.spread;
-            return service.lookup(key, self.min, self.max);
+    fn rank(&self, key: &str) -> Vec<&'s str> {
+        let mut out = Vec::with_capacity(self.k);
+        if self.resolved.is_plain() {
+            self.service.rank_into(key, self.k, &mut out);
+        } else {
+            self.service.rank_with_each(key, self.k, &self.resolved, |node| out.push(node));
         }
-        if self.min > self.max {
-            return Err(LookupError::MinGreaterThanMax { min: self.min, max: self.max });
-        }
-        let left_out: HashSet<&str> = service
-            .ids()
-            .iter()
-            .zip(service.nodes())
-            .filter(|(id, _)| self.exclude.contains(id.as_str()))
-            .map(|(_, node)| node.as_str())
-            .collect();
-        let available = service.len() - left_out.len();
-        if (available as u64) < self.min {
-            return Err(LookupError::NotEnoughNodes { service: service.name().to_string(), available, min: self.min });
-        }
-        let k = usize::try_from(self.max).map_or(available, |m| m.min(available));
-        let mut out = Vec::with_capacity(k);
-        service.rank_each(key, service.len(), |node| {
-            if out.len() < k && !left_out.contains(node) {
-                out.push(node);
-            }
-        });
-        Ok(out)
+        out
     }
 }
 
@@ -168,22 +153,15 @@ struct TableDoc {
 }
 
 /// A node's spec from the parts a table document or a vector gives.
-///
-/// A zone needs `NodeSpec::with_zone` from the ranking crate of issue 26 (branch h-exclude).
-/// Until then a node with a zone is refused: its fingerprint could not be recomputed, and
-/// `spread` could not honour it. AFTER THE MERGE: `Some(zone) => spec.with_zone(zone)`.
 fn node_spec(node: String, id: Option<String>, weight: Option<f64>, zone: Option<String>) -> Result<NodeSpec, String> {
     let mut spec = NodeSpec::weighted(node, weight.unwrap_or(1.0));
     if let Some(id) = id {
         spec = spec.with_id(id);
     }
-    match zone {
-        None => Ok(spec),
-        Some(zone) => Err(format!(
-            "node {:?} has zone {zone:?}, and this build of the keyrouter package does not know zones",
-            spec.node
-        )),
+    if let Some(zone) = zone {
+        spec = spec.with_zone(zone);
     }
+    Ok(spec)
 }
 
 fn algorithm_of(n: i64) -> Result<Algorithm, String> {
@@ -332,8 +310,8 @@ impl Table {
         if key.is_empty() {
             return Err(InvalidLookupError::new_err("`key` must not be empty"));
         }
-        let answer = ask.lookup(service, key).map_err(lookup_error)?;
-        Ok(answer.into_iter().map(str::to_owned).collect())
+        let planned = ask.plan(service).map_err(lookup_error)?;
+        Ok(planned.rank(key).into_iter().map(str::to_owned).collect())
     }
 
     /// `lookup` for many keys: a dict from each distinct key (in the order keys first appear)
@@ -353,6 +331,7 @@ impl Table {
     ) -> PyResult<Bound<'py, PyDict>> {
         let service = self.service(service)?;
         let ask = Ask::new(min, max, &exclude, spread)?;
+        let planned = ask.plan(service).map_err(lookup_error)?;
         let out = PyDict::new(py);
         for key in keys.try_iter()? {
             let key = key?;
@@ -363,7 +342,7 @@ impl Table {
             if text.is_empty() {
                 return Err(InvalidLookupError::new_err("`keys` must not contain an empty key"));
             }
-            let answer = ask.lookup(service, &text).map_err(lookup_error)?;
+            let answer = planned.rank(&text);
             out.set_item(key, PyList::new(py, answer)?)?;
         }
         Ok(out)
@@ -372,10 +351,22 @@ impl Table {
     /// The `k` nodes ranked highest for `key`, best first (fewer when the service has fewer):
     /// the ranking itself, as the conformance vectors define it, for any key (the empty one
     /// too, which a lookup refuses as the server does).
-    fn rank(&self, service: &str, key: &str, k: usize) -> PyResult<Vec<String>> {
+    /// `exclude` and `spread` as in `lookup`.
+    #[pyo3(signature = (service, key, k, exclude = Vec::new(), spread = None))]
+    fn rank(
+        &self,
+        service: &str,
+        key: &str,
+        k: usize,
+        exclude: Vec<String>,
+        spread: Option<&str>,
+    ) -> PyResult<Vec<String>> {
         let service = self.service(service)?;
-        let mut out = Vec::with_capacity(k.min(service.len()));
-        service.rank_into(key, k, &mut out);
+        let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        let resolved = service.resolve(&LookupOptions { exclude: &exclude, spread: spread_of(spread)? });
+        let k = k.min(service.len() - resolved.excluded());
+        let mut out = Vec::with_capacity(k);
+        service.rank_with_each(key, k, &resolved, |node| out.push(node));
         Ok(out.into_iter().map(str::to_owned).collect())
     }
 
@@ -400,6 +391,12 @@ impl Table {
     /// A service's node addresses, in file order.
     fn nodes(&self, service: &str) -> PyResult<Vec<String>> {
         Ok(self.service(service)?.nodes().to_vec())
+    }
+
+    /// A service's zones, one per node in the order of `nodes` (None for a node without a
+    /// zone), or None when no node of the service has one.
+    fn zones(&self, service: &str) -> PyResult<Option<Vec<Option<String>>>> {
+        Ok(self.service(service)?.zones().map(<[_]>::to_vec))
     }
 
     /// A service's fingerprint, 16 hex digits.

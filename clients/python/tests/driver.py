@@ -59,6 +59,35 @@ def vectors(path):
     return checked
 
 
+def option_vectors(path):
+    """The lookup-options vectors (exclude, spread=zone, zones; both algorithms) through the
+    package: fingerprints, and every lookup through ``lookup`` (``rank`` for the empty key,
+    which a lookup refuses as the server does)."""
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    checked = 0
+    for case in doc["cases"]:
+        table = keyrouter.Table.from_services([{"name": case["name"], "nodes": case["nodes"]}], algorithm=case["algorithm"])
+        assert table.service_fingerprint(case["name"]) == case["fingerprint"], case["name"]
+        checked += 1
+        for look in case["lookups"]:
+            args = dict(exclude=look["exclude"], spread=look.get("spread"))
+            where = f"{case['name']} {look}"
+            if look["key"] == "":
+                if look["expected"] is not None:
+                    got = table.rank(case["name"], "", look["max"], **args)
+                    assert got == look["expected"], f"{where}: {got}"
+                    checked += 1
+                continue
+            try:
+                got = table.lookup(case["name"], look["key"], min=look["min"], max=look["max"], **args)
+            except keyrouter.NotEnoughNodesError:
+                got = None
+            assert got == look["expected"], f"{where}: {got}"
+            checked += 1
+    return checked
+
+
 def handle(req):
     global client
     op = req["op"]
@@ -87,6 +116,8 @@ def handle(req):
         return keyrouter.Table.from_file(req["path"]).fingerprint
     if op == "vectors":
         return vectors(req["path"])
+    if op == "option_vectors":
+        return option_vectors(req["path"])
     raise ValueError(f"unknown op {op!r}")
 
 

@@ -123,6 +123,34 @@ class TableTest(unittest.TestCase):
             with self.assertRaises(keyrouter.UnverifiedTableError):
                 Table.from_json(text)
 
+    def test_zones_count_in_the_fingerprint_and_spread_the_answer(self):
+        nodes = [{"node": f"n{i}:1", "zone": ["a", "b"][i % 2]} for i in range(6)] + [{"node": "x:1"}]
+        table = Table.from_services([{"name": "z", "nodes": nodes}])
+        self.assertEqual(table.zones("z"), ["a", "b", "a", "b", "a", "b", None])
+        self.assertIsNone(self.table.zones("bar"))
+        plain = Table.from_services([{"name": "z", "nodes": [{"node": n["node"]} for n in nodes]}])
+        self.assertNotEqual(table.fingerprint, plain.fingerprint)
+        for key in ("k1", "k2", "k3"):
+            spread = table.lookup("z", key, max=3, spread="zone")
+            zones = {dict((n["node"], n.get("zone")) for n in nodes)[node] for node in spread}
+            self.assertEqual(zones, {"a", "b", None}, spread)
+        doc = {
+            "fingerprint": table.fingerprint,
+            "algorithm": 2,
+            "services": [
+                {
+                    "name": "z",
+                    "nodes": [n["node"] for n in nodes],
+                    "zones": [n.get("zone") for n in nodes],
+                    "fingerprint": table.service_fingerprint("z"),
+                }
+            ],
+        }
+        self.assertEqual(Table.from_json(json.dumps(doc)).fingerprint, table.fingerprint)
+        doc["services"][0]["zones"][0] = "b"
+        with self.assertRaises(keyrouter.UnverifiedTableError):
+            Table.from_json(json.dumps(doc))
+
     def test_from_file_raises_config_error_with_line_and_column(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "s.toml")
