@@ -175,6 +175,7 @@ class Server:
     def __init__(self, body):
         self.body = body
         self.status = 200
+        self.not_modified = False  # answer a matching If-None-Match with 304
         self.requests = 0
         self.if_none_match = []
         outer = self
@@ -183,6 +184,11 @@ class Server:
             def do_GET(self):
                 outer.requests += 1
                 outer.if_none_match.append(self.headers.get("If-None-Match"))
+                if outer.not_modified and self.headers.get("If-None-Match") == '"etag-1"':
+                    self.send_response(304)
+                    self.send_header("ETag", '"etag-1"')
+                    self.end_headers()
+                    return
                 body = outer.body.encode()
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
@@ -234,6 +240,17 @@ class ClientTest(unittest.TestCase):
         with Client(self.server.url, refresh=60, start=False) as client:
             self.assertIsNone(client.refresh())
             self.assertEqual(self.server.if_none_match, [None, '"etag-1"'])
+
+    def test_not_modified_keeps_the_table_and_counts_as_a_good_refresh(self):
+        with Client(self.server.url, refresh=60, start=False) as client:
+            table = client.table
+            self.server.not_modified = True
+            self.server.status = 503  # what a 304 must not be mistaken for
+            client.last_refresh = 0.0
+            self.assertIsNone(client.refresh())
+            self.assertIs(client.table, table)
+            self.assertIsNone(client.last_error)
+            self.assertGreater(client.last_refresh, 0.0)
 
     def test_a_failed_refresh_keeps_the_table_and_says_why(self):
         with Client(self.server.url, refresh=60, start=False) as client:
