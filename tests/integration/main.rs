@@ -31,6 +31,7 @@ mod memory;
 mod openapi;
 mod operations;
 mod parser_props;
+mod python_client;
 mod readme;
 mod reload;
 mod reload_metrics;

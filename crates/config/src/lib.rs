@@ -15,6 +15,14 @@
 //!
 //! Reading, parsing and validating stay together: every diagnostic needs the file's text to get
 //! its line and column, whichever step found it.
+//!
+//! A crate of its own (`keyrouter-config`, re-exported by the server as `table::config`) so that
+//! the client packages (clients/python) parse a file exactly as `keyrouter check` does without
+//! compiling the server.
+
+pub mod text;
+
+use keyrouter_ranking as ranking;
 
 use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
@@ -29,8 +37,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::logging::{count, escape, quote};
 use crate::ranking::{Algorithm, BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
+use crate::text::{count, escape, quote};
 
 /// One problem in a services file, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
