@@ -153,8 +153,12 @@ pub struct Guarded {
     clock: Rc<Clock>,
     timeouts: Timeouts,
     phase: Phase,
-    /// When the current phase's time is up (meaningless while `Busy`).
+    /// When the current phase's time is up (meaningless while `Busy`, and while `stale`).
     deadline: Instant,
+    /// The phase changed and `deadline` is not yet computed for it: it is, from the clock, when
+    /// the stream first waits for bytes in that phase. A head that arrives whole is decoded
+    /// before the stream waits again, so it costs no clock read.
+    stale: bool,
     /// `clock.heads` when last seen: a change means a head was decoded since.
     heads_seen: u64,
     /// Bytes of the current head's request line seen so far; `None` once its end was seen (or
@@ -183,6 +187,7 @@ impl Guarded {
             timeouts,
             phase: Phase::Head,
             deadline: deadline_after(Instant::now(), timeouts.request),
+            stale: false,
             heads_seen: 0,
             line: Some(0),
             write_blocked: false,
@@ -214,6 +219,14 @@ impl Guarded {
 
     /// Polls the timer for `self.deadline`: ready when it has passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stale {
+            self.stale = false;
+            let allowed = match self.phase {
+                Phase::Head => self.timeouts.request,
+                _ => self.timeouts.request.max(self.timeouts.keep_alive),
+            };
+            self.deadline = deadline_after(Instant::now(), allowed);
+        }
         // A timer that is not due before the deadline and was last polled with this task's waker
         // will wake the task when it fires: polling it again would only re-register the same
         // waker, which the wrk profile showed on every request of a kept-alive connection.
@@ -254,7 +267,7 @@ impl Guarded {
             self.heads_seen = heads;
             self.phase = Phase::Between;
             self.line = None;
-            self.deadline = deadline_after(Instant::now(), self.timeouts.request.max(self.timeouts.keep_alive));
+            self.stale = true;
         }
     }
 
@@ -266,7 +279,7 @@ impl Guarded {
         }
         if self.phase == Phase::Between {
             self.phase = Phase::Head;
-            self.deadline = deadline_after(Instant::now(), self.timeouts.request);
+            self.stale = true;
             // After a request with a body, these bytes may be the rest of it (drained by
             // actix): under the deadline, but not measured as a request line.
             self.line = (!self.clock.had_body.get()).then_some(0);
