@@ -272,6 +272,56 @@ where
     }
 }
 
+/// [`top_k_unweighted`]'s small-input path with the nodes at `masked` (positions in `hashes`)
+/// left out: their keys are set below every score before the selection, so an `exclude` entry
+/// costs a store instead of a wider selection (`k + excluded`). Calls `emit` and returns true
+/// when it applies (at most [`SMALL_N`] nodes, top [`SMALL_K`], no tie at the `k`-th place);
+/// returns false, having emitted nothing, otherwise.
+#[inline]
+pub fn top_k_unweighted_masked(
+    simd: Simd,
+    key_hash: u64,
+    hashes: &[u64],
+    k: usize,
+    masked: &[u32],
+    emit: &mut dyn FnMut(usize),
+) -> bool {
+    simd_dispatch! {
+        simd,
+        fn rank(simd: Simd, key_hash: u64, hashes: &[u64], k: usize, masked: &[u32], emit: &mut dyn FnMut(usize)) -> bool {
+            let n = hashes.len();
+            if n > SMALL_N || k > SMALL_K || k + masked.len() > n {
+                return false;
+            }
+            // As in `top_k_unweighted`: not zeroed first, padded to a multiple of 4.
+            let mut buf = [MaybeUninit::<i64>::uninit(); SMALL_N];
+            for (s, &h) in buf.iter_mut().zip(hashes) {
+                s.write((score(key_hash, h) ^ SIGN) as i64);
+            }
+            let padded = n.next_multiple_of(4);
+            for s in &mut buf[n..padded] {
+                s.write(i64::MIN);
+            }
+            for &i in masked {
+                if let Some(s) = buf[..n].get_mut(i as usize) {
+                    s.write(i64::MIN);
+                }
+            }
+            // SAFETY: the loops above wrote the first `padded` (`padded <= SMALL_N`, a multiple
+            // of 4), and `MaybeUninit<i64>` has the layout of `i64`.
+            let keys = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), padded) };
+            let mut picked = [0u32; SMALL_K];
+            // The k-th largest key is a node's (k <= n - masked): a masked key can be picked only
+            // when a node's score ties with it, and then the selection declines.
+            if !select_small(simd, keys, k, &mut picked) {
+                return false;
+            }
+            picked[..k].iter().for_each(|&i| emit(i as usize));
+            true
+        }
+    }
+}
+
 /// For each zone `z` of an unweighted service whose nodes are grouped by zone (zone `z`'s nodes
 /// are `hashes[starts[z]..starts[z + 1]]`, at most [`SMALL_N`] in all), writes the position in
 /// `hashes` of the node with the zone's highest score to `best[z]`. Returns false when some

@@ -5,7 +5,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::hash::{
-    mix, score, top_k_unweighted, weight_in_range, weighted_score, zone_maxima, Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
+    mix, score, top_k_unweighted, top_k_unweighted_masked, weight_in_range, weighted_score, zone_maxima, Algorithm,
+    Simd, MAX_WEIGHT, MIN_WEIGHT,
 };
 use super::small::SMALL_N;
 use super::topk::{top_k, Candidate, INLINE};
@@ -558,6 +559,21 @@ impl Service {
     /// The `k` best nodes that are not excluded: the first `k` of the `k + excluded` best, since
     /// leaving nodes out does not change the order of the others.
     fn rank_excluding(&self, key: &str, k: usize, excluded: &[u32], mut emit: impl FnMut(usize)) {
+        // A small unweighted service leaves the excluded out of the selection itself.
+        if !self.weighted
+            && !excluded.is_empty()
+            && self.hashes.len() <= SMALL_N
+            && top_k_unweighted_masked(
+                Simd::detect(),
+                self.algorithm.hash_key(key),
+                &self.hashes,
+                k,
+                excluded,
+                &mut emit,
+            )
+        {
+            return;
+        }
         let mut left = k;
         self.rank_indexes(key, k + excluded.len(), |i| {
             if left > 0 && !is_excluded(excluded, i) {
