@@ -262,6 +262,13 @@ impl Metrics {
     }
 }
 
+/// Appends `keyrouter_ready`: what `/readyz` answers (1 for 200, 0 for 503), so that an alert
+/// sees a replica that is up but refuses traffic (empty table, shutting down).
+pub fn render_ready(out: &mut Vec<u8>, ready: bool) {
+    gauge_family(out, "keyrouter_ready", "1 if /readyz answers 200 (a table is loaded and no shutdown began), else 0.");
+    let _ = writeln!(out, "keyrouter_ready {}", u8::from(ready));
+}
+
 /// The series of one table that do not change while it is served, rendered once.
 #[derive(Debug)]
 pub struct TableSeries {

@@ -364,6 +364,7 @@ impl AppState {
         let live = self.live.load_full();
         let mut out = Vec::with_capacity(8192 + live.series_len_hint());
         self.metrics.render_into(&mut out);
+        metrics::render_ready(&mut out, self.is_ready());
         live.render_metrics(&mut out);
         out
     }

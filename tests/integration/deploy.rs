@@ -105,9 +105,12 @@ fn kustomization_lists_every_manifest_and_nothing_else() {
     let (_, generated) = config_map_generator();
     let listed: BTreeSet<String> = resources.iter().chain(&generated).cloned().collect();
     assert_eq!(listed.len(), resources.len() + generated.len(), "listed twice");
+    // Directories are opt-in kustomize components (tested below), not part of the base.
     let on_disk: BTreeSet<String> = std::fs::read_dir(kube_dir())
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().into_string().unwrap())
         .filter(|f| f != "kustomization.yaml")
         .collect();
     assert_eq!(listed, on_disk, "files in deploy/kubernetes vs the kustomization");
@@ -824,4 +827,53 @@ fn the_network_policy_admits_clients_to_the_http_port_and_lets_out_only_consul_a
         readme.contains("kubernetes.io/metadata.name: monitoring"),
         "docs/deploying.md does not name the monitoring namespace"
     );
+}
+
+// ---- monitoring (issue 28) --------------------------------------------------------------------
+
+/// The documents of a file of an opt-in component, by kind.
+fn component_doc(component: &str, file: &str) -> Value {
+    let path = kube_dir().join("components").join(component).join(file);
+    let mut docs = yaml_docs(&read(&path), file);
+    assert_eq!(docs.len(), 1, "{file}");
+    docs.remove(0)
+}
+
+#[test]
+fn the_prometheusrule_carries_exactly_the_rule_files_groups() {
+    let rule_file: Value =
+        serde_norway::from_str(&read(&repo().join("deploy/prometheus/keyrouter.rules.yml"))).unwrap();
+    let rule = component_doc("monitoring", "prometheusrule.yaml");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["spec"]["groups"], rule_file["groups"], "PrometheusRule vs deploy/prometheus/keyrouter.rules.yml");
+    assert_eq!(rule["spec"].as_object().unwrap().len(), 1, "{}", rule["spec"]);
+}
+
+#[test]
+fn the_podmonitor_and_the_scrape_annotations_reach_metrics_on_the_http_port() {
+    let monitor = component_doc("monitoring", "podmonitor.yaml");
+    assert_eq!(monitor["kind"], "PodMonitor");
+    let template = &of_kind("Deployment")["spec"]["template"];
+    assert!(labels_match(&monitor["spec"]["selector"]["matchLabels"], &template["metadata"]["labels"]), "{monitor}");
+    let keyrouter = container("keyrouter");
+    let endpoints = monitor["spec"]["podMetricsEndpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let port = container_port(&keyrouter, &endpoints[0]["port"]);
+    assert_eq!(endpoints[0]["path"], "/metrics");
+
+    let annotations = &template["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+
+    // What the binary serves there is the exposition, with the series the rules use.
+    let kr = run_with(&deployment_args());
+    let metrics = kr.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    for series in
+        ["keyrouter_ready ", "keyrouter_config_last_reload_successful ", "process_open_fds ", "keyrouter_table_info{"]
+    {
+        assert!(metrics.text().contains(series), "{series}");
+    }
 }

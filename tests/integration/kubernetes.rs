@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -152,4 +152,58 @@ fn what_kubectl_apply_k_applies_validates_and_wires_the_generated_configmap() {
         .unwrap()
         .to_string();
     assert!(image.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))), "{image}");
+}
+
+/// What `kubectl kustomize` builds from an overlay of the base with `components` (names under
+/// deploy/kubernetes/components), as an operator would write it. The overlay lives under
+/// target/: kustomize reads other directories only by relative paths.
+pub fn build_with_components(components: &[&str]) -> Vec<Value> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(base).unwrap();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    // From target/tmp/<dir> back to the repository.
+    let up = dir.path().strip_prefix(repo()).expect("target/ inside the repository").components().count();
+    let to_kube = format!("{}deploy/kubernetes", "../".repeat(up));
+    let mut k = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {to_kube}\ncomponents:\n"
+    );
+    for c in components {
+        k += &format!("  - {to_kube}/components/{c}\n");
+    }
+    std::fs::write(dir.path().join("kustomization.yaml"), k).unwrap();
+    let out = Command::new("kubectl").arg("kustomize").arg(dir.path()).output().expect("kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize with {components:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_docs(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
+}
+
+/// Validates the Kubernetes kinds of `docs` (the Prometheus Operator's custom resources have
+/// no schema in the validator: deploy.rs checks those) and returns the rest.
+fn validate_builtin_kinds(docs: &[Value]) -> Vec<Value> {
+    let (custom, builtin): (Vec<Value>, Vec<Value>) =
+        docs.iter().cloned().partition(|d| d["apiVersion"].as_str().unwrap().contains("monitoring.coreos.com"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("built.yaml");
+    let text: Vec<String> = builtin.iter().map(|d| serde_norway::to_string(d).unwrap()).collect();
+    std::fs::write(&file, text.join("---\n")).unwrap();
+    assert_all_valid(std::slice::from_ref(&file));
+    custom
+}
+
+#[test]
+fn the_monitoring_component_adds_a_podmonitor_and_the_rules_to_a_valid_build() {
+    if !common::require_tool("kubectl") || !have_validator() {
+        return;
+    }
+    let docs = build_with_components(&["monitoring"]);
+    let custom = validate_builtin_kinds(&docs);
+    let mut kinds: Vec<&str> = custom.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["PodMonitor", "PrometheusRule"]);
+    // The base alone has neither: monitoring is opt-in.
+    let out = Command::new("kubectl").arg("kustomize").arg(kube_dir()).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("monitoring.coreos.com"));
 }

@@ -3,7 +3,7 @@
 //! with `cargo test --test integration http::`, one test with its full name.
 //!
 //! Tests that need programs a machine with only Rust lacks (Chromium, kubectl, curl, node, a
-//! Python that can make virtual environments, PyPI, an IPv6 loopback) skip with a `SKIPPED` line
+//! Python that can make virtual environments, PyPI, an IPv6 loopback, Prometheus) skip with a `SKIPPED` line
 //! when those are missing; `.ci/test` installs them and makes every test run.
 
 mod common;
@@ -29,6 +29,7 @@ mod memory;
 mod openapi;
 mod operations;
 mod parser_props;
+mod prometheus;
 mod readme;
 mod reload;
 mod reload_metrics;

@@ -43,6 +43,7 @@ fn metrics_count_lookups_and_reloads() {
         assert!(metric(&text, series).is_some_and(|v| v > 0.0), "{series}: {text}");
     }
     assert_eq!(metric(&text, "keyrouter_services"), Some(2.0));
+    assert_eq!(metric(&text, "keyrouter_ready"), Some(1.0));
     assert_eq!(metric(&text, r#"keyrouter_service_nodes{service="bar"}"#), Some(2.0));
     assert_eq!(metric(&text, "keyrouter_config_last_reload_successful"), Some(1.0));
     assert_eq!(metric(&text, r#"keyrouter_reloads_total{result="success"}"#), Some(0.0));
