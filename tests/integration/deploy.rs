@@ -356,21 +356,11 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     let probe = strs(&sidecar["startupProbe"]["exec"]["command"]).join(" ");
     assert!(probe.contains(&format!("-s {destination}")), "{probe}");
 
-    // After each render it sends keyrouter SIGHUP: one process namespace, the same user, and
-    // the process name keyrouter runs under (the image's ENTRYPOINT).
-    assert_eq!(spec["shareProcessNamespace"], true);
-    let uid = |c: &Value| c["securityContext"]["runAsUser"].as_i64().or(spec["securityContext"]["runAsUser"].as_i64());
-    assert!(uid(&sidecar).is_some());
-    assert_eq!(uid(&sidecar), uid(&container("keyrouter")));
-    let command = strs(&consul_template_stanza()["command"]);
-    assert_eq!(command[..2], ["/bin/sh", "-c"], "{command:?}");
-    let entrypoint = dockerfile_entrypoint();
-    let process = Path::new(&entrypoint[0]).file_name().unwrap().to_str().unwrap();
-    let words: Vec<&str> = command[2].split_whitespace().collect();
-    assert!(
-        words.windows(4).any(|w| w == ["pkill", "-HUP", "-x", process]),
-        "{command:?} does not send SIGHUP to {process}"
-    );
+    // keyrouter follows the renders itself (--watch): no shared process namespace, no signal
+    // from the sidecar (issue 28: it weakened the pod's isolation for nothing).
+    assert!(cli.watch, "keyrouter must run with --watch");
+    assert!(spec.get("shareProcessNamespace").is_none_or(|v| v == false), "{spec}");
+    assert!(consul_template_stanza().get("command").is_none(), "consul-template needs no command");
 
     // Consul's address comes from the environment.
     let env = sidecar["env"].as_array().unwrap();
@@ -876,4 +866,42 @@ fn the_podmonitor_and_the_scrape_annotations_reach_metrics_on_the_http_port() {
     {
         assert!(metrics.text().contains(series), "{series}");
     }
+}
+
+/// A Kubernetes quantity in bytes ("33Mi", "1Gi", "512").
+fn quantity_bytes(q: &str) -> u64 {
+    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)];
+    for (suffix, factor) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<u64>().unwrap() * factor;
+        }
+    }
+    q.parse().unwrap_or_else(|_| panic!("quantity {q}"))
+}
+
+#[test]
+fn the_services_volume_holds_two_copies_of_the_largest_file_keyrouter_accepts() {
+    let max = parse_cli(&deployment_args()).max_services_bytes;
+    let spec = pod_spec();
+    let volume = spec["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "services").unwrap().clone();
+    assert_eq!(volume["emptyDir"]["medium"], "Memory");
+    let size = quantity_bytes(volume["emptyDir"]["sizeLimit"].as_str().unwrap());
+    // consul-template writes the new file beside the old one, then renames it over: two copies.
+    assert!(size >= 2 * max, "sizeLimit {size} < 2 x --max-services-bytes {max}");
+    assert!(size <= 2 * max + (4 << 20), "sizeLimit {size}: more than 2 x --max-services-bytes {max} + 4 MiB");
+    // The tmpfs pages count against the writer's memory limit.
+    let limit = quantity_bytes(container("consul-template")["resources"]["limits"]["memory"].as_str().unwrap());
+    assert!(limit >= size + (64 << 20), "consul-template's memory limit {limit} leaves too little beside {size}");
+}
+
+#[test]
+fn keyrouter_with_the_deployments_arguments_follows_a_rename_into_place() {
+    let kr = run_with(&deployment_args());
+    let before = kr.get("/table").json()["fingerprint"].clone();
+    // What consul-template does: a new file written beside, renamed over the old.
+    let mark = kr.log().len();
+    kr.write_services("[[Services]]\n  Name = \"renamed\"\n  Nodes = [\"10.0.0.1:80\"]\n");
+    kr.wait_for_log("reloaded", mark);
+    assert_ne!(kr.get("/table").json()["fingerprint"], before);
+    assert_eq!(kr.get("/service/renamed?key=k").status, 200);
 }
