@@ -207,3 +207,65 @@ fn the_monitoring_component_adds_a_podmonitor_and_the_rules_to_a_valid_build() {
     let out = Command::new("kubectl").arg("kustomize").arg(kube_dir()).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("monitoring.coreos.com"));
 }
+
+#[test]
+fn the_consul_k8s_component_points_consul_template_at_the_servers_over_tls_with_a_token() {
+    if !common::require_tool("kubectl") || !have_validator() {
+        return;
+    }
+    let docs = build_with_components(&["consul-k8s"]);
+    assert!(validate_builtin_kinds(&docs).is_empty());
+    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let pod = &find("Deployment")["spec"]["template"]["spec"];
+    let sidecar = pod["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == "consul-template").unwrap();
+    let env = |name: &str| sidecar["env"].as_array().unwrap().iter().find(|e| e["name"] == name).cloned();
+
+    // Every -config file is in the (merged) ConfigMap, the base one first.
+    let cm = find("ConfigMap");
+    let configs: Vec<String> = strs(&sidecar["args"])
+        .iter()
+        .filter_map(|a| a.strip_prefix("-config=/etc/consul-template/").map(String::from))
+        .collect();
+    assert_eq!(configs, ["consul-template.hcl", "consul-k8s.hcl"]);
+    for f in &configs {
+        assert!(cm["data"][f].is_string(), "{f} is not in the ConfigMap");
+    }
+    assert!(cm["data"]["services.toml.tmpl"].is_string());
+
+    // TLS on the port the address names, which the NetworkPolicy lets out.
+    let addr = env("CONSUL_HTTP_ADDR").unwrap()["value"].as_str().unwrap().to_string();
+    let port: u64 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(port, 8501, "{addr}");
+    let egress: Vec<u64> = find("NetworkPolicy")["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["ports"].as_array().unwrap().iter().filter_map(|p| p["port"].as_u64()))
+        .collect();
+    assert!(egress.contains(&port) && !egress.contains(&8500), "{egress:?}");
+    assert!(env("HOST_IP").is_none(), "no node agent to find");
+
+    let hcl: Value = hcl::from_str(cm["data"]["consul-k8s.hcl"].as_str().unwrap()).unwrap();
+    let ssl = &hcl["consul"]["ssl"];
+    assert_eq!((ssl["enabled"].as_bool(), ssl["verify"].as_bool()), (Some(true), Some(true)), "{hcl}");
+    assert!(hcl["max_stale"].is_string(), "{hcl}");
+    // The CA file is where the Secret is mounted.
+    let ca = Path::new(ssl["ca_cert"].as_str().unwrap());
+    let mount = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| Path::new(m["mountPath"].as_str().unwrap()) == ca.parent().unwrap())
+        .expect("the CA's directory is mounted");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    let items = volume["secret"]["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["path"].as_str() == ca.file_name().unwrap().to_str()), "{volume}");
+
+    // The token comes from a Secret, never a literal.
+    let token = env("CONSUL_HTTP_TOKEN").expect("CONSUL_HTTP_TOKEN");
+    assert!(token["value"].is_null() && token["valueFrom"]["secretKeyRef"]["name"].is_string(), "{token}");
+
+    // Both components together build as well.
+    let both = build_with_components(&["consul-k8s", "monitoring"]);
+    assert_eq!(validate_builtin_kinds(&both).len(), 2);
+}
