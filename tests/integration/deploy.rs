@@ -463,13 +463,6 @@ fn entrypoint_and_cmd(stage: &Stage<'_, '_>) -> (Option<Vec<String>>, Option<Vec
     (entrypoint, cmd)
 }
 
-fn dockerfile_entrypoint() -> Vec<String> {
-    let text = dockerfile_text();
-    let file = parse_dockerfile(&text);
-    let runtime = file.stages().last().expect("a stage");
-    entrypoint_and_cmd(&runtime).0.expect("an ENTRYPOINT")
-}
-
 fn dockerfile_cmd() -> Vec<String> {
     let text = dockerfile_text();
     let file = parse_dockerfile(&text);
