@@ -1,17 +1,19 @@
-//! Prometheus metrics. Counting on the lookup path is one relaxed atomic increment on counters
+//! Prometheus metrics. Counting on the lookup path is a few relaxed atomic increments on counters
 //! resolved when the table is installed, never a label lookup, lock or allocation.
 //!
 //! Two kinds of series:
 //!
-//! - process-wide ones (latency, reloads, build info, lookups of unknown services) live in a
-//!   [`prometheus::Registry`] here;
-//! - table-level ones (services, nodes, fingerprints, per-service lookups) belong to one table:
+//! - process-wide ones (latency of every lookup, reloads, lookups of unknown services, the
+//!   standard `process_*` series) live in a [`prometheus::Registry`] here;
+//! - table-level ones (build info, services, nodes, fingerprints, per-service lookups and
+//!   latency) belong to one table:
 //!   [`TableSeries`] renders their static part once when the table is built, and
 //!   [`render_lookups`] writes the per-service counters at scrape time from the same snapshot,
 //!   so one scrape never mixes two tables.
 //!
 //! Label values are bounded: one per configured service, up to `--max-service-series`; lookups
-//! of services beyond that count in `keyrouter_other_service_lookups_total`, lookups of services
+//! of services beyond that count in `keyrouter_other_service_lookups_total` (and their latency
+//! in `keyrouter_other_service_lookup_duration_seconds`), lookups of services
 //! not in the table in `keyrouter_unknown_service_lookups_total` (their own metrics, so no
 //! service name can collide with them).
 //!
@@ -372,23 +374,21 @@ fn histogram_family(out: &mut Vec<u8>, name: &str, help: &str) {
 /// The `_bucket`, `_sum` and `_count` lines of one histogram series.
 fn histogram_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counters: &LookupCounters) {
     let (buckets, sum) = counters.latency();
-    let labels = |out: &mut Vec<u8>, suffix: &str| {
+    // `name_suffix{service="..."` or `name_suffix{`, left open for more labels.
+    let open = |out: &mut Vec<u8>, suffix: &str| {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(suffix.as_bytes());
         out.push(b'{');
         if let Some(service) = service {
             out.extend_from_slice(b"service=\"");
             escape_label(out, service);
-            out.extend_from_slice(b"\"");
+            out.extend_from_slice(b"\",");
         }
     };
     let mut cumulative = 0;
     for (i, n) in buckets.iter().enumerate() {
         cumulative += n;
-        labels(out, "_bucket");
-        if service.is_some() {
-            out.push(b',');
-        }
+        open(out, "_bucket");
         match LATENCY_BUCKETS.get(i) {
             Some(le) => {
                 let _ = writeln!(out, "le=\"{le}\"}} {cumulative}");
@@ -398,10 +398,16 @@ fn histogram_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counter
             }
         }
     }
-    labels(out, "_sum");
-    let _ = writeln!(out, "}} {sum}");
-    labels(out, "_count");
-    let _ = writeln!(out, "}} {cumulative}");
+    for (suffix, value) in [("_sum", sum.to_string()), ("_count", cumulative.to_string())] {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        if let Some(service) = service {
+            out.extend_from_slice(b"{service=\"");
+            escape_label(out, service);
+            out.extend_from_slice(b"\"}");
+        }
+        let _ = writeln!(out, " {value}");
+    }
 }
 
 fn status_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counts: [u64; 4]) {
@@ -447,6 +453,8 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(r#"keyrouter_unknown_service_lookups_total{status="4xx"} 1"#), "{text}");
         assert!(text.contains(r#"keyrouter_other_service_lookups_total{status="2xx"} 0"#), "{text}");
+        assert!(text.contains("keyrouter_other_service_lookup_duration_seconds_bucket{le=\"+Inf\"} 0\n"), "{text}");
+        assert!(text.contains("keyrouter_other_service_lookup_duration_seconds_count 0\n"), "{text}");
         assert!(text.contains("keyrouter_config_last_reload_successful 1"), "{text}");
         assert!(text.contains(r#"keyrouter_reloads_total{result="success"} 0"#), "{text}");
         m.loaded(false, true);

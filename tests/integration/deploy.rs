@@ -898,3 +898,37 @@ fn keyrouter_with_the_deployments_arguments_follows_a_rename_into_place() {
     assert_ne!(kr.get("/table").json()["fingerprint"], before);
     assert_eq!(kr.get("/service/renamed?key=k").status, 200);
 }
+
+#[test]
+fn every_component_is_a_kustomize_component_that_uses_all_its_files() {
+    let dirs: BTreeSet<String> = std::fs::read_dir(kube_dir())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(dirs, BTreeSet::from(["components".to_string()]), "directories beside the base's files");
+    let components = kube_dir().join("components");
+    let names: BTreeSet<String> =
+        std::fs::read_dir(&components).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    // kubernetes.rs builds and validates each of these (and both together).
+    assert_eq!(names, BTreeSet::from(["consul-k8s".to_string(), "monitoring".to_string()]));
+    let base_comment = read(&kube_dir().join("kustomization.yaml"));
+    for name in &names {
+        assert!(
+            base_comment.contains(&format!("components/{name} ")),
+            "the base's kustomization does not mention {name}"
+        );
+        let dir = components.join(name);
+        let k = component_doc(name, "kustomization.yaml");
+        assert_eq!(k["kind"], "Component", "{name}");
+        let mut used: BTreeSet<String> = BTreeSet::from(["kustomization.yaml".to_string()]);
+        used.extend(k["resources"].as_array().into_iter().flatten().map(|r| r.as_str().unwrap().to_string()));
+        for generator in k["configMapGenerator"].as_array().into_iter().flatten() {
+            used.extend(strs(&generator["files"]));
+        }
+        let on_disk: BTreeSet<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(on_disk, used, "{name}: files vs what its kustomization uses");
+    }
+}
