@@ -4,7 +4,8 @@
 //! its HTTP API shows the target up, lookups, shedding and reloads moving the right series, and
 //! every expression of the alert rules and of the Grafana dashboard parsing and returning data.
 //!
-//! Skipped (visibly) when prometheus or promtool is missing; `.ci/test` installs them. Every
+//! Those tests are skipped (visibly) when prometheus or promtool is missing; `.ci/test` installs
+//! them. The dashboard's structure (variables, data source, ids) is checked without them. Every
 //! wait is bounded in time; the only processes stopped are the ones this module started.
 
 use crate::common;
@@ -307,5 +308,48 @@ fn a_real_prometheus_scrapes_keyrouter_and_every_rule_and_panel_query_returns_da
         assert!(!sent.contains('$'), "{panel}: a variable the test does not know: {expr}");
         let v = prom.wait_for(&sent, |v| !v.is_empty());
         eprintln!("{panel}: {sent} = {v:?}");
+    }
+}
+
+/// Needs no Prometheus: the dashboard's structure as Grafana reads it.
+#[test]
+fn the_dashboard_uses_only_its_own_variables_and_every_panel_queries_the_chosen_data_source() {
+    let path = repo().join("deploy/grafana/keyrouter-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&read(&path)).unwrap();
+    let variables: Vec<&str> =
+        dashboard["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(variables, ["datasource", "job"]);
+    let mut ids = std::collections::BTreeSet::new();
+    let var = regex::Regex::new(r"\$\{?([A-Za-z_]+)").unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap();
+        assert!(ids.insert(panel["id"].as_u64().unwrap()), "{title}: duplicate id");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title}");
+        let refs: std::collections::BTreeSet<&str> = targets.iter().map(|t| t["refId"].as_str().unwrap()).collect();
+        assert_eq!(refs.len(), targets.len(), "{title}: refIds repeat");
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(expr.contains(r#"job="$job""#), "{title}: a query not scoped to the job: {expr}");
+            for used in var.captures_iter(expr) {
+                let name = &used[1];
+                assert!(name == "__rate_interval" || variables.contains(&name), "{title}: unknown variable ${name}");
+            }
+        }
+    }
+    // Every query is run against a real Prometheus above; here, that there are the promised panels.
+    let titles: Vec<&str> =
+        dashboard["panels"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+    for wanted in [
+        "Lookups per second",
+        "Errors and shedding",
+        "Latency p99 by service",
+        "Reloads",
+        "Table fingerprint per pod",
+        "Resident memory",
+        "Descriptors",
+    ] {
+        assert!(titles.contains(&wanted), "no panel {wanted:?}: {titles:?}");
     }
 }
