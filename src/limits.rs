@@ -32,6 +32,8 @@ pub const DEFAULT_HEAVY_WORK: u64 = 1_000_000;
 pub struct RequestLimits {
     /// Keys × nodes per key in one answer.
     pub max_answer_nodes: u64,
+    /// `exclude` entries in one lookup.
+    pub max_exclude: u64,
     /// Time for the request head, and again for the body.
     pub request_timeout: Duration,
     /// Node scores above which a lookup runs on the heavy pool.
@@ -44,9 +46,17 @@ impl Default for RequestLimits {
     fn default() -> Self {
         RequestLimits {
             max_answer_nodes: crate::request::DEFAULT_MAX_ANSWER_NODES,
+            max_exclude: crate::request::DEFAULT_MAX_EXCLUDE,
             request_timeout: Duration::from_secs(10),
             heavy_work: DEFAULT_HEAVY_WORK,
             heavy_lookups: 0,
         }
+    }
+}
+
+impl RequestLimits {
+    /// What one lookup may ask for.
+    pub fn budget(&self) -> crate::request::Budget {
+        crate::request::Budget { max_answer_nodes: self.max_answer_nodes, max_exclude: self.max_exclude }
     }
 }

@@ -12,7 +12,7 @@ use crate::cli::manpage;
 use crate::cli::{Cli, Command};
 use crate::logging::{self, count, quote};
 use crate::ranking::{self, SelfCheckError};
-use crate::request::{self, Fields, RequestError};
+use crate::request::{self, Budget, Fields, RequestError};
 use crate::startup::Settings;
 use crate::startup::{self, StartupError};
 use crate::table::config::{self, ConfigError, Loaded};
@@ -54,14 +54,13 @@ pub fn main() -> ExitCode {
         _ if cli.help_long => help_long(),
         None => serve(&cli),
         Some(Command::Check { file }) => check(&file.services, file.size.max_services_bytes),
-        Some(Command::Lookup { file, answers, service, key, min, max }) => offline_lookup(
+        Some(Command::Lookup { file, answers, service, key, min, max, exclude, spread }) => offline_lookup(
             &file.services,
             file.size.max_services_bytes,
             service,
             key,
-            min.as_deref(),
-            max.as_deref(),
-            answers.max_answer_nodes,
+            Bounds { min: min.as_deref(), max: max.as_deref(), exclude, spread: spread.as_deref() },
+            &Budget { max_answer_nodes: answers.max_answer_nodes, max_exclude: answers.max_exclude },
         ),
         // Its own exit statuses, like diff(1).
         Some(Command::Diff { old, new, size, replicas, keys, format, samples }) => {
@@ -127,6 +126,26 @@ fn load_checked(path: &Path, max_bytes: u64) -> Result<Loaded, CommandError> {
 /// The most nodes with an Id that `keyrouter check` lists per service.
 const MAX_IDS_SHOWN: usize = 10;
 
+/// The most zones that `keyrouter check` lists per service.
+const MAX_ZONES_SHOWN: usize = 20;
+
+/// How many nodes each zone has, by zone name, the nodes without a zone last:
+/// `"eu-1a" 3, "eu-1b" 2, no zone 1`.
+fn zone_counts(zones: &[Option<String>]) -> String {
+    let mut counts = std::collections::BTreeMap::<Option<&str>, usize>::new();
+    for z in zones {
+        *counts.entry(z.as_deref()).or_default() += 1;
+    }
+    let none = counts.remove(&None);
+    let mut parts: Vec<String> =
+        counts.iter().take(MAX_ZONES_SHOWN).map(|(z, n)| format!("{} {n}", quote(z.unwrap_or_default()))).collect();
+    if counts.len() > MAX_ZONES_SHOWN {
+        parts.push(format!("\u{2026} and {}", count(counts.len() - MAX_ZONES_SHOWN, "more zone")));
+    }
+    parts.extend(none.map(|n| format!("no zone {n}")));
+    parts.join(", ")
+}
+
 /// `keyrouter check`.
 fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
     let loaded = load_checked(path, max_bytes)?;
@@ -156,6 +175,13 @@ fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
                 ));
             }
         }
+        if let Some(zones) = s.zones() {
+            out.push_str(&format!(
+                "    zones: {}
+",
+                zone_counts(zones)
+            ));
+        }
     }
     for (service, n) in &loaded.report.duplicates_removed {
         out.push_str(&format!("  {}: removed {}\n", quote(service), count(*n, "duplicate node")));
@@ -171,24 +197,33 @@ fn check(path: &Path, max_bytes: u64) -> Result<(), CommandError> {
     std::io::stdout().write_all(out.as_bytes()).map_err(CommandError::Output)
 }
 
+/// The fields of `keyrouter lookup` besides the key, as given (validated as the server does).
+struct Bounds<'a> {
+    min: Option<&'a str>,
+    max: Option<&'a str>,
+    exclude: &'a [String],
+    spread: Option<&'a str>,
+}
+
 /// `keyrouter lookup`: the server's validation and ranking, without the server.
 fn offline_lookup(
     path: &Path,
     max_bytes: u64,
     service: &str,
     key: &str,
-    min: Option<&str>,
-    max: Option<&str>,
-    max_answer_nodes: u64,
+    bounds: Bounds,
+    budget: &Budget,
 ) -> Result<(), CommandError> {
     let loaded = load_checked(path, max_bytes)?;
     let mut pairs = vec![("key", key)];
-    pairs.extend(min.map(|m| ("min", m)));
-    pairs.extend(max.map(|m| ("max", m)));
+    pairs.extend(bounds.min.map(|m| ("min", m)));
+    pairs.extend(bounds.max.map(|m| ("max", m)));
+    pairs.extend(bounds.exclude.iter().map(|e| ("exclude", e.as_str())));
+    pairs.extend(bounds.spread.map(|s| ("spread", s)));
     // Like the server: the body (answer or `{"error": ...}`) on stdout; the error as the exit
     // code, with the message on stderr too.
-    let answer = Fields::from_pairs(pairs)
-        .and_then(|fields| request::answer_in(&loaded.table, service, fields, max_answer_nodes));
+    let answer =
+        Fields::from_pairs(pairs).and_then(|fields| request::answer_in(&loaded.table, service, fields, budget));
     let (body, result) = match answer {
         Ok(answer) => (answer, Ok(())),
         Err(e) => (serde_json::json!({ "error": e.to_string() }).to_string().into_bytes(), Err(e.into())),

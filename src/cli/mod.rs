@@ -32,7 +32,7 @@ use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcom
 use crate::address::ListenAddress;
 use crate::limits::{RequestLimits, DEFAULT_HEAVY_WORK};
 use crate::logging::{parse_level, LogFormat};
-use crate::request::DEFAULT_MAX_ANSWER_NODES;
+use crate::request::{DEFAULT_MAX_ANSWER_NODES, DEFAULT_MAX_EXCLUDE};
 use crate::startup::Settings;
 use crate::table::config::DEFAULT_MAX_SERVICES_BYTES;
 
@@ -47,6 +47,9 @@ pub const MAX_CONNECTIONS: u64 = 10_000_000;
 pub const MAX_SERVICE_SERIES: u64 = 1_000_000;
 /// Most `--max-answer-nodes`: an answer of ~250 MB of JSON.
 pub const MAX_ANSWER_NODES: u64 = 10_000_000;
+
+/// Largest `--max-exclude`.
+pub const MAX_EXCLUDE: u64 = 1_000_000;
 /// Most `--max-services-bytes`: 4 GiB.
 pub const MAX_SERVICES_BYTES: u64 = 4 << 30;
 /// `--request-timeout`: 1 s to 1 day. Below a second a slow network is a timeout; actix's
@@ -207,6 +210,12 @@ pub struct AnswerArgs {
     #[arg(long, env = "KEYROUTER_MAX_ANSWER_NODES", default_value_t = DEFAULT_MAX_ANSWER_NODES, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=MAX_ANSWER_NODES))]
     pub max_answer_nodes: u64,
+    /// Most `exclude` entries in one lookup, 0 to 1000000 (more is a 400 that says so; 0 turns
+    /// `exclude` off). Each node excluded also counts in --max-answer-nodes, for every key.
+    /// Applies to `keyrouter lookup` too.
+    #[arg(long, env = "KEYROUTER_MAX_EXCLUDE", default_value_t = DEFAULT_MAX_EXCLUDE, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_EXCLUDE))]
+    pub max_exclude: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +243,13 @@ pub enum Command {
         /// Most nodes wanted (default: min).
         #[arg(long, allow_hyphen_values = true, value_name = "N")]
         max: Option<String>,
+        /// Leave out the node of this Id (its address when it has no Id); repeatable. The answer
+        /// is the one of the service without those nodes.
+        #[arg(long, allow_hyphen_values = true, value_name = "ID")]
+        exclude: Vec<String>,
+        /// `zone`: the best node of each zone first, then the rest in rank order.
+        #[arg(long, allow_hyphen_values = true, value_name = "zone")]
+        spread: Option<String>,
     },
     /// Compare two services files before a rollout: per service added, removed or changed, the
     /// nodes added, removed and re-weighted, both fingerprints and the share of keys whose first
@@ -334,8 +350,13 @@ impl Cli {
                 *size = top.file.size.clone();
             }
         }
-        if let (Some(answers), true) = (answers, given("max_answer_nodes")) {
-            *answers = top.answers.clone();
+        if let Some(answers) = answers {
+            if given("max_answer_nodes") {
+                answers.max_answer_nodes = top.answers.max_answer_nodes;
+            }
+            if given("max_exclude") {
+                answers.max_exclude = top.answers.max_exclude;
+            }
         }
     }
 
@@ -357,6 +378,7 @@ impl Cli {
             keep_alive: s.keep_alive,
             limits: RequestLimits {
                 max_answer_nodes: s.answers.max_answer_nodes,
+                max_exclude: s.answers.max_exclude,
                 request_timeout: s.request_timeout,
                 heavy_work: s.heavy_lookup_work,
                 heavy_lookups: s.heavy_lookups,

@@ -44,7 +44,10 @@ impl ResponseError for HttpError {
         match self {
             HttpError::Request(RequestError::UnknownService(_)) | HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::Request(
-                RequestError::Invalid(_) | RequestError::Lookup(_) | RequestError::AnswerTooLarge { .. },
+                RequestError::Invalid(_)
+                | RequestError::Lookup(_)
+                | RequestError::AnswerTooLarge { .. }
+                | RequestError::TooManyExcluded { .. },
             ) => StatusCode::BAD_REQUEST,
             HttpError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             HttpError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,

@@ -108,7 +108,7 @@ fn plan<'a>(
     }
     let served = served.ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
     let fields = Fields::from_request(req.query_string().as_bytes(), input.body())?;
-    let plan = request::plan(served.service, fields, limits.max_answer_nodes)?;
+    let plan = request::plan(served.service, fields, &limits.budget())?;
     Ok((served, plan))
 }
 

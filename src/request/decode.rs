@@ -6,6 +6,9 @@
 //! query strings and forms; in JSON any number token whose exact decimal value is a whole
 //! number from 0 to 2^64 − 1 (`2`, `2.0`, `2e0`, `-0`), and nothing else (`2.0000000000000001`,
 //! `1e-400`). A field of the wrong type is an error that names it.
+//!
+//! `exclude` repeats in query strings and forms like `keys` (a JSON array of strings in JSON);
+//! `spread` is a string whose one accepted value is `zone`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,7 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Keys, Lookup, RequestError, MAX_BATCH_KEYS};
-use crate::ranking::LookupError;
+use crate::ranking::{LookupError, Spread};
 
 /// The lookup fields as one source (query string or body) gave them; all optional.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
@@ -29,6 +32,10 @@ pub struct Fields<'a> {
     pub min: Option<u64>,
     #[serde(default, deserialize_with = "max")]
     pub max: Option<u64>,
+    #[serde(borrow, default, deserialize_with = "exclude")]
+    pub exclude: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default, deserialize_with = "spread")]
+    pub spread: Option<Cow<'a, str>>,
 }
 
 impl<'a> Fields<'a> {
@@ -67,7 +74,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Builds fields from name/value pairs (query string, urlencoded and multipart forms).
-    /// `keys` may repeat; any other field may appear once.
+    /// `keys` and `exclude` may repeat; any other field may appear once.
     pub fn from_pairs<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Self, RequestError>
     where
         N: AsRef<str>,
@@ -94,6 +101,12 @@ impl<'a> Fields<'a> {
                     }
                 }
                 "keys" => f.keys.get_or_insert_with(Vec::new).push(value),
+                "exclude" => f.exclude.get_or_insert_with(Vec::new).push(value),
+                "spread" => {
+                    if f.spread.replace(value).is_some() {
+                        return Err(twice());
+                    }
+                }
                 "min" | "max" => {
                     let n = parse_count(name, &value)?;
                     let slot = if name == "min" { &mut f.min } else { &mut f.max };
@@ -114,12 +127,24 @@ impl<'a> Fields<'a> {
             keys: self.keys.or(lower.keys),
             min: self.min.or(lower.min),
             max: self.max.or(lower.max),
+            exclude: self.exclude.or(lower.exclude),
+            spread: self.spread.or(lower.spread),
         }
     }
 
     /// Validates: exactly one of `key`/`keys`, keys non-empty, `min` defaults to 1 and `max` to
-    /// `min`, `min <= max`.
+    /// `min`, `min <= max`; `spread`, when given, is `zone`.
     pub fn into_lookup(self) -> Result<Lookup<'a>, RequestError> {
+        let spread = match self.spread.as_deref() {
+            None => Spread::None,
+            Some("zone") => Spread::Zone,
+            Some(other) => {
+                return Err(RequestError::invalid(format!(
+                    "`spread` must be \"zone\" (the one spread there is), got {:?}",
+                    quoted(other)
+                )))
+            }
+        };
         let min = self.min.unwrap_or(1);
         let max = self.max.unwrap_or(min);
         if min > max {
@@ -150,7 +175,7 @@ impl<'a> Fields<'a> {
                 Keys::Batch(keys)
             }
         };
-        Ok(Lookup { keys, min, max })
+        Ok(Lookup { keys, min, max, exclude: self.exclude.unwrap_or_default(), spread })
     }
 }
 
@@ -180,7 +205,9 @@ impl<'a> Fields<'a> {
 }
 
 fn unknown_field(name: &str) -> RequestError {
-    RequestError::invalid(format!("unknown field `{name}`, expected one of `key`, `keys`, `min`, `max`"))
+    RequestError::invalid(format!(
+        "unknown field `{name}`, expected one of `key`, `keys`, `min`, `max`, `exclude`, `spread`"
+    ))
 }
 
 /// Longest piece of a client's value quoted back in an error message.
@@ -234,6 +261,11 @@ fn count_from_digits(s: &str) -> Result<u64, CountError> {
 /// to `u64::MAX`, however it is written (`2`, `2.0`, `0.2e1`, `200e-2`, and `-0`, which is 0),
 /// without going through a float, which would read `2.0000000000000001` as 2 and `1e-400` as 0.
 fn count_from_json_number(token: &[u8]) -> Result<u64, CountError> {
+    // The common case, plain digits that cannot overflow (u64::MAX has 20), is read directly:
+    // the general path below is several times its cost, on every JSON lookup.
+    if !token.is_empty() && token.len() < 20 && token.iter().all(u8::is_ascii_digit) {
+        return Ok(token.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')));
+    }
     let digits_len = |s: &[u8]| s.iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
     let (negative, rest) = match token.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -400,18 +432,19 @@ impl<'de> DeserializeSeed<'de> for Text {
     }
 }
 
-/// `keys`: an array of [`Text`]s; anything else is an error that names the field.
-struct Texts;
+/// `keys` or `exclude` (what it must be: [`KEYS_MUST`] or [`EXCLUDE_MUST`]): an array of
+/// [`Text`]s; anything else is an error that names the field.
+struct Texts(&'static str);
 
 impl<'de> Visitor<'de> for Texts {
     type Value = Vec<Cow<'de, str>>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(KEYS_MUST)
+        f.write_str(self.0)
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         // No capacity from the client: serde_json gives no length, and it would be its number.
         let mut keys = Vec::new();
-        while let Some(key) = seq.next_element_seed(Text { what: KEYS_MUST, index: Some(keys.len()) })? {
+        while let Some(key) = seq.next_element_seed(Text { what: self.0, index: Some(keys.len()) })? {
             keys.push(key);
         }
         Ok(keys)
@@ -420,27 +453,29 @@ impl<'de> Visitor<'de> for Texts {
         self.visit_str(v)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Err(Text { what: KEYS_MUST, index: None }.wrong(de::Unexpected::Str(v)))
+        Err(Text { what: self.0, index: None }.wrong(de::Unexpected::Str(v)))
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Err(Text { what: KEYS_MUST, index: None }.wrong(de::Unexpected::Bool(v)))
+        Err(Text { what: self.0, index: None }.wrong(de::Unexpected::Bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Err(Text { what: KEYS_MUST, index: None }.wrong(de::Unexpected::Signed(v)))
+        Err(Text { what: self.0, index: None }.wrong(de::Unexpected::Signed(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Err(Text { what: KEYS_MUST, index: None }.wrong(de::Unexpected::Unsigned(v)))
+        Err(Text { what: self.0, index: None }.wrong(de::Unexpected::Unsigned(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Err(Text { what: KEYS_MUST, index: None }.wrong(de::Unexpected::Float(v)))
+        Err(Text { what: self.0, index: None }.wrong(de::Unexpected::Float(v)))
     }
     fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(Text { what: KEYS_MUST, index: None }.wrong(de::Unexpected::Map))
+        Err(Text { what: self.0, index: None }.wrong(de::Unexpected::Map))
     }
 }
 
 const KEY_MUST: &str = "`key` must be a string";
 const KEYS_MUST: &str = "`keys` must be an array of strings";
+const EXCLUDE_MUST: &str = "`exclude` must be an array of strings";
+const SPREAD_MUST: &str = "`spread` must be a string";
 
 /// `key`: null counts as absent.
 fn key<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
@@ -449,14 +484,27 @@ fn key<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, 
 
 /// `keys`: null counts as absent.
 fn keys<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cow<'a, str>>>, D::Error> {
-    struct Seq;
-    impl<'de> DeserializeSeed<'de> for Seq {
-        type Value = Vec<Cow<'de, str>>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(Texts)
-        }
+    d.deserialize_option(Nullable(Seq(KEYS_MUST)))
+}
+
+/// `exclude`: null counts as absent.
+fn exclude<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Cow<'a, str>>>, D::Error> {
+    d.deserialize_option(Nullable(Seq(EXCLUDE_MUST)))
+}
+
+/// `spread`: null counts as absent.
+fn spread<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    d.deserialize_option(Nullable(Text { what: SPREAD_MUST, index: None }))
+}
+
+/// An array of strings, as [`Texts`] reads it.
+struct Seq(&'static str);
+
+impl<'de> DeserializeSeed<'de> for Seq {
+    type Value = Vec<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(Texts(self.0))
     }
-    d.deserialize_option(Nullable(Seq))
 }
 
 /// A field where null means absent, and any other value goes to the seed.
@@ -512,8 +560,43 @@ mod tests {
     }
 
     #[test]
+    fn exclude_and_spread_in_every_form() {
+        let want = Lookup {
+            keys: Keys::One("k".into()),
+            min: 1,
+            max: 2,
+            exclude: vec!["web-0".into(), "web 3".into()],
+            spread: Spread::Zone,
+        };
+        let query = b"key=k&max=2&exclude=web-0&exclude=web+3&spread=zone";
+        assert_eq!(lookup(Fields::from_urlencoded(query)).unwrap(), want);
+        let json = br#"{"key":"k","max":2,"exclude":["web-0","web 3"],"spread":"zone"}"#;
+        assert_eq!(lookup(Fields::from_json(json)).unwrap(), want);
+        let pairs = [("key", "k"), ("max", "2"), ("exclude", "web-0"), ("exclude", "web 3"), ("spread", "zone")];
+        assert_eq!(lookup(Fields::from_pairs(pairs)).unwrap(), want);
+        // The body's list wins over the query string's, as for `keys`.
+        let f = Fields::from_request(b"exclude=a&spread=zone", Body::Json(br#"{"key":"k","exclude":["b"]}"#)).unwrap();
+        assert_eq!((f.exclude.unwrap(), f.spread.unwrap()), (vec![Cow::Borrowed("b")], Cow::Borrowed("zone")));
+        // Null is absent.
+        let l = lookup(Fields::from_json(br#"{"key":"k","exclude":null,"spread":null}"#)).unwrap();
+        assert_eq!((l.exclude.len(), l.spread), (0, Spread::None));
+    }
+
+    #[test]
+    fn bad_exclude_and_spread_are_named() {
+        let json = |b: &str| msg(lookup(Fields::from_json(b.as_bytes())));
+        assert!(json(r#"{"key":"k","exclude":"web-0"}"#).contains("`exclude` must be an array of strings"));
+        assert!(json(r#"{"key":"k","exclude":[1]}"#).contains("`exclude` must be an array of strings; item 0 is"));
+        assert!(json(r#"{"key":"k","spread":["zone"]}"#).contains("`spread` must be a string"));
+        let m = json(r#"{"key":"k","spread":"rack"}"#);
+        assert_eq!(m, "`spread` must be \"zone\" (the one spread there is), got \"rack\"");
+        assert!(msg(lookup(Fields::from_urlencoded(b"key=k&spread=zone&spread=zone"))).contains("more than once"));
+        assert!(msg(lookup(Fields::from_urlencoded(b"key=k&spread="))).contains("`spread` must be \"zone\""));
+    }
+
+    #[test]
     fn every_form_gives_the_same_lookup() {
-        let want = Lookup { keys: Keys::One("ryans".into()), min: 1, max: 3 };
+        let want = Lookup { keys: Keys::One("ryans".into()), min: 1, max: 3, exclude: vec![], spread: Spread::None };
         assert_eq!(lookup(Fields::from_urlencoded(b"key=ryans&min=1&max=3")).unwrap(), want);
         assert_eq!(lookup(Fields::from_json(br#"{"key":"ryans","min":1,"max":3}"#)).unwrap(), want);
         assert_eq!(lookup(Fields::from_pairs([("key", "ryans"), ("min", "1"), ("max", "3")])).unwrap(), want);
@@ -534,7 +617,7 @@ mod tests {
         let body = Fields::from_json(br#"{"key":"b","max":2}"#).unwrap();
         let query = Fields::from_urlencoded(b"key=q&min=2&max=5").unwrap();
         let l = body.or(query).into_lookup().unwrap();
-        assert_eq!(l, Lookup { keys: Keys::One("b".into()), min: 2, max: 2 });
+        assert_eq!(l, Lookup { keys: Keys::One("b".into()), min: 2, max: 2, exclude: vec![], spread: Spread::None });
     }
 
     #[test]
@@ -634,6 +717,9 @@ mod tests {
         };
         for (token, want) in [
             ("1", Some(1)),
+            ("1234567", Some(1_234_567)),
+            // The longest that the digits-only fast path reads; 20 digits take the general path.
+            ("9999999999999999999", Some(9_999_999_999_999_999_999)),
             ("1.0", Some(1)),
             ("1e0", Some(1)),
             ("1E+0", Some(1)),

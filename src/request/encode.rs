@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use super::{Fields, Keys, Lookup, RequestError};
-use crate::ranking::Service;
+use super::{Budget, Fields, Keys, Lookup, RequestError};
+use crate::ranking::{LookupOptions, Resolved, Service};
 
 /// What one node in an answer costs next to scoring one node: selecting and sorting it among
 /// the top k, and writing it as a JSON string (the measurement is in benches/wrk/README.md).
@@ -22,6 +22,8 @@ pub struct Plan<'a> {
     pub lookup: Lookup<'a>,
     /// Nodes per key in the answer.
     pub k: usize,
+    /// The lookup's `exclude` and `spread`, matched against the service once for every key.
+    pub options: Resolved,
 }
 
 impl Plan<'_> {
@@ -29,49 +31,64 @@ impl Plan<'_> {
     /// per key, and each node in the answer costs about [`ANSWER_NODE_WORK`] more (selecting,
     /// sorting and encoding it).
     pub fn work(&self, service: &Service) -> u64 {
-        let per_key = (service.len() as u64).saturating_add((self.k as u64).saturating_mul(ANSWER_NODE_WORK));
+        let ranked = self.k.saturating_add(self.options.excluded()) as u64;
+        let per_key = (service.len() as u64).saturating_add(ranked.saturating_mul(ANSWER_NODE_WORK));
         (self.lookup.keys.len() as u64).saturating_mul(per_key)
     }
 
     /// The same plan owning its keys.
     pub fn into_owned(self) -> Plan<'static> {
-        Plan { lookup: self.lookup.into_owned(), k: self.k }
+        Plan { lookup: self.lookup.into_owned(), k: self.k, options: self.options }
     }
 }
 
-/// Validates the fields against `service` and the answer budget: keys × nodes per key must not
-/// exceed `max_answer_nodes`. The one place any input form becomes a lookup the server will
-/// answer. Allocates nothing sized from the request's numbers.
-pub fn plan<'a>(service: &Service, fields: Fields<'a>, max_answer_nodes: u64) -> Result<Plan<'a>, RequestError> {
+/// Validates the fields against `service` and the budget: at most `max_exclude` `exclude`
+/// entries, and keys × (nodes per key + nodes excluded) must not exceed `max_answer_nodes`
+/// (leaving `e` nodes out ranks `k + e`). The one place any input form becomes a lookup the
+/// server will answer. Allocates nothing sized from the request's numbers.
+pub fn plan<'a>(service: &Service, fields: Fields<'a>, budget: &Budget) -> Result<Plan<'a>, RequestError> {
     let lookup = fields.into_lookup()?;
-    let k = service.answer_len(lookup.min, lookup.max)?;
-    let keys = lookup.keys.len();
-    let total = (keys as u64).saturating_mul(k as u64);
-    if total > max_answer_nodes {
-        return Err(RequestError::AnswerTooLarge { keys, per_key: k, total, limit: max_answer_nodes });
+    if lookup.exclude.len() as u64 > budget.max_exclude {
+        return Err(RequestError::TooManyExcluded { given: lookup.exclude.len(), limit: budget.max_exclude });
     }
-    Ok(Plan { lookup, k })
+    let options = match (lookup.exclude.is_empty(), lookup.spread) {
+        (true, crate::ranking::Spread::None) => Resolved::default(),
+        _ => {
+            let exclude: Vec<&str> = lookup.exclude.iter().map(|e| e.as_ref()).collect();
+            service.resolve(&LookupOptions { exclude: &exclude, spread: lookup.spread })
+        }
+    };
+    let k = service.answer_len_with(lookup.min, lookup.max, &options)?;
+    let keys = lookup.keys.len();
+    let excluded = options.excluded();
+    let per_key = k.saturating_add(excluded);
+    let total = (keys as u64).saturating_mul(per_key as u64);
+    if total > budget.max_answer_nodes {
+        return Err(RequestError::AnswerTooLarge { keys, per_key, excluded, total, limit: budget.max_answer_nodes });
+    }
+    Ok(Plan { lookup, k, options })
 }
 
 /// Ranks and encodes a planned lookup: the answer's JSON. Cannot fail: a plan is valid, and
 /// writing into a vector cannot fail.
 pub fn render(service: &Service, plan: &Plan) -> Vec<u8> {
+    let options = &plan.options;
     match &plan.lookup.keys {
-        Keys::One(key) => render_one(service, key, plan.k),
-        Keys::Batch(keys) => render_batch(service, keys, plan.k),
+        Keys::One(key) => render_one(service, key, plan.k, options),
+        Keys::Batch(keys) => render_batch(service, keys, plan.k, options),
     }
 }
 
 /// A one-key answer: the array of its `k` nodes.
-fn render_one(service: &Service, key: &str, k: usize) -> Vec<u8> {
+fn render_one(service: &Service, key: &str, k: usize, options: &Resolved) -> Vec<u8> {
     let mut out = Vec::with_capacity(k.saturating_mul(24).saturating_add(2).min(MAX_ANSWER_HINT));
-    write_ranked(&mut out, service, key, k);
+    write_ranked(&mut out, service, key, k, options);
     out
 }
 
 /// A batch answer: an object with the nodes of each distinct key, in the order the keys first
 /// appear.
-fn render_batch(service: &Service, keys: &[Cow<str>], k: usize) -> Vec<u8> {
+fn render_batch(service: &Service, keys: &[Cow<str>], k: usize, options: &Resolved) -> Vec<u8> {
     // Within the budget, but an operator may set the budget very high: cap the hint.
     let hint = keys.len().saturating_mul(k.saturating_mul(24).saturating_add(16));
     let mut out = Vec::with_capacity(hint.min(MAX_ANSWER_HINT));
@@ -83,7 +100,7 @@ fn render_batch(service: &Service, keys: &[Cow<str>], k: usize) -> Vec<u8> {
         }
         write_json_str(&mut out, key);
         out.push(b':');
-        write_ranked(&mut out, service, key, k);
+        write_ranked(&mut out, service, key, k, options);
     }
     out.push(b'}');
     out
@@ -91,17 +108,22 @@ fn render_batch(service: &Service, keys: &[Cow<str>], k: usize) -> Vec<u8> {
 
 /// Appends the JSON array of the `k` nodes ranked highest for `key`, written as it is ranked:
 /// no vector of nodes, and no serializer (`serde_json::to_vec` was a large share of a small
-/// lookup's own cost; figures in benches/wrk/README.md).
-fn write_ranked(out: &mut Vec<u8>, service: &Service, key: &str, k: usize) {
+/// lookup's own cost; figures in benches/wrk/README.md). A lookup without options takes the
+/// plain ranking.
+fn write_ranked(out: &mut Vec<u8>, service: &Service, key: &str, k: usize, options: &Resolved) {
     out.push(b'[');
     let mut first = true;
-    service.rank_each(key, k, |node| {
+    let write = |node: &str| {
         if !first {
             out.push(b',');
         }
         first = false;
         write_json_str(out, node);
-    });
+    };
+    match options.is_plain() {
+        true => service.rank_each(key, k, write),
+        false => service.rank_with_each(key, k, options, write),
+    }
     out.push(b']');
 }
 
@@ -163,6 +185,14 @@ mod tests {
         serde_json::to_vec(&map).unwrap()
     }
 
+    fn lookup(keys: Keys, k: usize) -> Lookup {
+        Lookup { keys, min: 1, max: k as u64, exclude: vec![], spread: crate::ranking::Spread::None }
+    }
+
+    fn budget(max_answer_nodes: u64) -> Budget {
+        Budget { max_answer_nodes, ..Budget::default() }
+    }
+
     proptest::proptest! {
         /// The JSON writer gives serde_json's bytes for any node and key strings: quotes,
         /// backslashes, control characters, DEL, U+2028 and any other Unicode included.
@@ -176,10 +206,10 @@ mod tests {
             let service = table.get("s").unwrap();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let k = k.min(service.len());
-            let one = Plan { lookup: Lookup { keys: Keys::One(keys[0].into()), min: 1, max: k as u64 }, k };
+            let one = Plan { lookup: lookup(Keys::One(keys[0].into()), k), k, options: Resolved::default() };
             proptest::prop_assert_eq!(render(service, &one), by_serde(service, &keys, false, k));
             let many = Keys::Batch(keys.iter().map(|&k| k.into()).collect());
-            let batch = Plan { lookup: Lookup { keys: many, min: 1, max: k as u64 }, k };
+            let batch = Plan { lookup: lookup(many, k), k, options: Resolved::default() };
             let got: serde_json::Value = serde_json::from_slice(&render(service, &batch)).unwrap();
             let want: serde_json::Value = serde_json::from_slice(&by_serde(service, &keys, true, k)).unwrap();
             proptest::prop_assert_eq!(got, want);
@@ -207,7 +237,7 @@ mod tests {
         let (table, _) = Table::build([ServiceSpec::new("s", vec!["a".to_string()])]).unwrap();
         let service = table.get("s").unwrap();
         let keys = Keys::Batch(["z", "a\"q", "z", "m"].iter().map(|&k| k.into()).collect());
-        let plan = Plan { lookup: Lookup { keys, min: 1, max: 1 }, k: 1 };
+        let plan = Plan { lookup: lookup(keys, 1), k: 1, options: Resolved::default() };
         assert_eq!(render(service, &plan), br#"{"z":["a"],"a\"q":["a"],"m":["a"]}"#);
     }
 
@@ -218,13 +248,38 @@ mod tests {
         let s = table.get("s").unwrap();
         let f = |json: &'static str| Fields::from_json(json.as_bytes()).unwrap();
         // 3 keys x 1000 nodes (max is capped at the node count) = 3000.
-        let err = plan(s, f(r#"{"keys":["a","b","c"],"max":18446744073709551615}"#), 2999).unwrap_err();
-        assert_eq!(err, RequestError::AnswerTooLarge { keys: 3, per_key: 1000, total: 3000, limit: 2999 });
+        let err = plan(s, f(r#"{"keys":["a","b","c"],"max":18446744073709551615}"#), &budget(2999)).unwrap_err();
+        assert_eq!(err, RequestError::AnswerTooLarge { keys: 3, per_key: 1000, excluded: 0, total: 3000, limit: 2999 });
         assert!(err.to_string().contains("3 key(s) x 1000 node(s) per key = 3000 nodes, more than the limit of 2999"));
-        assert!(plan(s, f(r#"{"keys":["a","b","c"],"max":18446744073709551615}"#), 3000).is_ok());
-        assert!(answer(s, f(r#"{"key":"a","max":1001}"#), 999).is_err());
-        let p = plan(s, f(r#"{"keys":["a","b"],"max":2}"#), 4).unwrap();
+        assert!(plan(s, f(r#"{"keys":["a","b","c"],"max":18446744073709551615}"#), &budget(3000)).is_ok());
+        assert!(answer(s, f(r#"{"key":"a","max":1001}"#), &budget(999)).is_err());
+        let p = plan(s, f(r#"{"keys":["a","b"],"max":2}"#), &budget(4)).unwrap();
         assert_eq!(p.work(s), 2 * (1000 + 2 * ANSWER_NODE_WORK));
         assert_eq!(render(s, &p.clone().into_owned()), render(s, &p));
+    }
+
+    #[test]
+    fn excluded_nodes_count_in_the_budget_and_entries_are_bounded() {
+        let nodes: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+        let (table, _) = Table::build([ServiceSpec::new("s", nodes)]).unwrap();
+        let s = table.get("s").unwrap();
+        let f = |json: &'static str| Fields::from_json(json.as_bytes()).unwrap();
+        // 2 keys x (2 answered + 2 excluded; "zz" names no node, "n1" twice counts once).
+        let body = r#"{"keys":["a","b"],"max":2,"exclude":["n1","n2","zz","n1"]}"#;
+        let err = plan(s, f(body), &budget(7)).unwrap_err();
+        assert_eq!(err, RequestError::AnswerTooLarge { keys: 2, per_key: 4, excluded: 2, total: 8, limit: 7 });
+        assert!(err.to_string().contains("2 key(s) x 4 node(s) per key (including 2 excluded) = 8 nodes"), "{err}");
+        let p = plan(s, f(body), &budget(8)).unwrap();
+        assert_eq!(p.work(s), 2 * (100 + 4 * ANSWER_NODE_WORK));
+        let few = Budget { max_exclude: 3, ..Budget::default() };
+        let err = plan(s, f(body), &few).unwrap_err();
+        assert_eq!(err.to_string(), "too many `exclude` entries: 4, at most 3 in one lookup (--max-exclude)");
+        // Rendered through the options: the answer of the service without n1 and n2.
+        let (without, _) =
+            Table::build([ServiceSpec::new("s", (0..100).filter(|i| ![1, 2].contains(i)).map(|i| format!("n{i}")))])
+                .unwrap();
+        let p = plan(s, f(body), &budget(8)).unwrap();
+        let q = plan(without.get("s").unwrap(), f(r#"{"keys":["a","b"],"max":2}"#), &budget(8)).unwrap();
+        assert_eq!(render(s, &p), render(without.get("s").unwrap(), &q));
     }
 }

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 pub use decode::{decode_path_segment, Body, Fields};
 pub use encode::{plan, render, Plan, ANSWER_NODE_WORK};
 
-use crate::ranking::{LookupError, Service, Table};
+use crate::ranking::{LookupError, Service, Spread, Table};
 
 /// Largest number of keys in one batch lookup.
 pub const MAX_BATCH_KEYS: usize = 10_000;
@@ -32,12 +32,35 @@ pub const MAX_BATCH_KEYS: usize = 10_000;
 /// gives the pod, while a batch of 10 000 keys still gets 10 nodes each.
 pub const DEFAULT_MAX_ANSWER_NODES: u64 = 100_000;
 
-/// What to look up: one key or a batch, and how many nodes to answer with.
+/// Default `--max-exclude`: most `exclude` entries in one lookup. Far more than a client
+/// retrying around failed nodes needs; each entry also counts in the answer budget.
+pub const DEFAULT_MAX_EXCLUDE: u64 = 1_000;
+
+/// What one lookup may ask for: the answer budget and the most `exclude` entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Keys × (nodes per key + nodes excluded) in one answer (`--max-answer-nodes`).
+    pub max_answer_nodes: u64,
+    /// `exclude` entries in one lookup (`--max-exclude`).
+    pub max_exclude: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { max_answer_nodes: DEFAULT_MAX_ANSWER_NODES, max_exclude: DEFAULT_MAX_EXCLUDE }
+    }
+}
+
+/// What to look up: one key or a batch, how many nodes to answer with, which nodes to leave
+/// out and how to spread the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup<'a> {
     pub keys: Keys<'a>,
     pub min: u64,
     pub max: u64,
+    /// Identities of nodes to leave out, as given (unmatched and repeated entries included).
+    pub exclude: Vec<Cow<'a, str>>,
+    pub spread: Spread,
 }
 
 /// One key (answered with an array) or a batch (answered with an object by key).
@@ -69,7 +92,13 @@ impl Lookup<'_> {
             Keys::One(k) => Keys::One(own(k)),
             Keys::Batch(keys) => Keys::Batch(keys.into_iter().map(own).collect()),
         };
-        Lookup { keys, min: self.min, max: self.max }
+        Lookup {
+            keys,
+            min: self.min,
+            max: self.max,
+            exclude: self.exclude.into_iter().map(own).collect(),
+            spread: self.spread,
+        }
     }
 }
 
@@ -83,12 +112,24 @@ pub enum RequestError {
     Invalid(String),
     #[error(transparent)]
     Lookup(#[from] LookupError),
-    /// The answer would hold more nodes than `--max-answer-nodes` allows.
+    /// The answer would hold more nodes than `--max-answer-nodes` allows (excluded nodes
+    /// count as answered: a lookup ranks them to leave them out).
     #[error(
-        "answer too large: {keys} key(s) x {per_key} node(s) per key = {total} nodes, more than the limit of \
-         {limit} (--max-answer-nodes); ask for fewer keys or a smaller `max`"
+        "answer too large: {keys} key(s) x {per_key} node(s) per key{} = {total} nodes, more than the limit of \
+         {limit} (--max-answer-nodes); ask for fewer keys or a smaller `max`", excluded_note(*.excluded)
     )]
-    AnswerTooLarge { keys: usize, per_key: usize, total: u64, limit: u64 },
+    AnswerTooLarge { keys: usize, per_key: usize, excluded: usize, total: u64, limit: u64 },
+    /// More `exclude` entries than `--max-exclude` allows.
+    #[error("too many `exclude` entries: {given}, at most {limit} in one lookup (--max-exclude)")]
+    TooManyExcluded { given: usize, limit: u64 },
+}
+
+/// How [`RequestError::AnswerTooLarge`] counts excluded nodes, when there are some.
+fn excluded_note(excluded: usize) -> String {
+    match excluded {
+        0 => String::new(),
+        n => format!(" (including {n} excluded)"),
+    }
 }
 
 impl RequestError {
@@ -98,13 +139,13 @@ impl RequestError {
 }
 
 /// Answers a lookup of service `name` in `table`: the JSON body a client gets.
-pub fn answer_in(table: &Table, name: &str, fields: Fields, max_answer_nodes: u64) -> Result<Vec<u8>, RequestError> {
+pub fn answer_in(table: &Table, name: &str, fields: Fields, budget: &Budget) -> Result<Vec<u8>, RequestError> {
     let service = table.get(name).ok_or_else(|| RequestError::UnknownService(name.to_string()))?;
-    answer(service, fields, max_answer_nodes)
+    answer(service, fields, budget)
 }
 
 /// Validates the fields and ranks: [`plan`] then [`render`], the path every input form takes
 /// to an answer's JSON (the server calls the two apart, to weigh the plan in between).
-pub fn answer(service: &Service, fields: Fields, max_answer_nodes: u64) -> Result<Vec<u8>, RequestError> {
-    Ok(render(service, &plan(service, fields, max_answer_nodes)?))
+pub fn answer(service: &Service, fields: Fields, budget: &Budget) -> Result<Vec<u8>, RequestError> {
+    Ok(render(service, &plan(service, fields, budget)?))
 }

@@ -331,6 +331,10 @@ fn render_form(out: &mut String, live: &Live) {
         "<input id=\"lookup-min\" name=\"min\" inputmode=\"numeric\" placeholder=\"1\" autocomplete=\"off\"></div>\n",
         "<div><label for=\"lookup-max\">Max</label>",
         "<input id=\"lookup-max\" name=\"max\" inputmode=\"numeric\" placeholder=\"min\" autocomplete=\"off\"></div>\n",
+        "<div><label for=\"lookup-exclude\">Exclude</label>",
+        "<input id=\"lookup-exclude\" name=\"exclude\" placeholder=\"Ids, comma-separated\" autocomplete=\"off\" spellcheck=\"false\"></div>\n",
+        "<div><label for=\"lookup-spread\">Spread</label>",
+        "<select id=\"lookup-spread\" name=\"spread\"><option value=\"\">none</option><option value=\"zone\">zone</option></select></div>\n",
         "<div><button type=\"submit\">Look up</button></div>\n</form>\n<datalist id=\"service-names\">\n",
     ));
     for name in live.table.names().iter().take(MAX_SERVICES).filter(|n| n.chars().nth(MAX_TEXT_CHARS).is_none()) {
@@ -345,7 +349,7 @@ fn render_form(out: &mut String, live: &Live) {
         "<ol id=\"lookup-nodes\"></ol>\n<p id=\"lookup-error\" class=\"error\" hidden></p>\n",
         "<pre id=\"lookup-body\"></pre>\n</div>\n",
         "<noscript><p>The form needs JavaScript. Without it, ask the API: ",
-        "<code>GET /service/NAME?key=KEY&amp;min=1&amp;max=3</code></p></noscript>\n",
+        "<code>GET /service/NAME?key=KEY&amp;min=1&amp;max=3&amp;exclude=ID&amp;spread=zone</code></p></noscript>\n",
         "<p class=\"hint\">The form asks the lookup API (<code>GET /service/{name}</code>) and shows its answer ",
         "as any client gets it.</p>\n</section>\n",
     ));
@@ -395,9 +399,14 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
         return;
     }
     let largest = shown.first().map_or(1.0, |s| s.1);
-    out.push_str(
+    // A zone column only for a service with zones (`spread=zone` spreads answers over them).
+    let zones = service.zones();
+    let zone_head = if zones.is_some() { "<th scope=\"col\">zone</th>" } else { "" };
+    let zone_blank = if zones.is_some() { "<td></td>" } else { "" };
+    let _ = write!(
+        out,
         "<table class=\"shares\">\n<caption>Share of first choices per node, largest first (bars relative to the largest)</caption>\n\
-         <thead><tr><th scope=\"col\">node</th><th scope=\"col\" class=\"num\">weight</th><th scope=\"col\" \
+         <thead><tr><th scope=\"col\">node</th>{zone_head}<th scope=\"col\" class=\"num\">weight</th><th scope=\"col\" \
          class=\"num\">share</th><th scope=\"col\" class=\"bar\"><span class=\"visually-hidden\">bar</span></th></tr></thead>\n<tbody>\n",
     );
     for &(i, share) in &shown {
@@ -409,6 +418,13 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
             out.push_str(" <span class=\"id\">Id ");
             escape_cut(out, id, MAX_TEXT_CHARS);
             out.push_str("</span>");
+        }
+        if let Some(zones) = zones {
+            out.push_str("</td><td class=\"zone\">");
+            match &zones[i] {
+                Some(zone) => escape_cut(out, zone, MAX_TEXT_CHARS),
+                None => out.push_str("<span class=\"none\">none</span>"),
+            }
         }
         let _ = writeln!(
             out,
@@ -422,14 +438,15 @@ fn render_service(out: &mut String, live: &Live, index: usize, service: &Service
     if shown.len() < service.len() {
         let _ = writeln!(
             out,
-            "<tr class=\"rest\"><td>{} more node{}</td><td></td><td class=\"num\">{}</td><td></td></tr>",
+            "<tr class=\"rest\"><td>{} more node{}</td>{zone_blank}<td></td><td class=\"num\">{}</td><td></td></tr>",
             service.len() - shown.len(),
             if service.len() - shown.len() == 1 { "" } else { "s" },
             percent(rest)
         );
     }
-    out.push_str(
-        "<tr class=\"total\"><th scope=\"row\">total</th><td></td><td class=\"num\">100 %</td><td></td></tr>\n</tfoot>\n</table>\n</section>\n",
+    let _ = write!(
+        out,
+        "<tr class=\"total\"><th scope=\"row\">total</th>{zone_blank}<td></td><td class=\"num\">100 %</td><td></td></tr>\n</tfoot>\n</table>\n</section>\n",
     );
 }
 

@@ -38,6 +38,16 @@
         params.set(field, value);
       }
     });
+    // Ids separated by commas: one `exclude` each, as a client repeats it.
+    form.elements.exclude.value.split(",").forEach(function (id) {
+      id = id.trim();
+      if (id !== "") {
+        params.append("exclude", id);
+      }
+    });
+    if (form.elements.spread.value !== "") {
+      params.set("spread", form.elements.spread.value);
+    }
     var url = "/service/" + encodeURIComponent(form.elements.service.value) + "?" + params.toString();
     request.textContent = "GET " + url;
     result.setAttribute("aria-busy", "true");

@@ -3,7 +3,8 @@
 //! and swaps it in (or keeps the old one), whoever asks for it: startup, SIGHUP or [`watch`],
 //! which follows the file on disk.
 
-pub mod config;
+/// The parser is the crate `keyrouter-config` (crates/config), shared with the client packages.
+pub use keyrouter_config as config;
 pub mod reload;
 pub mod state;
 pub mod watch;

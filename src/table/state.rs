@@ -32,6 +32,8 @@ pub struct Live {
     own_series: usize,
     /// The `/table` body, rendered once when the table is built (never on an HTTP worker).
     table_json: Bytes,
+    /// The `/table` entity tag: the table fingerprint, weak (see [`Live::table_etag`]).
+    table_etag: HeaderValue,
     /// The `GET /service` body, likewise.
     names_json: Bytes,
     /// Declared last, so dropped last: once a replaced table is freed (by the reload, or by the
@@ -125,13 +127,33 @@ impl Live {
             .collect::<Box<[Extras]>>();
         let series = TableSeries::render(&table, own_series);
         let table_json = Bytes::from(render_table(&table, &extras));
+        // `W/"` + sixteen hex digits + `"` is always a valid header value.
+        let table_etag = HeaderValue::from_str(&format!("W/\"{}\"", fingerprint_hex(table.fingerprint())))
+            .unwrap_or(HeaderValue::from_static("W/\"?\""));
         let names_json = Bytes::from(serde_json::to_vec(table.names()).unwrap_or_else(|_| b"[]".to_vec()));
-        Live { table, extras, series, own_series, table_json, names_json, _release: crate::memory::ReleaseOnDrop }
+        Live {
+            table,
+            extras,
+            series,
+            own_series,
+            table_json,
+            table_etag,
+            names_json,
+            _release: crate::memory::ReleaseOnDrop,
+        }
     }
 
     /// The `/table` body: the table, its fingerprints and any weights the file set.
     pub fn table_json(&self) -> &Bytes {
         &self.table_json
+    }
+
+    /// The `/table` entity tag, `W/"<table fingerprint>"`. Weak because equal fingerprints mean
+    /// equal answers, not equal bytes: the body also carries when each service last changed,
+    /// lists nodes in file order and shows all-equal weights, none of which the fingerprint
+    /// covers (RFC 9110 section 8.8.1: a weak tag promises semantic equivalence only).
+    pub fn table_etag(&self) -> &HeaderValue {
+        &self.table_etag
     }
 
     /// The `GET /service` body: the service names, sorted.
@@ -188,6 +210,9 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
         ids: Option<&'a [String]>,
         #[serde(skip_serializing_if = "Option::is_none")]
         weights: Option<&'a [f64]>,
+        /// Each node's zone (null for none), in the order of `nodes`; only when some node has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        zones: Option<&'a [Option<String>]>,
         fingerprint: String,
         /// When a reload last changed the service (seconds since the epoch), and the share of
         /// first choices that change moved; absent until a reload changes it.
@@ -209,6 +234,7 @@ fn render_table(table: &Table, extras: &[Extras]) -> Vec<u8> {
             nodes: s.nodes(),
             ids: s.has_ids().then(|| s.ids()),
             weights: s.has_weights().then(|| s.weights()),
+            zones: s.zones(),
             fingerprint: fingerprint_hex(s.fingerprint()),
             changed_at: extras.get(i).and_then(|e| e.last_change).map(|c| c.at),
             moved: extras.get(i).and_then(|e| e.last_change).map(|c| c.moved),

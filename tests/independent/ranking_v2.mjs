@@ -21,6 +21,7 @@ export const ID_SEED = 0x722072656e64657an;
 const ALGORITHM = 2n;
 const GOLDEN = 0x9e3779b97f4a7c15n;
 const ADDRESS_TAG = 0x6164647265737321n; // "address!"
+const ZONE_TAG = 0x7a6f6e6521212121n; // "zone!!!!"
 
 // --- XXH64 -----------------------------------------------------------------------------------
 
@@ -261,8 +262,8 @@ export function weightedScore(s, weight) {
  * @param {number} [weight]
  * @returns {Node}
  */
-export function makeNode(address, identity = address, weight = 1) {
-  return { address, identity, weight, idHash: idHash(identity), idBytes: encoder.encode(identity) };
+export function makeNode(address, identity = address, weight = 1, zone = null) {
+  return { address, identity, weight, zone, idHash: idHash(identity), idBytes: encoder.encode(identity) };
 }
 
 /**
@@ -318,6 +319,72 @@ export function lookup(nodes, key, k) {
 }
 
 /**
+ * A lookup with options, or null when fewer than `min` nodes are left. `exclude`: the answer of
+ * the service without the nodes of those identities. `spread` "zone": each zone's best node in
+ * rank order until every zone is represented, then the other nodes in rank order (nodes without
+ * a zone form one zone).
+ * @param {Node[]} nodes
+ * @param {string} key
+ * @param {number} min
+ * @param {number} max
+ * @param {string[]} [exclude]
+ * @param {string|null} [spread]
+ * @returns {string[]|null}
+ */
+export function lookupWith(nodes, key, min, max, exclude = [], spread = null) {
+  const gone = new Set(exclude);
+  const rest = nodes.filter((n) => !gone.has(n.identity));
+  if (rest.length < min) return null;
+  let ranked = ranking(rest, key);
+  if (spread === "zone") {
+    const seen = new Set();
+    const bests = [];
+    const others = [];
+    for (const n of ranked) {
+      if (seen.has(n.zone)) others.push(n);
+      else {
+        seen.add(n.zone);
+        bests.push(n);
+      }
+    }
+    ranked = bests.concat(others);
+  }
+  return ranked.slice(0, max).map((n) => n.address);
+}
+
+/**
+ * Checks the lookup-options vectors (both algorithms; only algorithm 2's can be checked here).
+ * @param {object} vectors
+ * @returns {{passed: number, skipped: number, failures: string[]}}
+ */
+export function checkOptions(vectors) {
+  let passed = 0;
+  let skipped = 0;
+  const failures = [];
+  const expect = (what, got, want) => {
+    const g = JSON.stringify(got);
+    const w = JSON.stringify(want);
+    if (g === w) passed += 1;
+    else failures.push(`${what}: expected ${w}, got ${g}`);
+  };
+  for (const c of vectors.cases) {
+    if (BigInt(c.algorithm) !== ALGORITHM) {
+      skipped += 1 + c.lookups.length;
+      continue;
+    }
+    const nodes = c.nodes.map((n) => makeNode(n.node, n.id, n.weight, n.zone));
+    expect(`case ${c.name} fingerprint`, hex64(serviceFingerprint(nodes)), c.fingerprint);
+    for (const l of c.lookups) {
+      const what =
+        `case ${c.name} lookup key ${JSON.stringify(l.key)} min=${l.min} max=${l.max} ` +
+        `exclude=${JSON.stringify(l.exclude)} spread=${JSON.stringify(l.spread ?? null)}`;
+      expect(what, lookupWith(nodes, l.key, l.min, l.max, l.exclude, l.spread ?? null), l.expected);
+    }
+  }
+  return { passed, skipped, failures };
+}
+
+/**
  * The service fingerprint.
  * @param {Node[]} nodes
  * @returns {bigint}
@@ -328,7 +395,8 @@ export function serviceFingerprint(nodes) {
   for (const n of nodes) {
     const w = weighted ? n.weight : 1.0;
     const a = n.identity !== n.address ? fmix64(xxh64(n.address, ID_SEED) ^ ADDRESS_TAG) : 0n;
-    acc = add(acc, fmix64(n.idHash ^ fmix64(bitsOf(w)) ^ a));
+    const z = n.zone != null ? fmix64(xxh64(n.zone, ID_SEED) ^ ZONE_TAG) : 0n;
+    acc = add(acc, fmix64(n.idHash ^ fmix64(bitsOf(w)) ^ a ^ z));
   }
   return fmix64(acc ^ BigInt(nodes.length));
 }
@@ -412,6 +480,13 @@ function main(args) {
     return 2;
   }
   const vectors = JSON.parse(readFileSync(args[0], "utf8"));
+  if (Array.isArray(vectors.cases)) {
+    const { passed, skipped, failures } = checkOptions(vectors);
+    for (const line of failures.slice(0, 10)) console.log(`FAIL ${line}`);
+    if (failures.length > 10) console.log(`... and ${failures.length - 10} more failures`);
+    console.log(`javascript: ${passed} passed, ${failures.length} failed, ${skipped} skipped (algorithm 1)`);
+    return failures.length ? 1 : 0;
+  }
   if (vectors.algorithm !== 2) {
     console.error("not algorithm 2 vectors");
     return 2;

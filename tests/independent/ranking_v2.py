@@ -6,6 +6,11 @@ for bit. It deliberately shares no code with the Rust crate. Run it as a
 checker over the conformance vectors:
 
     python3 ranking_v2.py crates/ranking/tests/vectors/algorithm2.json
+    python3 ranking_v2.py crates/ranking/tests/vectors/lookup-options.json
+
+The second file holds lookups with options (exclude, spread=zone) for both
+algorithms; only algorithm 2's cases can be checked here (algorithm 1 is ahash,
+specified by its Rust source only), and the others are counted as skipped.
 
 It needs Python 3.9+ and the `xxhash` package from PyPI (XXH64 itself is not
 the point here; the JavaScript twin implements it from the xxHash
@@ -25,6 +30,7 @@ ID_SEED = 0x722072656E64657A  # "r rendez"
 ALGORITHM = 2
 GOLDEN = 0x9E3779B97F4A7C15
 ADDRESS_TAG = 0x6164647265737321  # "address!"
+ZONE_TAG = 0x7A6F6E6521212121  # "zone!!!!"
 
 
 # --- Hashes ------------------------------------------------------------------
@@ -158,12 +164,14 @@ def weighted_score(s, weight):
 
 
 class Node:
-    __slots__ = ("address", "identity", "weight", "id_hash", "id_bytes")
+    __slots__ = ("address", "identity", "weight", "zone", "id_hash", "id_bytes")
 
-    def __init__(self, address, identity=None, weight=1.0):
+    def __init__(self, address, identity=None, weight=1.0, zone=None):
         self.address = address
         self.identity = address if identity is None else identity
         self.weight = float(weight)
+        # None: the zone of the nodes without one.
+        self.zone = zone
         self.id_hash = id_hash(self.identity)
         # Ties are broken on the UTF-8 bytes; Python compares bytes as
         # unsigned, a proper prefix first, as the spec wants.
@@ -193,6 +201,31 @@ def lookup(nodes, key, k):
     return [n.address for n in ranking(nodes, key)[:k]]
 
 
+def lookup_with(nodes, key, min_, max_, exclude=(), spread=None):
+    """A lookup with options: None when fewer than `min_` nodes are left.
+
+    exclude: the answer of the service without the nodes of those identities.
+    spread "zone": each zone's best node in rank order until every zone is
+    represented, then the other nodes in rank order.
+    """
+    gone = set(exclude)
+    rest = [n for n in nodes if n.identity not in gone]
+    if len(rest) < min_:
+        return None
+    ranked = ranking(rest, key)
+    if spread == "zone":
+        seen = set()
+        bests, others = [], []
+        for n in ranked:
+            if n.zone in seen:
+                others.append(n)
+            else:
+                seen.add(n.zone)
+                bests.append(n)
+        ranked = bests + others
+    return [n.address for n in ranked[:max_]]
+
+
 def service_fingerprint(nodes):
     weighted = is_weighted(nodes)
     acc = fmix64(ALGORITHM ^ GOLDEN)
@@ -202,7 +235,8 @@ def service_fingerprint(nodes):
             a = fmix64(xxh64(n.address, ID_SEED) ^ ADDRESS_TAG)
         else:
             a = 0
-        acc = (acc + fmix64(n.id_hash ^ fmix64(_bits(w)) ^ a)) & MASK64
+        z = fmix64(xxh64(n.zone, ID_SEED) ^ ZONE_TAG) if n.zone is not None else 0
+        acc = (acc + fmix64(n.id_hash ^ fmix64(_bits(w)) ^ a ^ z)) & MASK64
     return fmix64(acc ^ len(nodes))
 
 
@@ -228,8 +262,38 @@ def quoted(value):
 
 
 def nodes_of(service):
-    return [Node(n["node"], n.get("id"), n.get("weight", 1.0))
+    return [Node(n["node"], n.get("id"), n.get("weight", 1.0), n.get("zone"))
             for n in service["nodes"]]
+
+
+def check_options(vectors):
+    """The lookup-options vectors: returns (passed, skipped, failures)."""
+    passed, skipped = 0, 0
+    failures = []
+    for case in vectors["cases"]:
+        if case["algorithm"] != ALGORITHM:
+            skipped += 1 + len(case["lookups"])
+            continue
+        nodes = nodes_of(case)
+        name = case["name"]
+        got = hex64(service_fingerprint(nodes))
+        if got == case["fingerprint"]:
+            passed += 1
+        else:
+            failures.append("case %s fingerprint: expected %s, got %s"
+                            % (name, quoted(case["fingerprint"]), quoted(got)))
+        for c in case["lookups"]:
+            what = "case %s lookup key %s min=%d max=%d exclude=%s spread=%s" % (
+                name, quoted(c["key"]), c["min"], c["max"],
+                quoted(c["exclude"]), quoted(c.get("spread")))
+            got = lookup_with(nodes, c["key"], c["min"], c["max"],
+                              c["exclude"], c.get("spread"))
+            if got == c["expected"]:
+                passed += 1
+            else:
+                failures.append("%s: expected %s, got %s"
+                                % (what, quoted(c["expected"]), quoted(got)))
+    return passed, skipped, failures
 
 
 def check(vectors):
@@ -281,6 +345,15 @@ def main(argv):
         return 2
     with open(argv[1], encoding="utf-8") as f:
         vectors = json.load(f)
+    if "cases" in vectors:
+        passed, skipped, failures = check_options(vectors)
+        for line in failures[:10]:
+            print("FAIL " + line)
+        if len(failures) > 10:
+            print("... and %d more failures" % (len(failures) - 10))
+        print("python: %d passed, %d failed, %d skipped (algorithm 1)"
+              % (passed, len(failures), skipped))
+        return 1 if failures else 0
     if vectors.get("algorithm") != ALGORITHM:
         print("not algorithm %d vectors" % ALGORITHM, file=sys.stderr)
         return 2

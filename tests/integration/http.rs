@@ -224,3 +224,69 @@ fn an_overlong_query_string_is_414_with_a_json_error() {
     assert_eq!(kr.request("DELETE", "/healthz", &[], b"").header("allow"), Some("GET, HEAD"));
     assert_eq!(kr.request("HEAD", "/service/bar?key=a", &[], b"").status, 200);
 }
+
+/// `GET /table`'s `ETag` and `If-None-Match`, as clients that rank locally poll it: the tag is
+/// the table fingerprint, a matching tag (weakly compared, in a list, or `*`) gets a bodiless
+/// 304 for GET and HEAD, and a reload that changes the table changes the tag.
+#[test]
+fn table_has_the_fingerprint_as_etag_and_answers_if_none_match_with_304() {
+    let kr = server();
+    let r = kr.get("/table");
+    assert_eq!(r.status, 200);
+    let fingerprint = r.json()["fingerprint"].as_str().unwrap().to_string();
+    let etag = format!("W/\"{fingerprint}\"");
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+
+    let strong = format!("\"{fingerprint}\"");
+    let listed = format!("\"0000000000000000\", {etag}");
+    for tag in [etag.as_str(), strong.as_str(), listed.as_str(), "*"] {
+        for method in ["GET", "HEAD"] {
+            let r = kr.request(method, "/table", &[("If-None-Match", tag)], b"");
+            assert_eq!(r.status, 304, "{method} If-None-Match: {tag}");
+            assert!(r.body.is_empty(), "{method} {tag}: a 304 has no body: {}", r.text());
+            assert_eq!(r.header("etag"), Some(etag.as_str()), "{method} {tag}");
+        }
+    }
+    // Two field lines count as one list.
+    let r = kr.request("GET", "/table", &[("If-None-Match", "\"other\""), ("If-None-Match", &strong)], b"");
+    assert_eq!(r.status, 304);
+
+    for tag in ["\"0000000000000000\"", &fingerprint, "W/\"\"", ""] {
+        let r = kr.request("GET", "/table", &[("If-None-Match", tag)], b"");
+        assert_eq!(r.status, 200, "If-None-Match: {tag}");
+        assert_eq!(r.json()["fingerprint"], fingerprint.as_str());
+    }
+    let head = kr.request("HEAD", "/table", &[("If-None-Match", "\"0000000000000000\"")], b"");
+    assert_eq!((head.status, head.body.len(), head.header("etag")), (200, 0, Some(etag.as_str())));
+
+    // A reload that changes the table: the old tag gets the new table, the new tag a 304.
+    kr.write_services(&services(&[("bar", &BAR[..3])]));
+    kr.signal(libc::SIGHUP);
+    common::eventually("the reload", || kr.get("/table").json()["fingerprint"] != fingerprint.as_str());
+    let r = kr.request("GET", "/table", &[("If-None-Match", &etag)], b"");
+    assert_eq!(r.status, 200);
+    let new_etag = format!("W/\"{}\"", r.json()["fingerprint"].as_str().unwrap());
+    assert_eq!(r.header("etag"), Some(new_etag.as_str()));
+    assert_eq!(kr.request("GET", "/table", &[("If-None-Match", &new_etag)], b"").status, 304);
+}
+
+/// `/table` holds everything a client needs to rank and to verify: the algorithm, each
+/// service's addresses, Ids and weights in one order, and the fingerprints.
+#[test]
+fn table_holds_what_a_client_needs_to_rank() {
+    let kr = Keyrouter::start(
+        "Algorithm = 2\n[[Services]]\nName = \"web\"\nNodes = [{ Node = \"10.0.0.5:8080\", Id = \"web-0\" }, \
+         { Node = \"10.0.0.6:8080\", Id = \"web-1\" }, { Node = \"10.0.0.7:8080\", Id = \"web-2\", Weight = 4 }]\n",
+    );
+    let t = kr.get("/table").json();
+    // The worked example of docs/ranking.md, weighted 1, 1, 4.
+    assert_eq!(t["algorithm"], 2);
+    let web = &t["services"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["nodes"], serde_json::json!(["10.0.0.5:8080", "10.0.0.6:8080", "10.0.0.7:8080"]));
+    assert_eq!(web["ids"], serde_json::json!(["web-0", "web-1", "web-2"]));
+    assert_eq!(web["weights"], serde_json::json!([1.0, 1.0, 4.0]));
+    assert_eq!(web["fingerprint"], "74974792e16a42c3");
+    assert_eq!(t["fingerprint"].as_str().map(str::len), Some(16));
+}

@@ -2,7 +2,9 @@
 //! implementations written from its text alone, in Python (tests/independent/ranking_v2.py) and
 //! in dependency-free JavaScript (tests/independent/ranking_v2.mjs), pass every conformance
 //! vector (crates/ranking/tests/vectors/algorithm2.json), and each says which case it fails on
-//! a copy of the vectors with a wrong answer and a wrong fingerprint.
+//! a copy of the vectors with a wrong answer and a wrong fingerprint. Both also check the
+//! algorithm-2 cases of the lookup-options vectors (crates/ranking/tests/vectors/lookup-options.json:
+//! `exclude`, `spread=zone` and zones in fingerprints).
 //!
 //! The Python checker runs in a virtual environment (with `xxhash` from PyPI) that the test
 //! provisions under the target directory; the JavaScript one needs `node` (18 or later).
@@ -17,6 +19,7 @@ use common::{available, python_tool, require_tool};
 use serde_json::Value;
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/ranking/tests/vectors/algorithm2.json");
+const OPTIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/ranking/tests/vectors/lookup-options.json");
 const PYTHON_CHECKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent/ranking_v2.py");
 const JS_CHECKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent/ranking_v2.mjs");
 const XXHASH: &str = "xxhash==4.1.0";
@@ -169,5 +172,72 @@ fn python_checker_names_a_wrong_answer_and_a_wrong_fingerprint() {
 fn javascript_checker_names_a_wrong_answer_and_a_wrong_fingerprint() {
     if require_tool("node") {
         assert_names_the_altered_cases(node_cmd(), "javascript", "independent-altered-javascript.json");
+    }
+}
+
+fn options() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(OPTIONS).unwrap()).unwrap()
+}
+
+/// The cases of the lookup-options vectors a checker of algorithm 2 counts: each algorithm-2
+/// case's fingerprint and lookups.
+fn options_count(v: &Value) -> usize {
+    let cases = v["cases"].as_array().unwrap().iter().filter(|c| c["algorithm"] == 2);
+    cases.map(|c| 1 + c["lookups"].as_array().unwrap().len()).sum()
+}
+
+/// The checker passes every algorithm-2 case of the lookup-options vectors; on a copy with a
+/// `spread=zone` answer reordered and a zoned service's fingerprint altered, it fails exactly
+/// those two and names them.
+fn assert_checks_lookup_options(cmd: impl Fn() -> Command, language: &str, file: &str) {
+    let v = options();
+    let expected = options_count(&v);
+    assert!(expected > 500, "{expected} algorithm-2 cases");
+    let (out, stdout, passed, failed) = run_checker(cmd(), language, Path::new(OPTIONS));
+    assert!(out.status.success() && failed == 0, "the {language} checker failed:\n{stdout}");
+    assert_eq!(passed, expected, "{stdout}");
+
+    let mut v = v;
+    let cases = v["cases"].as_array_mut().unwrap();
+    let zoned =
+        |c: &Value| c["algorithm"] == 2 && c["nodes"].as_array().unwrap().iter().any(|n| n.get("zone").is_some());
+    let at = cases.iter().position(zoned).unwrap();
+    let name = cases[at]["name"].as_str().unwrap().to_owned();
+    let lookup = cases[at]["lookups"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["spread"] == "zone" && l["expected"].as_array().is_some_and(|e| e.len() >= 2))
+        .unwrap();
+    lookup["expected"].as_array_mut().unwrap().swap(0, 1);
+    let spread_case = format!("case {name} lookup key {}", serde_json::to_string(&lookup["key"]).unwrap());
+    let fingerprint = cases[at]["fingerprint"].as_str().unwrap().to_owned();
+    let last = u8::from_str_radix(&fingerprint[15..], 16).unwrap() ^ 1;
+    cases[at]["fingerprint"] = Value::String(format!("{}{last:x}", &fingerprint[..15]));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let (out, stdout, passed, failed) = run_checker(cmd(), language, &path);
+    assert!(!out.status.success(), "the {language} checker passed altered vectors:\n{stdout}");
+    assert_eq!((passed, failed), (expected - 2, 2), "{stdout}");
+    for case in [spread_case, format!("case {name} fingerprint:")] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("FAIL {case}"))),
+            "{language} did not name {case}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn python_implementation_checks_exclude_spread_and_zones() {
+    if let Some(_cmd) = require_tool(&system_python()).then(python_cmd).flatten() {
+        assert_checks_lookup_options(|| python_cmd().unwrap(), "python", "independent-options-python.json");
+    }
+}
+
+#[test]
+fn javascript_implementation_checks_exclude_spread_and_zones() {
+    if require_tool("node") {
+        assert_checks_lookup_options(node_cmd, "javascript", "independent-options-javascript.json");
     }
 }

@@ -147,7 +147,7 @@ fn every_crate_edge_points_down() {
 fn the_offline_commands_and_the_request_layer_never_touch_http() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let request = ["request/mod.rs", "request/decode.rs", "request/encode.rs"];
-    for file in request.iter().chain(&["table/config.rs", "table/state.rs", "table/reload.rs"]) {
+    for file in request.iter().chain(&["table/state.rs", "table/reload.rs"]) {
         let text = std::fs::read_to_string(src.join(file)).unwrap();
         assert!(!crate_edges(&text).contains("http"), "{file} uses crate::http");
     }
@@ -177,6 +177,23 @@ fn the_ranking_crate_links_only_pure_dependencies() {
     let extra: Vec<&String> = deps.keys().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
     assert!(extra.is_empty(), "crates/ranking depends on {extra:?}: the ranking core must stay pure");
     assert!(!manifest.contains_key("target"), "crates/ranking has target-specific dependencies");
+}
+
+/// The services-file parser (crates/config, `table::config` in the server) is what the Python
+/// client builds on beside the ranking crate: it links no runtime, no HTTP stack, no logging.
+#[test]
+fn the_config_crate_links_only_pure_dependencies() {
+    const ALLOWED: &[&str] = &["keyrouter-ranking", "serde", "toml", "ahash", "libc"];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: toml::Table =
+        std::fs::read_to_string(root.join("crates/config/Cargo.toml")).unwrap().parse().unwrap();
+    let deps = manifest["dependencies"].as_table().expect("[dependencies]");
+    let extra: Vec<&String> = deps.keys().filter(|d| !ALLOWED.contains(&d.as_str())).collect();
+    assert!(extra.is_empty(), "crates/config depends on {extra:?}: the parser must stay free of the server");
+    assert!(!manifest.contains_key("target"), "crates/config has target-specific dependencies");
+    // The server sees the crate where it always was.
+    let table = std::fs::read_to_string(root.join("src/table/mod.rs")).unwrap();
+    assert!(table.contains("pub use keyrouter_config as config;"), "src/table/mod.rs re-exports the parser");
 }
 
 #[test]

@@ -50,6 +50,8 @@ fn encoded() -> impl Strategy<Value = String> {
         Just("keys=".to_string()),
         Just("max=".to_string()),
         Just("min=".to_string()),
+        Just("exclude=".to_string()),
+        Just("spread=zone".to_string()),
         Just("%".to_string()),
         Just("%G1".to_string()),
         "[0-9]{1,22}",
@@ -83,6 +85,8 @@ fn json_lookup() -> impl Strategy<Value = serde_json::Value> {
         Just("keys".to_string()),
         Just("min".to_string()),
         Just("max".to_string()),
+        Just("exclude".to_string()),
+        Just("spread".to_string()),
         ".{0,5}"
     ];
     prop::collection::vec((name, json_value()), 0..5)
@@ -102,6 +106,11 @@ fn multipart_body(fields: &[(String, Vec<u8>)], boundary: &str) -> Vec<u8> {
     body
 }
 
+/// The answer budget `limit`, and a few `exclude` entries at most.
+fn budget(limit: u64) -> request::Budget {
+    request::Budget { max_answer_nodes: limit, max_exclude: 3 }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -112,7 +121,7 @@ proptest! {
         let table = table();
         for body in [Body::Empty, Body::Json(&body), Body::Form(&body)] {
             let answer = Fields::from_request(&query, body)
-                .and_then(|f| request::answer_in(&table, &name, f, limit));
+                .and_then(|f| request::answer_in(&table, &name, f, &budget(limit)));
             client_outcome(answer)?;
         }
     }
@@ -121,7 +130,7 @@ proptest! {
     fn request_layer_takes_any_encoded_text(query in encoded(), form in encoded(), limit in 0u64..200) {
         let table = table();
         let answer = Fields::from_request(query.as_bytes(), Body::Form(form.as_bytes()))
-            .and_then(|f| request::answer_in(&table, "bar", f, limit));
+            .and_then(|f| request::answer_in(&table, "bar", f, &budget(limit)));
         client_outcome(answer)?;
         let _ = request::decode_path_segment(&query);
     }
@@ -130,16 +139,17 @@ proptest! {
     fn request_layer_takes_any_json(value in json_lookup(), limit in 0u64..200) {
         let table = table();
         let body = serde_json::to_vec(&value).unwrap();
-        client_outcome(Fields::from_json(&body).and_then(|f| request::answer_in(&table, "bar", f, limit)))?;
+        client_outcome(Fields::from_json(&body).and_then(|f| request::answer_in(&table, "bar", f, &budget(limit))))?;
     }
 
     #[test]
     fn multipart_fields_take_any_text(fields in prop::collection::vec(
-            (prop_oneof![Just("key".to_string()), Just("keys".to_string()), Just("max".to_string()), "[a-z]{0,4}"],
+            (prop_oneof![Just("key".to_string()), Just("keys".to_string()), Just("max".to_string()),
+                         Just("exclude".to_string()), Just("spread".to_string()), "[a-z]{0,4}"],
              ".{0,10}"), 0..5)) {
         let table = table();
         let pairs: Vec<(String, String)> = fields;
-        client_outcome(Fields::from_request(b"", Body::Pairs(&pairs)).and_then(|f| request::answer_in(&table, "bar", f, 1000)))?;
+        client_outcome(Fields::from_request(b"", Body::Pairs(&pairs)).and_then(|f| request::answer_in(&table, "bar", f, &budget(1000))))?;
     }
 }
 

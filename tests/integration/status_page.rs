@@ -85,7 +85,7 @@ fn the_page_is_self_contained_small_and_locked_down() {
         assert!(html.contains(&format!(r#"<p class="fingerprint" id="fingerprint">{fingerprint}</p>"#)));
         assert!(html.contains(env!("CARGO_PKG_VERSION")));
         // Every input has a label.
-        for id in ["lookup-service", "lookup-key", "lookup-min", "lookup-max"] {
+        for id in ["lookup-service", "lookup-key", "lookup-min", "lookup-max", "lookup-exclude", "lookup-spread"] {
             assert!(html.contains(&format!(r#"<label for="{id}">"#)) && html.contains(&format!(r#"id="{id}""#)));
         }
     }
@@ -691,5 +691,53 @@ fn in_a_browser_the_traffic_view_follows_a_burst_of_lookups_and_reloads() {
         }
         assert!(Instant::now() < deadline, "the reload never showed: {list}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A service with zones gets a zone column (escaped, "none" for a node without one); one
+/// without zones does not.
+#[test]
+fn the_table_shows_zones() {
+    let toml = "[[Services]]\nName = \"z\"\nNodes = [{ Node = \"a:1\", Zone = \"eu-<1a>\" }, \"b:1\"]\n\
+                [[Services]]\nName = \"p\"\nNodes = [\"c:1\"]\n";
+    let kr = Keyrouter::start(toml);
+    let html = accept(&kr, "/", "text/html").text();
+    let section = |name: &str| {
+        let start = html.find(&format!("<section class=\"service\" data-service=\"{name}\"")).unwrap();
+        html[start..start + html[start..].find("</section>").unwrap()].to_string()
+    };
+    let z = section("z");
+    assert!(z.contains(r#"<th scope="col">zone</th>"#), "{z}");
+    assert!(z.contains(r#"<td class="zone">eu-&lt;1a&gt;</td>"#), "{z}");
+    assert!(z.contains(r#"<td class="zone"><span class="none">none</span></td>"#), "{z}");
+    assert!(!section("p").contains("zone"));
+}
+
+/// The form sends `exclude` (comma-separated Ids) and `spread`, and shows what the API answers.
+#[test]
+fn in_a_browser_the_form_sends_exclude_and_spread() {
+    let toml = "Algorithm = 2\n[[Services]]\nName = \"web\"\nNodes = [\n\
+                { Node = \"a:1\", Id = \"web-a\", Zone = \"eu-1a\" }, { Node = \"b:1\", Zone = \"eu-1a\" },\n\
+                { Node = \"c:1\", Zone = \"eu-1b\" }, { Node = \"d:1\", Zone = \"eu-1b\" }, \"e:1\", \"f:1\"]\n";
+    let kr = Keyrouter::start(toml);
+    let Some(b) = Browser::start() else { return };
+    b.goto(&format!("http://127.0.0.1:{}/", kr.port));
+    for key in ["user:1", "user:2", "user:3"] {
+        let plain = api_lookup(&kr, "web", key, "", "6").json();
+        let first = plain[0].as_str().unwrap();
+        let first_id = if first == "a:1" { "web-a" } else { first };
+        b.script(
+            "document.getElementById('lookup-exclude').value = arguments[0];",
+            json!([format!(" {first_id} , gone:1")]),
+        );
+        b.script("document.getElementById('lookup-spread').value = 'zone';", json!([]));
+        let (nodes, error, _) = use_form(&b, "web", key, "", "3");
+        assert!(error.is_empty(), "{error}");
+        let query = format!("/service/web?key={key}&max=3&exclude={first_id}&exclude=gone:1&spread=zone");
+        let api = kr.get(&query).json();
+        assert_eq!(json!(nodes), api, "{key}");
+        assert!(!nodes.iter().any(|n| n == first), "{key}: {first} was excluded");
+        b.script("document.getElementById('lookup-exclude').value = '';", json!([]));
+        b.script("document.getElementById('lookup-spread').value = '';", json!([]));
     }
 }

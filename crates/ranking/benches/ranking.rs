@@ -197,5 +197,47 @@ fn algorithms(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, building, limits, algorithms);
+/// Lookup options against a plain lookup, in the same run: top-3 lookups at 100 and 10 000 nodes
+/// in 3 zones, plain, excluding one node, and with `spread=zone`, weighted and not. Target: at
+/// most 1.2x plain (`cargo bench -p keyrouter-ranking -- options`).
+fn options(c: &mut Criterion) {
+    use keyrouter_ranking::{LookupOptions, Spread};
+    let keys: Vec<String> = (0..1024).map(|i| format!("user:{i}")).collect();
+    for n in [100usize, 10_000] {
+        let mut group = c.benchmark_group(format!("options/n={n}"));
+        for weighted in [false, true] {
+            let spec = ServiceSpec {
+                name: "s".into(),
+                nodes: nodes(n)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, node)| {
+                        let weight = if weighted { 0.5 + (i * 7919 % 96) as f64 / 10.0 } else { 1.0 };
+                        NodeSpec::weighted(node, weight).with_zone(["eu-1a", "eu-1b", "eu-1c"][i % 3])
+                    })
+                    .collect(),
+            };
+            let (service, _) = Service::build_with(spec, Algorithm::V2).unwrap();
+            let excluded = [service.nodes()[n / 2].as_str()];
+            let variants = [
+                ("plain", LookupOptions::default()),
+                ("exclude-1", LookupOptions { exclude: &excluded, spread: Spread::None }),
+                ("spread=zone", LookupOptions { exclude: &[], spread: Spread::Zone }),
+            ];
+            for (name, opts) in variants {
+                let mut i = 0;
+                let id = BenchmarkId::new(if weighted { "weighted" } else { "unweighted" }, name);
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        i = (i + 1) % keys.len();
+                        black_box(service.lookup_with(black_box(&keys[i]), 1, 3, &opts).unwrap())
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, lookups, building, limits, algorithms, options);
 criterion_main!(benches);

@@ -272,6 +272,44 @@ where
     }
 }
 
+/// For each zone `z` of an unweighted service whose nodes are grouped by zone (zone `z`'s nodes
+/// are `hashes[starts[z]..starts[z + 1]]`, at most [`SMALL_N`] in all), writes the position in
+/// `hashes` of the node with the zone's highest score to `best[z]`. Returns false when some
+/// zone's highest score is there twice (the caller breaks the tie by identity).
+///
+/// `spread=zone` on a small service: one scoring pass and a maximum per zone, compiled for
+/// `simd` like [`top_k_unweighted`], where ranking each zone on its own paid the selection's
+/// setup once per zone.
+#[inline]
+pub fn zone_maxima(simd: Simd, key_hash: u64, hashes: &[u64], starts: &[u32], best: &mut [u32]) -> bool {
+    simd_dispatch! {
+        simd,
+        fn maxima(key_hash: u64, hashes: &[u64], starts: &[u32], best: &mut [u32]) -> bool {
+            debug_assert!(hashes.len() <= SMALL_N && best.len() + 1 == starts.len());
+            // Signed keys with the scores' order (AVX2 compares only signed 64-bit lanes), not
+            // zeroed first (as in `top_k_unweighted`).
+            let mut buf = [MaybeUninit::<i64>::uninit(); SMALL_N];
+            for (s, &h) in buf.iter_mut().zip(hashes) {
+                s.write((score(key_hash, h) ^ SIGN) as i64);
+            }
+            // SAFETY: the loop above wrote the first `hashes.len()` (at most `SMALL_N`), and
+            // `MaybeUninit<i64>` has the layout of `i64`.
+            let keys = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), hashes.len()) };
+            for (z, b) in best.iter_mut().enumerate() {
+                let (start, end) = (starts[z] as usize, starts[z + 1] as usize);
+                let zone = &keys[start..end];
+                let max = zone.iter().copied().fold(i64::MIN, i64::max);
+                let at = zone.iter().position(|&k| k == max).unwrap_or(0);
+                if zone[at + 1..].contains(&max) {
+                    return false;
+                }
+                *b = (start + at) as u32;
+            }
+            true
+        }
+    }
+}
+
 /// [`top_k_small`] for keys padded to a multiple of 4: in AVX2 intrinsics where the CPU has
 /// AVX2 and `simd` is not [`Simd::Portable`] (which the tests use for the portable code).
 #[inline(always)]
@@ -457,6 +495,43 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn zone_maxima_finds_each_zones_best_at_every_simd_level_and_declines_ties() {
+        for simd in Simd::available() {
+            for n in [1usize, 2, 5, 31, 32, 33, 100, 128] {
+                let hashes: Vec<u64> = (0..n as u64).map(|i| mix(i ^ 0xabcd)).collect();
+                for zones in [1usize, 2, 3, 7] {
+                    // Zone boundaries spread over the nodes (some zones may be empty of none).
+                    let starts: Vec<u32> = (0..=zones).map(|z| (z * n / zones) as u32).collect();
+                    if starts.windows(2).any(|w| w[0] == w[1]) {
+                        continue;
+                    }
+                    for key in ["", "ryans", "user:42"] {
+                        let kh = hash_str(key);
+                        let mut best = vec![0u32; zones];
+                        assert!(zone_maxima(simd, kh, &hashes, &starts, &mut best), "{simd:?}");
+                        for z in 0..zones {
+                            let range = starts[z] as usize..starts[z + 1] as usize;
+                            let want = range.max_by_key(|&i| score(kh, hashes[i])).unwrap();
+                            assert_eq!(best[z] as usize, want, "{simd:?}: {n} nodes, zone {z} of {zones}, {key:?}");
+                        }
+                    }
+                }
+            }
+            // The same hash twice in a zone: declined when those two are the zone's best.
+            let hashes = [5u64, 7, 7, 1];
+            let mut best = [0u32; 2];
+            let mut ties = 0;
+            for key in 0..50u64 {
+                let kh = mix(key);
+                let tie = score(kh, 7) > score(kh, 1);
+                ties += usize::from(tie);
+                assert_eq!(zone_maxima(simd, kh, &hashes, &[0, 1, 4], &mut best), !tie, "{simd:?}");
+            }
+            assert!((5..45).contains(&ties), "{ties} ties of 50");
         }
     }
 

@@ -22,8 +22,8 @@ pub mod weighted;
 
 pub use hash::{Algorithm, MAX_WEIGHT, MIN_WEIGHT, V2_ID_SEED, V2_KEY_SEED};
 pub use table::{
-    fingerprint_hex, unweighted_order, weighted_order, BuildReport, LookupError, NodeSpec, Service, ServiceSpec, Table,
-    TableError,
+    fingerprint_hex, unweighted_order, weighted_order, BuildReport, LookupError, LookupOptions, NodeSpec, Resolved,
+    Service, ServiceSpec, Spread, Table, TableError,
 };
 
 /// Known answers, copied from `tests/golden.jsonl`: `(nodes, key, k, expected)`.
@@ -142,7 +142,7 @@ pub fn self_check_vectors() -> impl Iterator<Item = SelfCheckVector> {
     let v2 = SELF_CHECK_V2.iter().map(|(n, key, k, e)| {
         let nodes = n
             .iter()
-            .map(|&(node, id, weight)| NodeSpec { node: node.into(), id: id.map(String::from), weight })
+            .map(|&(node, id, weight)| NodeSpec { node: node.into(), id: id.map(String::from), weight, zone: None })
             .collect();
         (Algorithm::V2, nodes, *key, *k, e.to_vec())
     });

@@ -199,14 +199,16 @@ pub mod avx2 {
         // The keys at least that large (> kth - 1): a bit each, quads 0..16 in the low mask.
         let Some(below) = kth.checked_sub(1) else { return false };
         let below = _mm256_set1_epi64x(below);
+        let at_least = |quad| _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(load(quad), below))) as u64;
+        // Two loops rather than one with a branch on `q`, which the compiler keeps inside the
+        // loop (the ranking benches at 100 nodes showed it).
+        let (first, second) = quads.split_at(quads.len().min(16));
         let (mut low, mut high) = (0u64, 0u64);
-        for (q, quad) in quads.iter().enumerate() {
-            let at_least = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(load(quad), below))) as u64;
-            if q < 16 {
-                low |= at_least << (q * LANES);
-            } else {
-                high |= at_least << ((q - 16) * LANES);
-            }
+        for (q, quad) in first.iter().enumerate() {
+            low |= at_least(quad) << (q * LANES);
+        }
+        for (q, quad) in second.iter().enumerate() {
+            high |= at_least(quad) << (q * LANES);
         }
         super::finish::<K>(keys, [low, high], picked)
     }

@@ -5,35 +5,42 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::hash::{
-    mix, score, top_k_unweighted, weight_in_range, weighted_score, Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
+    mix, score, top_k_unweighted, weight_in_range, weighted_score, zone_maxima, Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
 };
+use super::small::SMALL_N;
 use super::topk::{top_k, Candidate, INLINE};
 use super::weighted;
 
 /// One node as written in the services file: an opaque address string (what answers carry), an
-/// optional identity (what the ranking hashes; the address when `None`) and its weight (1 by
-/// default).
+/// optional identity (what the ranking hashes; the address when `None`), its weight (1 by
+/// default) and an optional zone (what `spread=zone` spreads answers over).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSpec {
     pub node: String,
     pub id: Option<String>,
     pub weight: f64,
+    pub zone: Option<String>,
 }
 
 impl NodeSpec {
     /// A node of weight 1 whose identity is its address.
     pub fn new(node: impl Into<String>) -> Self {
-        NodeSpec { node: node.into(), id: None, weight: 1.0 }
+        NodeSpec { node: node.into(), id: None, weight: 1.0, zone: None }
     }
 
     /// A node of weight `weight` whose identity is its address.
     pub fn weighted(node: impl Into<String>, weight: f64) -> Self {
-        NodeSpec { node: node.into(), id: None, weight }
+        NodeSpec { node: node.into(), id: None, weight, zone: None }
     }
 
     /// The same node with the identity `id`.
     pub fn with_id(self, id: impl Into<String>) -> Self {
         NodeSpec { id: Some(id.into()), ..self }
+    }
+
+    /// The same node in zone `zone`.
+    pub fn with_zone(self, zone: impl Into<String>) -> Self {
+        NodeSpec { zone: Some(zone.into()), ..self }
     }
 
     /// What the ranking hashes: the Id, or the address when there is none.
@@ -83,6 +90,72 @@ pub enum LookupError {
     NotEnoughNodes { service: String, available: usize, min: u64 },
 }
 
+/// How a lookup orders the nodes it answers beyond the ranking.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Spread {
+    /// The ranking's order.
+    #[default]
+    None,
+    /// The best node of each zone first, in rank order, until every zone is represented; then
+    /// the other nodes in rank order. Nodes without a zone form one zone of their own.
+    Zone,
+}
+
+/// What a lookup may ask beyond key, `min` and `max` (see [`Service::lookup_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupOptions<'a> {
+    /// Identities of nodes to leave out: the answer is the one of the service without them.
+    /// Entries that name no node are ignored, and duplicates count once.
+    pub exclude: &'a [&'a str],
+    pub spread: Spread,
+}
+
+/// [`LookupOptions`] resolved against one service ([`Service::resolve`]): what a batch of
+/// lookups shares, so that the entries are matched once, not once per key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// The excluded nodes' positions in [`Service::nodes`], sorted, without duplicates.
+    excluded: Vec<u32>,
+    /// `spread=zone` on a service with zones (on one without, it changes nothing).
+    spread: bool,
+}
+
+impl Resolved {
+    /// How many of the service's nodes the options leave out.
+    pub fn excluded(&self) -> usize {
+        self.excluded.len()
+    }
+
+    /// Whether lookups with these options are plain ones.
+    pub fn is_plain(&self) -> bool {
+        self.excluded.is_empty() && !self.spread
+    }
+}
+
+/// Whether node `i` is in `excluded` (sorted).
+#[inline]
+fn is_excluded(excluded: &[u32], i: usize) -> bool {
+    !excluded.is_empty() && excluded.binary_search(&(i as u32)).is_ok()
+}
+
+/// Moves the distinct values of sorted `v` to its front; returns how many there are.
+fn dedup(v: &mut [u32]) -> usize {
+    let mut kept = 0;
+    for i in 0..v.len() {
+        if kept == 0 || v[i] != v[kept - 1] {
+            v[kept] = v[i];
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// Up to this many `exclude` entries, [`Service::lookup_with`] matches them on the stack.
+const FEW: usize = 8;
+
+/// Up to this many zones, `spread=zone` keeps their best nodes on the stack.
+const FEW_ZONES: usize = 16;
+
 /// What building a table noticed without failing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildReport {
@@ -111,7 +184,78 @@ pub struct Service {
     /// one, and much cheaper.
     weighted: bool,
     fingerprint: u64,
+    /// `(identity hash, position)` of every node, sorted, for services of more than
+    /// [`INDEXED`] nodes: finds an `exclude` entry's node without comparing every identity.
+    by_hash: Vec<(u64, u32)>,
+    /// The zones, when some node has one.
+    zones: Option<Box<Zones>>,
 }
+
+/// A service's zones, and its nodes grouped by zone, for `spread=zone`: the best node of a zone
+/// is the top 1 of its group, ranked by the same code as a whole service.
+#[derive(Debug, Clone)]
+struct Zones {
+    /// Each node's zone, in the order of the service's nodes.
+    names: Vec<Option<String>>,
+    /// Each node's zone number.
+    zone_of: Vec<u32>,
+    /// Zone `z`'s nodes are `members[starts[z]..starts[z + 1]]`.
+    starts: Vec<u32>,
+    /// Node positions, grouped by zone.
+    members: Vec<u32>,
+    /// The hashes, weights and inverse weights of `members`, in that order (weights only for a
+    /// weighted service).
+    hashes: Vec<u64>,
+    weights: Vec<f64>,
+    inv_weights: Vec<f64>,
+}
+
+impl Zones {
+    fn build(names: Vec<Option<String>>, hashes: &[u64], weights: &[f64], inv_weights: &[f64]) -> Zones {
+        let mut numbers: HashMap<Option<&str>, u32> = HashMap::new();
+        let zone_of: Vec<u32> = names
+            .iter()
+            .map(|z| {
+                let next = numbers.len() as u32;
+                *numbers.entry(z.as_deref()).or_insert(next)
+            })
+            .collect();
+        let count = numbers.len();
+        drop(numbers);
+        let mut starts = vec![0u32; count + 1];
+        for &z in &zone_of {
+            starts[z as usize + 1] += 1;
+        }
+        for z in 0..count {
+            starts[z + 1] += starts[z];
+        }
+        let mut next: Vec<u32> = starts[..count].to_vec();
+        let mut members = vec![0u32; zone_of.len()];
+        for (i, &z) in zone_of.iter().enumerate() {
+            members[next[z as usize] as usize] = i as u32;
+            next[z as usize] += 1;
+        }
+        let pick =
+            |of: &[f64]| if of.is_empty() { Vec::new() } else { members.iter().map(|&i| of[i as usize]).collect() };
+        Zones {
+            hashes: members.iter().map(|&i| hashes[i as usize]).collect(),
+            weights: pick(weights),
+            inv_weights: pick(inv_weights),
+            names,
+            zone_of,
+            starts,
+            members,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.starts.len() - 1
+    }
+}
+
+/// Services of more nodes than this get an index of identity hashes for `exclude`; smaller ones
+/// compare identities.
+const INDEXED: usize = 32;
 
 impl Service {
     /// Builds an algorithm-1 service (see [`Service::build_with`]).
@@ -187,6 +331,8 @@ impl Service {
         let mut nodes = Vec::with_capacity(spec.nodes.len() - removed);
         let mut ids = Vec::with_capacity(if has_ids { nodes.capacity() } else { 0 });
         let mut weights = Vec::with_capacity(nodes.capacity());
+        let has_zones = spec.nodes.iter().any(|n| n.zone.is_some());
+        let mut zones = Vec::with_capacity(if has_zones { nodes.capacity() } else { 0 });
         for (n, keep) in spec.nodes.into_iter().zip(keep) {
             if keep {
                 if has_ids {
@@ -194,6 +340,9 @@ impl Service {
                 }
                 nodes.push(n.node);
                 weights.push(n.weight);
+                if has_zones {
+                    zones.push(n.zone);
+                }
             }
         }
         let identities = if has_ids { &ids } else { &nodes };
@@ -202,8 +351,19 @@ impl Service {
         // All-equal weights rank exactly like no weights (the unweighted path below), so they
         // get the unweighted fingerprint: the fingerprint identifies the answers.
         let addresses = has_ids.then_some(&nodes[..]);
-        let fingerprint = fingerprint(algorithm, &hashes, (!uniform).then_some(&weights[..]), addresses, &ids);
+        let zone_names = has_zones.then_some(&zones[..]);
+        let fingerprint =
+            fingerprint(algorithm, &hashes, (!uniform).then_some(&weights[..]), addresses, &ids, zone_names);
         let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
+        let mut by_hash = Vec::new();
+        if hashes.len() > INDEXED {
+            by_hash = hashes.iter().enumerate().map(|(i, &h)| (h, i as u32)).collect();
+            by_hash.sort_unstable();
+        }
+        let zones = has_zones.then(|| {
+            let weights = if uniform { &[][..] } else { &weights[..] };
+            Box::new(Zones::build(zones, &hashes, weights, &inv_weights))
+        });
         let service = Service {
             name: spec.name,
             algorithm,
@@ -214,6 +374,8 @@ impl Service {
             inv_weights,
             weighted: !uniform,
             fingerprint,
+            by_hash,
+            zones,
         };
         Ok((service, removed))
     }
@@ -241,6 +403,16 @@ impl Service {
     /// the Ids).
     pub fn has_ids(&self) -> bool {
         !self.ids.is_empty()
+    }
+
+    /// Each node's zone, in the order of [`Service::nodes`], or `None` when no node has one.
+    pub fn zones(&self) -> Option<&[Option<String>]> {
+        self.zones.as_ref().map(|z| &z.names[..])
+    }
+
+    /// Whether some node has a zone (then `/table` and `check` show them).
+    pub fn has_zones(&self) -> bool {
+        self.zones.is_some()
     }
 
     /// The algorithm that ranks this service.
@@ -282,10 +454,19 @@ impl Service {
     /// How many nodes a lookup with these bounds answers: `min(max, node count)`, or an error
     /// when `min > max` or the service has fewer than `min` nodes.
     pub fn answer_len(&self, min: u64, max: u64) -> Result<usize, LookupError> {
+        self.answer_len_of(self.nodes.len(), min, max)
+    }
+
+    /// [`Service::answer_len`] for a lookup with options: the bounds apply to the nodes the
+    /// options leave.
+    pub fn answer_len_with(&self, min: u64, max: u64, resolved: &Resolved) -> Result<usize, LookupError> {
+        self.answer_len_of(self.nodes.len() - resolved.excluded.len(), min, max)
+    }
+
+    fn answer_len_of(&self, available: usize, min: u64, max: u64) -> Result<usize, LookupError> {
         if min > max {
             return Err(LookupError::MinGreaterThanMax { min, max });
         }
-        let available = self.nodes.len();
         if (available as u64) < min {
             return Err(LookupError::NotEnoughNodes { service: self.name.clone(), available, min });
         }
@@ -301,6 +482,193 @@ impl Service {
         Ok(out)
     }
 
+    /// [`Service::lookup`] with options: `exclude` leaves nodes out (the answer is exactly the
+    /// one of the service without them, `min` and `max` applying to the nodes that remain), and
+    /// `spread` reorders the answer over zones. With default options, the same as
+    /// [`Service::lookup`], at the same cost.
+    pub fn lookup_with(&self, key: &str, min: u64, max: u64, opts: &LookupOptions) -> Result<Vec<&str>, LookupError> {
+        let spread = opts.spread == Spread::Zone && self.zones.is_some();
+        if opts.exclude.is_empty() && !spread {
+            return self.lookup(key, min, max);
+        }
+        // A few entries (the usual retry) are matched into the stack: no allocation but the
+        // answer's.
+        let mut few = [0u32; FEW];
+        let many;
+        let excluded = match opts.exclude.len() <= FEW {
+            true => {
+                let mut n = 0;
+                for i in opts.exclude.iter().filter_map(|e| self.position(e)) {
+                    few[n] = i;
+                    n += 1;
+                }
+                let few = &mut few[..n];
+                // One entry (a retry's) needs no sorting.
+                if n > 1 {
+                    few.sort_unstable();
+                }
+                let kept = dedup(few);
+                &few[..kept]
+            }
+            false => {
+                many = self.resolve(opts).excluded;
+                &many[..]
+            }
+        };
+        let k = self.answer_len_of(self.nodes.len() - excluded.len(), min, max)?;
+        let mut out = Vec::with_capacity(k);
+        self.rank_with_indexes(key, k, excluded, spread, |i| out.push(self.nodes[i].as_str()));
+        Ok(out)
+    }
+
+    /// Matches `opts` against this service's nodes, once for any number of lookups.
+    pub fn resolve(&self, opts: &LookupOptions) -> Resolved {
+        let mut excluded: Vec<u32> = opts.exclude.iter().filter_map(|e| self.position(e)).collect();
+        excluded.sort_unstable();
+        excluded.dedup();
+        Resolved { excluded, spread: opts.spread == Spread::Zone && self.zones.is_some() }
+    }
+
+    /// The position of the node whose identity is `id`.
+    fn position(&self, id: &str) -> Option<u32> {
+        let ids = self.ids();
+        if self.by_hash.is_empty() {
+            return ids.iter().position(|i| i == id).map(|i| i as u32);
+        }
+        let h = self.algorithm.hash_id(id);
+        let from = self.by_hash.partition_point(|&(x, _)| x < h);
+        self.by_hash[from..].iter().take_while(|&&(x, _)| x == h).map(|&(_, i)| i).find(|&i| ids[i as usize] == id)
+    }
+
+    /// [`Service::rank_each`] with resolved options: the `k` first nodes of the answer (`k` from
+    /// [`Service::answer_len_with`]).
+    pub fn rank_with_each<'a>(&'a self, key: &str, k: usize, resolved: &Resolved, mut emit: impl FnMut(&'a str)) {
+        let nodes = &self.nodes[..];
+        self.rank_with_indexes(key, k, &resolved.excluded, resolved.spread, |i| emit(nodes[i].as_str()));
+    }
+
+    /// The answer's first `k` nodes by position; `excluded` sorted, without duplicates.
+    fn rank_with_indexes(&self, key: &str, k: usize, excluded: &[u32], spread: bool, emit: impl FnMut(usize)) {
+        match &self.zones {
+            Some(zones) if spread => self.rank_spread(key, k, excluded, zones, emit),
+            _ => self.rank_excluding(key, k, excluded, emit),
+        }
+    }
+
+    /// The `k` best nodes that are not excluded: the first `k` of the `k + excluded` best, since
+    /// leaving nodes out does not change the order of the others.
+    fn rank_excluding(&self, key: &str, k: usize, excluded: &[u32], mut emit: impl FnMut(usize)) {
+        let mut left = k;
+        self.rank_indexes(key, k + excluded.len(), |i| {
+            if left > 0 && !is_excluded(excluded, i) {
+                left -= 1;
+                emit(i);
+            }
+        });
+    }
+
+    /// `spread=zone`: the best node of each zone (the top 1 of its group, or the top `1 + e` when
+    /// `e` of its nodes are excluded), ordered by the ranking; then, if `k` asks for more, the
+    /// best of the others.
+    fn rank_spread(&self, key: &str, k: usize, excluded: &[u32], zones: &Zones, mut emit: impl FnMut(usize)) {
+        if k == 0 {
+            return;
+        }
+        let key_hash = self.algorithm.hash_key(key);
+        let count = zones.count();
+        // Excluded nodes per zone: counted on the fly for a few, in a table for more.
+        let mut excluded_in = Vec::new();
+        if excluded.len() > FEW {
+            excluded_in = vec![0usize; count];
+            for &i in excluded {
+                excluded_in[zones.zone_of[i as usize] as usize] += 1;
+            }
+        }
+        let excluded_from = |z: usize| match excluded.len() > FEW {
+            true => excluded_in[z],
+            false => excluded.iter().filter(|&&i| zones.zone_of[i as usize] as usize == z).count(),
+        };
+        // The zones' best nodes: on the stack for a few zones (the usual case).
+        let mut stack = [0u32; FEW_ZONES];
+        let mut heap = Vec::new();
+        let bests: &mut [u32] = match count <= FEW_ZONES {
+            true => &mut stack[..count],
+            false => {
+                heap.resize(count, 0);
+                &mut heap
+            }
+        };
+        let mut found = 0;
+        let ids = self.ids();
+        // Small and unweighted, nothing excluded (the usual case): one pass for every zone.
+        let small = !self.weighted && excluded.is_empty() && zones.hashes.len() <= SMALL_N;
+        if small && zone_maxima(Simd::detect(), key_hash, &zones.hashes, &zones.starts, bests) {
+            for b in bests.iter_mut() {
+                *b = zones.members[*b as usize];
+            }
+            found = count;
+        }
+        // Otherwise (or on a tie), each zone ranked on its own: `found` is 0 or every zone.
+        let ranked_apart = found..count;
+        for z in ranked_apart {
+            let (start, end) = (zones.starts[z] as usize, zones.starts[z + 1] as usize);
+            let excluded_here = if excluded.is_empty() { 0 } else { excluded_from(z) };
+            if excluded_here == end - start {
+                continue;
+            }
+            let members = &zones.members[start..end];
+            let mut best = None;
+            let group = Group {
+                hashes: &zones.hashes[start..end],
+                weights: if self.weighted { &zones.weights[start..end] } else { &[] },
+                inv_weights: if self.weighted { &zones.inv_weights[start..end] } else { &[] },
+                ids: |j: u32| ids[members[j as usize] as usize].as_str(),
+            };
+            group.rank(key_hash, 1 + excluded_here, |j| {
+                let i = members[j] as usize;
+                if best.is_none() && !is_excluded(excluded, i) {
+                    best = Some(i as u32);
+                }
+            });
+            if let Some(b) = best {
+                bests[found] = b;
+                found += 1;
+            }
+        }
+        let bests = &mut bests[..found];
+        // The zones' best nodes in rank order: sorted by the ranking's keys.
+        let first = k.min(bests.len());
+        match self.weighted {
+            false => {
+                let key_of = |&i: &u32| (score(key_hash, self.hashes[i as usize]), std::cmp::Reverse(&ids[i as usize]));
+                partial_sort(bests, first, |a, b| key_of(b).cmp(&key_of(a)));
+            }
+            true => {
+                let key_of = |&i: &u32| {
+                    let raw = score(key_hash, self.hashes[i as usize]);
+                    (weighted_score(raw, self.weights[i as usize]), raw, &ids[i as usize])
+                };
+                partial_sort(bests, first, |a, b| {
+                    let (a, b) = (key_of(a), key_of(b));
+                    b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
+                });
+            }
+        }
+        bests[..first].iter().for_each(|&i| emit(i as usize));
+        let mut left = k - first;
+        if left == 0 {
+            return;
+        }
+        // Every zone is represented: the rest in rank order, the best `left` of the `k +
+        // excluded` best that are neither excluded nor a zone's best.
+        self.rank_indexes(key, k + excluded.len(), |i| {
+            if left > 0 && !is_excluded(excluded, i) && !bests.contains(&(i as u32)) {
+                left -= 1;
+                emit(i);
+            }
+        });
+    }
+
     /// Appends the `k` nodes ranked highest for `key` to `out`, best first (fewer if the service
     /// has fewer). Allocates nothing for `k <= 32` beyond what `out` needs.
     pub fn rank_into<'a>(&'a self, key: &str, k: usize, out: &mut Vec<&'a str>) {
@@ -311,10 +679,15 @@ impl Service {
     /// the service has fewer): [`Service::rank_into`] without the vector.
     #[inline]
     pub fn rank_each<'a>(&'a self, key: &str, k: usize, mut emit: impl FnMut(&'a str)) {
+        let nodes = &self.nodes[..];
+        self.rank_indexes(key, k, |i: usize| emit(nodes[i].as_str()));
+    }
+
+    /// [`Service::rank_each`] by node position.
+    #[inline(always)]
+    fn rank_indexes(&self, key: &str, k: usize, emit: impl FnMut(usize)) {
         let key_hash = self.algorithm.hash_key(key);
         let hashes = &self.hashes[..];
-        let nodes = &self.nodes[..];
-        let emit = |i: usize| emit(nodes[i].as_str());
         // Ties are broken by identity.
         let nodes = self.ids();
         let weights = &self.weights[..];
@@ -365,6 +738,62 @@ pub fn weighted_order(
     }
 }
 
+/// Sorts the first `first` elements of `v` by `order` (`Less`: ranks first), after moving the
+/// `first` smallest there: the top of `v` without sorting all of it.
+fn partial_sort<T>(v: &mut [T], first: usize, mut order: impl FnMut(&T, &T) -> Ordering) {
+    if first == 0 {
+        return;
+    }
+    if first < v.len() {
+        v.select_nth_unstable_by(first - 1, &mut order);
+    }
+    v[..first].sort_unstable_by(order);
+}
+
+/// A group of nodes ranked on its own (a zone's): its hashes, weights (empty when unweighted)
+/// and identities, by position in the group.
+struct Group<'a, I> {
+    hashes: &'a [u64],
+    weights: &'a [f64],
+    inv_weights: &'a [f64],
+    ids: I,
+}
+
+impl<'a, I: Fn(u32) -> &'a str> Group<'a, I> {
+    /// Calls `emit` with the positions in the group of its `k` best nodes, best first, by the
+    /// same code and order as [`Service::rank_each`].
+    #[inline]
+    fn rank(&self, key_hash: u64, k: usize, emit: impl FnMut(usize)) {
+        let (hashes, weights, ids) = (self.hashes, self.weights, &self.ids);
+        let tie = |a: u32, b: u32| ids(b).cmp(ids(a));
+        let unweighted =
+            |a: &Candidate<u64>, b: &Candidate<u64>| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index));
+        let weighted = |a: &Candidate<WeightedScore>, b: &Candidate<WeightedScore>| {
+            a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
+        };
+        match !weights.is_empty() {
+            false => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted, emit),
+            true if k <= INLINE => {
+                let w = weighted::Weights { of: weights, inverse: self.inv_weights };
+                weighted::top_k(Simd::detect(), key_hash, hashes, w, k, weighted, emit)
+            }
+            true => top_k(
+                hashes.len(),
+                k,
+                |start, out: &mut [WeightedScore], _| {
+                    for (i, o) in (start..).zip(out.iter_mut()) {
+                        let raw = score(key_hash, hashes[i]);
+                        *o = (weighted_score(raw, weights[i]), raw);
+                    }
+                    u32::MAX
+                },
+                weighted,
+                emit,
+            ),
+        }
+    }
+}
+
 /// `Greater` when node `a`'s identity is the smaller one: it ranks first.
 #[inline(always)]
 fn tie(nodes: &[String], a: u32, b: u32) -> Ordering {
@@ -379,13 +808,16 @@ const SMALL: usize = 16;
 /// 1, which keeps the fingerprints of unweighted tables what they always were). `addresses`:
 /// given when some identity differs from its address; a node whose Id differs from its address
 /// mixes the address's hash in too, so that re-addressing a node changes the fingerprint
-/// (nodes without an Id keep the fingerprints they always had). `docs/ranking.md` specifies it.
+/// (nodes without an Id keep the fingerprints they always had). `zones`: given when some node
+/// has a zone, which is mixed in the same way (`spread=zone` answers depend on it; nodes without
+/// a zone add nothing). `docs/ranking.md` specifies it.
 fn fingerprint(
     algorithm: Algorithm,
     hashes: &[u64],
     weights: Option<&[f64]>,
     addresses: Option<&[String]>,
     ids: &[String],
+    zones: Option<&[Option<String>]>,
 ) -> u64 {
     let mut acc = mix(u64::from(algorithm.number()) ^ 0x9e37_79b9_7f4a_7c15);
     for (i, h) in hashes.iter().enumerate() {
@@ -394,13 +826,20 @@ fn fingerprint(
             Some(a) if a[i] != ids[i] => mix(algorithm.hash_id(&a[i]) ^ ADDRESS_SALT),
             _ => 0,
         };
-        acc = acc.wrapping_add(mix(h ^ mix(w.to_bits()) ^ address));
+        let zone = match zones.and_then(|z| z[i].as_deref()) {
+            Some(z) => mix(algorithm.hash_id(z) ^ ZONE_SALT),
+            None => 0,
+        };
+        acc = acc.wrapping_add(mix(h ^ mix(w.to_bits()) ^ address ^ zone));
     }
     mix(acc ^ hashes.len() as u64)
 }
 
 /// Keeps an address's term in a fingerprint apart from an identity's of the same string.
 const ADDRESS_SALT: u64 = 0x6164_6472_6573_7321; // "address!"
+
+/// Keeps a zone's term in a fingerprint apart from an identity's of the same string.
+const ZONE_SALT: u64 = 0x7a6f_6e65_2121_2121; // "zone!!!!"
 
 /// All services, by name. Immutable: a reload builds a new one.
 #[derive(Debug, Clone)]
@@ -607,7 +1046,8 @@ mod tests {
     }
 
     fn with_ids(nodes: &[(&str, Option<&str>)]) -> ServiceSpec {
-        let nodes = nodes.iter().map(|&(n, id)| NodeSpec { node: n.into(), id: id.map(String::from), weight: 1.0 });
+        let nodes =
+            nodes.iter().map(|&(n, id)| NodeSpec { node: n.into(), id: id.map(String::from), weight: 1.0, zone: None });
         ServiceSpec { name: "s".into(), nodes: nodes.collect() }
     }
 

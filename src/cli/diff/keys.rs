@@ -112,8 +112,12 @@ impl<'a> Shortcut<'a> {
         let added = match i.added.is_empty() {
             true => None,
             false => {
-                let nodes =
-                    i.added.iter().map(|n| NodeSpec { node: n.clone(), id: None, weight: new_weights[n.as_str()] });
+                let nodes = i.added.iter().map(|n| NodeSpec {
+                    node: n.clone(),
+                    id: None,
+                    weight: new_weights[n.as_str()],
+                    zone: None,
+                });
                 let spec = ServiceSpec { name: change.name.into(), nodes: nodes.collect() };
                 Some(Service::build_with(spec, new.algorithm()).ok()?.0)
             }
@@ -208,6 +212,7 @@ fn by_shortcut<'a>(
         node: n.to_string(),
         id: None,
         weight: plan.new_weights.get(n).copied().unwrap_or(1.0),
+        zone: None,
     });
     let spec = ServiceSpec { name: service.into(), nodes: nodes.collect() };
     // Cannot fail (the names and weights come from the new table); if it did, the plain

@@ -1,7 +1,7 @@
 //! `keyrouter diff OLD NEW`: what a new services file changes, before it is served.
 //!
 //! Per service added, removed or changed: the nodes added, removed, re-weighted and
-//! re-addressed (same Id, new address: it keeps its keys), both fingerprints, and how many keys move ([`crate::impact`]). With `--keys FILE`, every listed key
+//! re-addressed (same Id, new address: it keeps its keys) and re-zoned, both fingerprints, and how many keys move ([`crate::impact`]). With `--keys FILE`, every listed key
 //! whose answer changes, as JSON lines. Exit status like diff(1): 0 same table, 1 differences,
 //! 2 errors. The `--keys` engine is [`keys`].
 
@@ -135,6 +135,35 @@ fn same_weights(a: &Service, b: &Service) -> bool {
     x == y
 }
 
+/// The zone of node `address` of `s`, if it has one.
+fn zone_of<'a>(s: &'a Service, address: &str) -> Option<&'a str> {
+    let i = s.nodes().iter().position(|n| n == address)?;
+    s.zones()?[i].as_deref()
+}
+
+/// Nodes on both sides (by address) whose zone changes: `(node, old zone, new zone)`, by node.
+/// A zone change moves no key of a plain lookup, only `spread=zone` answers.
+fn rezoned<'a>(c: &Change<'a>) -> Vec<(&'a str, Option<&'a str>, Option<&'a str>)> {
+    let (Some(old), Some(new)) = (c.old, c.new) else { return Vec::new() };
+    if !old.has_zones() && !new.has_zones() {
+        return Vec::new();
+    }
+    let before: std::collections::HashMap<&str, Option<&str>> =
+        old.nodes().iter().enumerate().map(|(i, n)| (n.as_str(), old.zones().and_then(|z| z[i].as_deref()))).collect();
+    let mut out: Vec<_> = new
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let was = *before.get(n.as_str())?;
+            let now = new.zones().and_then(|z| z[i].as_deref());
+            (was != now).then_some((n.as_str(), was, now))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn fingerprint(s: Option<&Service>) -> Option<String> {
     s.map(|s| fingerprint_hex(s.fingerprint()))
 }
@@ -183,7 +212,10 @@ fn text(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -> String
         // Whole services added or removed: their node lists are in the files.
         if c.old.is_some() && c.new.is_some() {
             for n in &i.added {
-                out.push_str(&format!("  + {n}\n"));
+                match c.new.and_then(|s| zone_of(s, n)) {
+                    Some(z) => out.push_str(&format!("  + {n} zone {z:?}\n")),
+                    None => out.push_str(&format!("  + {n}\n")),
+                }
             }
             for n in &i.removed {
                 out.push_str(&format!("  - {n}\n"));
@@ -193,6 +225,10 @@ fn text(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -> String
             }
             for (id, a, b) in &i.readdressed {
                 out.push_str(&format!("  = Id {id:?} re-addressed {a} -> {b}\n"));
+            }
+            for (n, a, b) in rezoned(c) {
+                let show = |z: Option<&str>| z.map_or("none".to_string(), |z| format!("{z:?}"));
+                out.push_str(&format!("  @ {n} zone {} -> {}\n", show(a), show(b)));
             }
         }
         out.push_str(&format!("  first choices moved: {}\n", describe(&i.moved, args.samples)));
@@ -221,6 +257,9 @@ fn json_summary(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -
                 i.reweighted.iter().map(|(n, a, b)| json!({ "node": n, "old": a, "new": b })).collect();
             let readdressed: Vec<Value> =
                 i.readdressed.iter().map(|(id, a, b)| json!({ "id": id, "old": a, "new": b })).collect();
+            let rezoned: Vec<Value> =
+                rezoned(c).iter().map(|(n, a, b)| json!({ "node": n, "old": a, "new": b })).collect();
+            let zones = |s: Option<&Service>| s.and_then(Service::zones).map(|z| json!(z));
             json!({
                 "service": c.name,
                 "change": c.kind(),
@@ -228,6 +267,9 @@ fn json_summary(args: &DiffArgs, old: &Table, new: &Table, changes: &[Change]) -
                 "removed": i.removed,
                 "reweighted": reweighted,
                 "readdressed": readdressed,
+                "rezoned": rezoned,
+                "old_zones": zones(c.old),
+                "new_zones": zones(c.new),
                 "old_fingerprint": fingerprint(c.old),
                 "new_fingerprint": fingerprint(c.new),
                 "moved": share_json(&i.moved),

@@ -80,7 +80,7 @@ fn spec(name: &str, nodes: &[Node]) -> ServiceSpec {
         name: name.to_string(),
         nodes: nodes
             .iter()
-            .map(|n| NodeSpec { node: n.node.clone(), id: n.id.clone(), weight: n.weight.unwrap_or(1.0) })
+            .map(|n| NodeSpec { node: n.node.clone(), id: n.id.clone(), weight: n.weight.unwrap_or(1.0), zone: None })
             .collect(),
     }
 }

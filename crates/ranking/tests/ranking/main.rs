@@ -3,6 +3,7 @@
 
 mod conformance;
 mod golden;
+mod options;
 mod props;
 
 use keyrouter_ranking::{NodeSpec, Service, ServiceSpec};

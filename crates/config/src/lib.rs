@@ -15,6 +15,14 @@
 //!
 //! Reading, parsing and validating stay together: every diagnostic needs the file's text to get
 //! its line and column, whichever step found it.
+//!
+//! A crate of its own (`keyrouter-config`, re-exported by the server as `table::config`) so that
+//! the client packages (clients/python) parse a file exactly as `keyrouter check` does without
+//! compiling the server.
+
+pub mod text;
+
+use keyrouter_ranking as ranking;
 
 use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
@@ -29,8 +37,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::logging::{count, escape, quote};
 use crate::ranking::{Algorithm, BuildReport, NodeSpec, ServiceSpec, Table, MAX_WEIGHT, MIN_WEIGHT};
+use crate::text::{count, escape, quote};
 
 /// One problem in a services file, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,19 +315,20 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
     let mut identities: FirstSeen<(usize, &str)> = FirstSeen::with_hasher(hasher());
     for spanned in &service.nodes {
         let span = shift(spanned.span(), offset);
-        let (node, weight, id) = match spanned.get_ref() {
-            NodeDoc::Plain(n) => (n, None, None),
-            NodeDoc::Weighted { node, weight, id } => (node, weight.as_ref(), id.as_ref()),
+        let (node, weight, id, zone) = match spanned.get_ref() {
+            NodeDoc::Plain(n) => (n, None, None, None),
+            NodeDoc::Weighted { node, weight, id, zone } => (node, weight.as_ref(), id.as_ref(), zone.as_ref()),
         };
+        let zone_value = zone.map(|z| z.get_ref().as_str());
         let weight_value = weight.map_or(1.0, |w| *w.get_ref());
         let identity = id.map_or(node.as_str(), |id| id.get_ref().as_str());
         let id_span = id.map_or(span.clone(), |id| shift(id.span(), offset));
         match first_listed.entry(node.as_str()) {
             Entry::Vacant(e) => {
-                e.insert((span.start, weight_value, identity));
+                e.insert((span.start, weight_value, identity, zone_value));
             }
             Entry::Occupied(e) => {
-                let &(first_at, first_weight, first_identity) = e.get();
+                let &(first_at, first_weight, first_identity, first_zone) = e.get();
                 let valid = |w: f64| w.is_finite() && w > 0.0;
                 if first_identity != identity {
                     diags.at_with(id_span.clone(), |lines| {
@@ -341,6 +350,18 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                             "node {} is listed with Weight {weight_value} at {here_line}:{here_column} \
                              and with Weight {first_weight} at {line}:{column}; a node has one weight",
                             quote(node)
+                        )
+                    });
+                } else if first_zone != zone_value {
+                    let zone_span = zone.map_or(span.clone(), |z| shift(z.span(), offset));
+                    let show = |z: Option<&str>| z.map_or("no Zone".to_string(), |z| format!("Zone {}", quote(z)));
+                    diags.at_with(zone_span, |lines| {
+                        let (line, column) = lines.position(first_at);
+                        format!(
+                            "node {} is listed with {} here and with {} at {line}:{column}; a node is in one zone",
+                            quote(node),
+                            show(zone_value),
+                            show(first_zone)
                         )
                     });
                 }
@@ -373,6 +394,10 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
         if id.is_some_and(|id| id.get_ref().is_empty()) {
             diags.at(id_span, format_args!("node {}: Id is empty (leave Id out to use the address)", quote(node)));
         }
+        if let Some(z) = zone.filter(|z| z.get_ref().is_empty()) {
+            let zone_span = shift(z.span(), offset);
+            diags.at(zone_span, format_args!("node {}: Zone is empty (leave Zone out for no zone)", quote(node)));
+        }
         if let Some(w) = weight {
             let value = *w.get_ref();
             let span = shift(w.span(), offset);
@@ -394,7 +419,12 @@ fn check_nodes(service: &ServiceDoc, offset: usize, diags: &mut Diagnostics) -> 
                 );
             }
         }
-        nodes.push(NodeSpec { node: node.clone(), id: id.map(|id| id.get_ref().clone()), weight: weight_value });
+        nodes.push(NodeSpec {
+            node: node.clone(),
+            id: id.map(|id| id.get_ref().clone()),
+            weight: weight_value,
+            zone: zone_value.map(String::from),
+        });
     }
     nodes
 }
@@ -617,10 +647,10 @@ struct ServiceDoc {
     nodes: Vec<Spanned<NodeDoc>>,
 }
 
-/// A node: `"host:port"` or `{ Node = "host:port", Id = "web-0", Weight = 2.5 }`.
+/// A node: `"host:port"` or `{ Node = "host:port", Id = "web-0", Weight = 2.5, Zone = "eu-1a" }`.
 enum NodeDoc {
     Plain(String),
-    Weighted { node: String, weight: Option<Spanned<f64>>, id: Option<Spanned<String>> },
+    Weighted { node: String, weight: Option<Spanned<f64>>, id: Option<Spanned<String>>, zone: Option<Spanned<String>> },
 }
 
 #[derive(Deserialize)]
@@ -632,6 +662,8 @@ struct WeightedDoc {
     weight: Option<Spanned<f64>>,
     #[serde(rename = "Id", default)]
     id: Option<Spanned<String>>,
+    #[serde(rename = "Zone", default)]
+    zone: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for NodeDoc {
@@ -641,7 +673,7 @@ impl<'de> Deserialize<'de> for NodeDoc {
             type Value = NodeDoc;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    r#"a node: a string such as "host:port", or { Node = "host:port", Id = "web-0", Weight = 2.5 }"#,
+                    r#"a node: a string such as "host:port", or { Node = "host:port", Id = "web-0", Weight = 2.5, Zone = "eu-1a" }"#,
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeDoc, E> {
@@ -652,7 +684,7 @@ impl<'de> Deserialize<'de> for NodeDoc {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NodeDoc, A::Error> {
                 let w = WeightedDoc::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight, id: w.id })
+                Ok(NodeDoc::Weighted { node: w.node, weight: w.weight, id: w.id, zone: w.zone })
             }
         }
         d.deserialize_any(V)
@@ -903,6 +935,38 @@ mod tests {
         let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Id = 5 }]\n");
         assert_eq!(line, 3);
         assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn zones_on_nodes() {
+        let src = "[[Services]]\nName = \"a\"\nNodes = [\"a:1\", { Node = \"b:1\", Zone = \"eu-1a\" }, \
+                   { Node = \"c:1\", Id = \"c\", Zone = \"eu-1b\", Weight = 2 }]\n";
+        let l = parse(src, "t").unwrap();
+        let s = l.table.get("a").unwrap();
+        assert_eq!(s.zones().unwrap(), [None, Some("eu-1a".into()), Some("eu-1b".into())]);
+        let plain = parse("[[Services]]\nName = \"a\"\nNodes = [\"a:1\", \"b:1\"]\n", "t").unwrap();
+        assert!(!plain.table.get("a").unwrap().has_zones());
+        let (line, col, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Zone = \"\" }]\n");
+        assert_eq!((line, col), (3, 31));
+        assert!(msg.contains("Zone is empty"), "{msg}");
+        let (line, _, msg) = one("[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Zone = 5 }]\n");
+        assert_eq!(line, 3);
+        assert!(msg.contains("invalid type"), "{msg}");
+        let (line, col, msg) = one(
+            "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Zone = \"z1\" },\n  { Node = \"x\", Zone = \"z2\" }]\n",
+        );
+        assert_eq!((line, col), (4, 24));
+        assert_eq!(
+            msg,
+            "node \"x\" is listed with Zone \"z2\" here and with Zone \"z1\" at 3:10; a node is in one zone"
+        );
+        // The same node, same zone twice: a duplicate, removed.
+        let l = parse(
+            "[[Services]]\nName = \"a\"\nNodes = [{ Node = \"x\", Zone = \"z\" }, { Node = \"x\", Zone = \"z\" }]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.table.get("a").unwrap().len(), 1);
     }
 
     #[test]
