@@ -1,17 +1,19 @@
-//! Prometheus metrics. Counting on the lookup path is one relaxed atomic increment on counters
+//! Prometheus metrics. Counting on the lookup path is a few relaxed atomic increments on counters
 //! resolved when the table is installed, never a label lookup, lock or allocation.
 //!
 //! Two kinds of series:
 //!
-//! - process-wide ones (latency, reloads, build info, lookups of unknown services) live in a
-//!   [`prometheus::Registry`] here;
-//! - table-level ones (services, nodes, fingerprints, per-service lookups) belong to one table:
+//! - process-wide ones (latency of every lookup, reloads, lookups of unknown services, the
+//!   standard `process_*` series) live in a [`prometheus::Registry`] here;
+//! - table-level ones (build info, services, nodes, fingerprints, per-service lookups and
+//!   latency) belong to one table:
 //!   [`TableSeries`] renders their static part once when the table is built, and
 //!   [`render_lookups`] writes the per-service counters at scrape time from the same snapshot,
 //!   so one scrape never mixes two tables.
 //!
 //! Label values are bounded: one per configured service, up to `--max-service-series`; lookups
-//! of services beyond that count in `keyrouter_other_service_lookups_total`, lookups of services
+//! of services beyond that count in `keyrouter_other_service_lookups_total` (and their latency
+//! in `keyrouter_other_service_lookup_duration_seconds`), lookups of services
 //! not in the table in `keyrouter_unknown_service_lookups_total` (their own metrics, so no
 //! service name can collide with them).
 //!
@@ -31,20 +33,34 @@ use crate::ranking::{fingerprint_hex, Service, Table};
 /// Default of `--max-service-series`.
 pub const DEFAULT_MAX_SERVICE_SERIES: usize = 10_000;
 
-/// Status classes, in the order of [`LookupCounters::get`].
-const STATUSES: [&str; 3] = ["2xx", "4xx", "5xx"];
+/// Outcomes of a lookup, in the order of [`LookupCounters::get`]: the three status classes,
+/// and `shed` for the 503s of `--heavy-lookups` (load shedding, not a failure: an error-rate
+/// alert on `5xx` must not fire on it).
+const STATUSES: [&str; 4] = ["2xx", "4xx", "5xx", "shed"];
 
-/// Counters of lookups, by status class.
+/// Upper bounds of the latency buckets, in seconds (the `+Inf` bucket comes after them).
+const LATENCY_BUCKETS: [f64; 11] =
+    [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1];
+
+/// Counters of lookups, by outcome, and their latency: one set per service with series of its
+/// own, one shared by the services beyond `--max-service-series`, one for unknown services.
+/// Relaxed atomics only: a scrape may see a lookup counted before its latency, never a torn value.
 #[derive(Debug, Default)]
 pub struct LookupCounters {
-    counts: [AtomicU64; 3],
+    counts: [AtomicU64; 4],
+    /// Lookups per latency bucket (not cumulative; the last one is `+Inf`).
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of the latencies, in nanoseconds (an integer, so one `fetch_add`; 2^64 ns is 584 years).
+    sum_nanos: AtomicU64,
 }
 
 impl LookupCounters {
-    /// Counts one answered lookup with this HTTP status.
+    /// Counts one answered lookup with this HTTP status; `shed`: it was refused by
+    /// `--heavy-lookups` (a 503 counted apart from the 5xx).
     #[inline]
-    pub fn count(&self, status: u16) {
+    pub fn count(&self, status: u16, shed: bool) {
         let class = match status {
+            _ if shed => 3,
             500.. => 2,
             400.. => 1,
             _ => 0,
@@ -52,10 +68,30 @@ impl LookupCounters {
         self.counts[class].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The counts for 2xx, 4xx and 5xx.
-    pub fn get(&self) -> [u64; 3] {
+    /// Records how long one lookup took.
+    #[inline]
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.iter().position(|&le| secs <= le).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The counts for 2xx, 4xx, 5xx and shed.
+    pub fn get(&self) -> [u64; 4] {
         self.counts.each_ref().map(|c| c.load(Ordering::Relaxed))
     }
+
+    /// Lookups observed per latency bucket (not cumulative, `+Inf` last) and their sum in seconds.
+    pub fn latency(&self) -> ([u64; LATENCY_BUCKETS.len() + 1], f64) {
+        let buckets = self.buckets.each_ref().map(|c| c.load(Ordering::Relaxed));
+        (buckets, self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9)
+    }
+}
+
+/// The upper bounds of the latency buckets, in seconds (`+Inf` not included).
+pub fn latency_buckets() -> &'static [f64] {
+    &LATENCY_BUCKETS
 }
 
 /// Every process-wide metric keyrouter exports.
@@ -89,9 +125,7 @@ impl Metrics {
         let registry = Registry::new();
         let latency = must(Histogram::with_opts(
             HistogramOpts::new("keyrouter_lookup_duration_seconds", "Time to answer a lookup, body reading included.")
-                .buckets(vec![
-                    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
-                ]),
+                .buckets(LATENCY_BUCKETS.to_vec()),
         ));
         let reloads = must(IntCounterVec::new(
             Opts::new("keyrouter_reloads_total", "Reloads of the services file, by result."),
@@ -112,6 +146,10 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        // The standard process_* series (CPU, memory, descriptors, start time), read from /proc at
+        // each scrape, so that the memory and descriptor limits in docs/operating.md can be watched.
+        #[cfg(target_os = "linux")]
+        must(registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())));
         for c in [
             Box::new(latency.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reloads.clone()),
@@ -206,6 +244,12 @@ impl Metrics {
             "Lookups of services beyond --max-service-series (which have no series of their own), by status class.",
         );
         status_lines(out, "keyrouter_other_service_lookups_total", None, self.other.get());
+        histogram_family(
+            out,
+            "keyrouter_other_service_lookup_duration_seconds",
+            "Time to answer a lookup of a service beyond --max-service-series, body reading included.",
+        );
+        histogram_lines(out, "keyrouter_other_service_lookup_duration_seconds", None, &self.other);
         gauge_family(
             out,
             "keyrouter_reload_moved_ratio",
@@ -220,6 +264,13 @@ impl Metrics {
     }
 }
 
+/// Appends `keyrouter_ready`: what `/readyz` answers (1 for 200, 0 for 503), so that an alert
+/// sees a replica that is up but refuses traffic (empty table, shutting down).
+pub fn render_ready(out: &mut Vec<u8>, ready: bool) {
+    gauge_family(out, "keyrouter_ready", "1 if /readyz answers 200 (a table is loaded and no shutdown began), else 0.");
+    let _ = writeln!(out, "keyrouter_ready {}", u8::from(ready));
+}
+
 /// The series of one table that do not change while it is served, rendered once.
 #[derive(Debug)]
 pub struct TableSeries {
@@ -232,17 +283,20 @@ impl TableSeries {
     pub fn render(table: &Table, max_service_series: usize) -> TableSeries {
         let own = &table.services()[..table.len().min(max_service_series)];
         let mut out = Vec::with_capacity(256 + own.len() * 120);
-        // The algorithm is the served table's (a reload may switch it), so this "build" info is
-        // rendered with the table, not set once at startup.
+        // The algorithm and fingerprint are the served table's (a reload may change them), so this
+        // "build" info is rendered with the table, not set once at startup. It carries the
+        // fingerprint too (also in keyrouter_table_info), so that one series per replica says what
+        // it runs and serves: `count by (fingerprint, version)` shows a fleet that disagrees.
         gauge_family(
             &mut out,
             "keyrouter_build_info",
-            "Version of keyrouter and the ranking algorithm of the served table (always 1).",
+            "Version of keyrouter, the ranking algorithm and the fingerprint of the served table (always 1).",
         );
         let _ = writeln!(
             out,
-            "keyrouter_build_info{{algorithm=\"{}\",version=\"{}\"}} 1",
+            "keyrouter_build_info{{algorithm=\"{}\",fingerprint=\"{}\",version=\"{}\"}} 1",
             table.algorithm().number(),
+            fingerprint_hex(table.fingerprint()),
             env!("CARGO_PKG_VERSION")
         );
         gauge_family(&mut out, "keyrouter_services", "Services in the table.");
@@ -278,11 +332,30 @@ impl TableSeries {
     }
 }
 
-/// Appends `keyrouter_lookups_total` for `services`, each with its counters.
-pub fn render_lookups<'a>(out: &mut Vec<u8>, services: impl Iterator<Item = (&'a Service, &'a LookupCounters)>) {
-    counter_family(out, "keyrouter_lookups_total", "Lookups answered, by service and status class.");
-    for (s, counters) in services {
+/// Appends `keyrouter_lookups_total` for `services`, each with its counters, and
+/// `keyrouter_service_lookup_duration_seconds` for those that had a lookup (a catalog of
+/// thousands of idle services would otherwise add a dozen lines each to every scrape).
+pub fn render_lookups<'a>(
+    out: &mut Vec<u8>,
+    services: impl Iterator<Item = (&'a Service, &'a LookupCounters)> + Clone,
+) {
+    counter_family(
+        out,
+        "keyrouter_lookups_total",
+        "Lookups answered, by service and outcome (shed: refused by --heavy-lookups).",
+    );
+    for (s, counters) in services.clone() {
         status_lines(out, "keyrouter_lookups_total", Some(s.name()), counters.get());
+    }
+    histogram_family(
+        out,
+        "keyrouter_service_lookup_duration_seconds",
+        "Time to answer a lookup, by service (those with a lookup since they were loaded), body reading included.",
+    );
+    for (s, counters) in services {
+        if counters.get().iter().any(|&n| n > 0) {
+            histogram_lines(out, "keyrouter_service_lookup_duration_seconds", Some(s.name()), counters);
+        }
     }
 }
 
@@ -294,7 +367,50 @@ fn counter_family(out: &mut Vec<u8>, name: &str, help: &str) {
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
 }
 
-fn status_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counts: [u64; 3]) {
+fn histogram_family(out: &mut Vec<u8>, name: &str, help: &str) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+}
+
+/// The `_bucket`, `_sum` and `_count` lines of one histogram series.
+fn histogram_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counters: &LookupCounters) {
+    let (buckets, sum) = counters.latency();
+    // `name_suffix{service="..."` or `name_suffix{`, left open for more labels.
+    let open = |out: &mut Vec<u8>, suffix: &str| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        out.push(b'{');
+        if let Some(service) = service {
+            out.extend_from_slice(b"service=\"");
+            escape_label(out, service);
+            out.extend_from_slice(b"\",");
+        }
+    };
+    let mut cumulative = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        cumulative += n;
+        open(out, "_bucket");
+        match LATENCY_BUCKETS.get(i) {
+            Some(le) => {
+                let _ = writeln!(out, "le=\"{le}\"}} {cumulative}");
+            }
+            None => {
+                let _ = writeln!(out, "le=\"+Inf\"}} {cumulative}");
+            }
+        }
+    }
+    for (suffix, value) in [("_sum", sum.to_string()), ("_count", cumulative.to_string())] {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        if let Some(service) = service {
+            out.extend_from_slice(b"{service=\"");
+            escape_label(out, service);
+            out.extend_from_slice(b"\"}");
+        }
+        let _ = writeln!(out, " {value}");
+    }
+}
+
+fn status_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counts: [u64; 4]) {
     for (status, n) in STATUSES.iter().zip(counts) {
         out.extend_from_slice(name.as_bytes());
         out.push(b'{');
@@ -330,13 +446,15 @@ mod tests {
     #[test]
     fn process_metrics_render_and_reload_gauges_follow_the_outcome() {
         let m = Metrics::new(10);
-        m.unknown().count(404);
+        m.unknown().count(404, false);
         m.loaded(true, false);
         let mut out = Vec::new();
         m.render_into(&mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains(r#"keyrouter_unknown_service_lookups_total{status="4xx"} 1"#), "{text}");
         assert!(text.contains(r#"keyrouter_other_service_lookups_total{status="2xx"} 0"#), "{text}");
+        assert!(text.contains("keyrouter_other_service_lookup_duration_seconds_bucket{le=\"+Inf\"} 0\n"), "{text}");
+        assert!(text.contains("keyrouter_other_service_lookup_duration_seconds_count 0\n"), "{text}");
         assert!(text.contains("keyrouter_config_last_reload_successful 1"), "{text}");
         assert!(text.contains(r#"keyrouter_reloads_total{result="success"} 0"#), "{text}");
         m.loaded(false, true);
@@ -371,15 +489,49 @@ mod tests {
     fn lookups_render_per_service() {
         let (t, _) = Table::build([ServiceSpec::new("a", ["x"])]).unwrap();
         let c = LookupCounters::default();
-        c.count(200);
-        c.count(503);
-        c.count(404);
-        c.count(404);
+        c.count(200, false);
+        c.count(503, false);
+        c.count(503, true);
+        c.count(404, false);
+        c.count(404, false);
+        c.observe(Duration::from_micros(30));
+        c.observe(Duration::from_millis(200));
         let mut out = Vec::new();
         render_lookups(&mut out, t.services().iter().zip([&c]));
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"2xx\"} 1\n"), "{text}");
         assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"4xx\"} 2\n"), "{text}");
         assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"5xx\"} 1\n"), "{text}");
+        assert!(text.contains("keyrouter_lookups_total{service=\"a\",status=\"shed\"} 1\n"), "{text}");
+        let h = "keyrouter_service_lookup_duration_seconds";
+        assert!(text.contains(&format!("{h}_bucket{{service=\"a\",le=\"0.000025\"}} 0\n")), "{text}");
+        assert!(text.contains(&format!("{h}_bucket{{service=\"a\",le=\"0.00005\"}} 1\n")), "{text}");
+        assert!(text.contains(&format!("{h}_bucket{{service=\"a\",le=\"0.1\"}} 1\n")), "{text}");
+        assert!(text.contains(&format!("{h}_bucket{{service=\"a\",le=\"+Inf\"}} 2\n")), "{text}");
+        assert!(text.contains(&format!("{h}_count{{service=\"a\"}} 2\n")), "{text}");
+        assert!(text.contains(&format!("{h}_sum{{service=\"a\"}} 0.20003\n")), "{text}");
+    }
+
+    #[test]
+    fn idle_services_have_no_latency_series() {
+        let (t, _) = Table::build([ServiceSpec::new("idle", ["x"])]).unwrap();
+        let c = LookupCounters::default();
+        let mut out = Vec::new();
+        render_lookups(&mut out, t.services().iter().zip([&c]));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("keyrouter_lookups_total{service=\"idle\",status=\"2xx\"} 0\n"), "{text}");
+        assert!(!text.contains("keyrouter_service_lookup_duration_seconds_count"), "{text}");
+    }
+
+    #[test]
+    fn process_series_are_exported() {
+        let mut out = Vec::new();
+        Metrics::new(1).render_into(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        for name in
+            ["process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"]
+        {
+            assert!(text.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} missing:\n{text}");
+        }
     }
 }

@@ -30,11 +30,6 @@ template {
   # A field consul-template does not have is an error, not the text "<no value>" in the file.
   error_on_missing_key = true
 
-  # After each render, tell keyrouter to re-read the file: what -exec-reload-signal SIGHUP does
-  # when consul-template runs keyrouter itself. The pod shares one process namespace and both
-  # containers run as the same user, so pkill can signal keyrouter. The first render happens
-  # before keyrouter starts (the sidecar's startup probe waits for it): with no keyrouter to
-  # signal that is success, while a keyrouter that cannot be signalled is an error.
-  command         = ["/bin/sh", "-c", "pkill -HUP -x keyrouter || ! pgrep -x keyrouter >/dev/null"]
-  command_timeout = "10s"
+  # No command: keyrouter runs with --watch and reloads when the rendered file is renamed into
+  # place, so the pod needs no shared process namespace and no signal between containers.
 }

@@ -79,7 +79,7 @@ pub async fn lookup(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         Ok((served, plan)) => ok(served, request::render(served.service, &plan)),
         Err(e) => e.error_response(),
     };
-    finish(&state, served, response, started)
+    finish(&state, served, response, started, false)
 }
 
 /// The `{name}` of a raw `/service/{name}` path: one non-empty segment, still percent-encoded.
@@ -116,9 +116,17 @@ fn plan<'a>(
 async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'static>, started: Instant) -> HttpResponse {
     let Some(served) = live.service(&name) else {
         // Unreachable: the name was found in this very table.
-        return finish(state, None, HttpError::from(RequestError::UnknownService(name)).error_response(), started);
+        return finish(
+            state,
+            None,
+            HttpError::from(RequestError::UnknownService(name)).error_response(),
+            started,
+            false,
+        );
     };
-    let response = match Arc::clone(state.heavy_slots()).try_acquire_owned() {
+    let permit = Arc::clone(state.heavy_slots()).try_acquire_owned();
+    let shed = permit.is_err();
+    let response = match permit {
         Err(_) => HttpError::Overloaded.error_response(),
         Ok(permit) => {
             let job = Arc::clone(&live);
@@ -140,7 +148,7 @@ async fn heavy(state: &AppState, live: Arc<Live>, name: String, plan: Plan<'stat
             }
         }
     };
-    finish(state, Some(served), response, started)
+    finish(state, Some(served), response, started, shed)
 }
 
 /// The answer, built directly rather than through `HttpResponse::Ok()`'s builder, which parses
@@ -154,10 +162,19 @@ fn ok(served: Served, body: Vec<u8>) -> HttpResponse {
     response.map_into_boxed_body()
 }
 
-/// Counts the outcome for the service (or for unknown services) and the latency.
-fn finish(state: &AppState, served: Option<Served>, response: HttpResponse, started: Instant) -> HttpResponse {
+/// Counts the outcome for the service (or for unknown services) and the latency, overall and
+/// for the service. `shed`: the lookup was refused for want of a `--heavy-lookups` slot.
+fn finish(
+    state: &AppState,
+    served: Option<Served>,
+    response: HttpResponse,
+    started: Instant,
+    shed: bool,
+) -> HttpResponse {
     let counters = served.map_or(state.metrics().unknown(), |s| s.counters);
-    counters.count(response.status().as_u16());
-    state.metrics().observe_latency(started.elapsed());
+    let elapsed = started.elapsed();
+    counters.count(response.status().as_u16(), shed);
+    counters.observe(elapsed);
+    state.metrics().observe_latency(elapsed);
     response
 }

@@ -98,6 +98,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(read_only("/status", status::page))
         .service(read_only("/status.js", status::script))
         .service(read_only("/status.css", status::style))
+        .service(read_only("/status/traffic.json", status::traffic))
+        .service(read_only("/status/traffic.js", status::traffic_script))
         .service(read_only("/healthz", healthz))
         .service(read_only("/readyz", readyz))
         .service(read_only("/metrics", metrics))

@@ -67,3 +67,29 @@ pub async fn script() -> HttpResponse {
 pub async fn style() -> HttpResponse {
     hardened(HttpResponse::Ok().content_type("text/css; charset=utf-8").body(status_page::STYLE))
 }
+
+/// `GET /status/traffic.json`: the counters the traffic view polls (bounded: see
+/// [`status_page::traffic`]).
+pub async fn traffic(state: web::Data<AppState>) -> HttpResponse {
+    let state = state.into_inner();
+    let rendered = web::block(move || {
+        let live = state.live();
+        let metrics = state.metrics();
+        status_page::traffic::traffic_json(
+            &live,
+            metrics.other(),
+            metrics.unknown(),
+            &state.recent_reloads(),
+            unix_now(),
+        )
+    })
+    .await;
+    match rendered {
+        Ok(json) => hardened(HttpResponse::Ok().content_type(ContentType::json()).body(json)),
+        Err(e) => HttpError::Internal { what: "rendering the traffic counters", cause: e.to_string() }.error_response(),
+    }
+}
+
+pub async fn traffic_script() -> HttpResponse {
+    hardened(HttpResponse::Ok().content_type("text/javascript; charset=utf-8").body(status_page::traffic::SCRIPT))
+}

@@ -13,6 +13,8 @@
 //! [`MAX_TEXT_CHARS`] characters of any one name or message, each cut with a note that says
 //! how much more there is.
 
+pub mod traffic;
+
 use std::fmt::Write as _;
 
 use crate::impact::Share;
@@ -176,6 +178,7 @@ pub fn index_json(algorithm: Algorithm) -> String {
             "/service/{name}": "the nodes for a key: GET, HEAD or POST with key (or keys), min, max",
             "/table": "the table and its fingerprints",
             "/status": "the status page (HTML)",
+            "/status/traffic.json": "the counters of the status page's traffic view",
             "/metrics": "Prometheus metrics",
             "/healthz": "liveness",
             "/readyz": "readiness",
@@ -218,6 +221,7 @@ pub fn render(live: &Live, last: Option<&ReloadRecord>, started_at: f64, now: f6
     render_reload(&mut out, last, started_at);
     render_form(&mut out, live);
     render_services(&mut out, live);
+    out.push_str(TRAFFIC_SECTION);
     out.push_str(concat!(
         "</main>\n<footer>\n<p>Endpoints: <a href=\"/table\">/table</a> · <a href=\"/service\">/service</a> · ",
         "<a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · <a href=\"/readyz\">/readyz</a> · ",
@@ -225,6 +229,22 @@ pub fn render(live: &Live, last: Option<&ReloadRecord>, started_at: f64, now: f6
     ));
     out
 }
+
+/// The live traffic view: filled and refreshed by `/status/traffic.js` from
+/// `/status/traffic.json` (see [`traffic`]).
+const TRAFFIC_SECTION: &str = concat!(
+    "<section aria-labelledby=\"traffic-h\" id=\"traffic\">\n<h2 id=\"traffic-h\">Traffic</h2>\n",
+    "<p id=\"traffic-note\" class=\"hint\" aria-live=\"polite\">Loading…</p>\n",
+    "<div class=\"traffic-wrap\"><table class=\"traffic\" id=\"traffic-table\">\n<caption>Per service, over the last minute: the busiest ",
+    "50, then the services beyond --max-service-series and those not in the table</caption>\n",
+    "<thead><tr><th scope=\"col\">service</th><th scope=\"col\" class=\"num\">lookups/s</th>",
+    "<th scope=\"col\" class=\"num\">4xx</th><th scope=\"col\" class=\"num\">5xx</th>",
+    "<th scope=\"col\" class=\"num\">shed</th><th scope=\"col\" class=\"num\">p99</th></tr></thead>\n",
+    "<tbody id=\"traffic-rows\"></tbody>\n</table></div>\n",
+    "<h3>Recent reloads</h3>\n<ol id=\"traffic-reloads\" class=\"reloads\"></ol>\n",
+    "<noscript><p>The traffic view needs JavaScript; <a href=\"/metrics\">/metrics</a> has the same counters.</p></noscript>\n",
+    "<script src=\"/status/traffic.js\" defer></script>\n</section>\n",
+);
 
 fn render_reload(out: &mut String, last: Option<&ReloadRecord>, started_at: f64) {
     out.push_str("<section aria-labelledby=\"reload-h\">\n<h2 id=\"reload-h\">Last reload</h2>\n");

@@ -81,6 +81,9 @@ pub enum ReloadOutcome {
     Failed(String),
 }
 
+/// How many reload attempts [`AppState::recent_reloads`] keeps.
+pub const RECENT_RELOADS: usize = 10;
+
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
@@ -170,6 +173,11 @@ impl Live {
         (i < self.own_series).then(|| self.extras.get(i).map(|e| e.counters.clone())).flatten()
     }
 
+    /// The services with lookup counters of their own, with them (in table order).
+    pub fn own_counters_iter(&self) -> impl Iterator<Item = (&Service, &LookupCounters)> {
+        self.table.services().iter().zip(self.extras.iter()).take(self.own_series).map(|(s, e)| (s, &*e.counters))
+    }
+
     fn series_len_hint(&self) -> usize {
         self.series.as_bytes().len() + self.own_series * 180
     }
@@ -255,6 +263,8 @@ pub struct AppState {
     /// The last reload attempt since startup (none yet: `None`); only [`crate::table::reload`] writes
     /// it, once per attempt, and the status page reads it. Never taken on the lookup path.
     last_reload: Mutex<Option<Arc<ReloadRecord>>>,
+    /// The last [`RECENT_RELOADS`] attempts, oldest first, for the status page's traffic view.
+    recent_reloads: Mutex<std::collections::VecDeque<Arc<ReloadRecord>>>,
     /// When the first table was loaded (seconds since the Unix epoch).
     started_at: f64,
 }
@@ -302,6 +312,7 @@ impl AppState {
             limits,
             heavy,
             last_reload: Mutex::new(None),
+            recent_reloads: Mutex::default(),
             started_at: unix_now(),
         })
     }
@@ -369,6 +380,11 @@ impl AppState {
         old
     }
 
+    /// The last [`RECENT_RELOADS`] reload attempts, newest first.
+    pub fn recent_reloads(&self) -> Vec<Arc<ReloadRecord>> {
+        self.recent_reloads.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().rev().cloned().collect()
+    }
+
     /// The last reload attempt, if any since startup.
     pub fn last_reload(&self) -> Option<Arc<ReloadRecord>> {
         self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
@@ -376,7 +392,15 @@ impl AppState {
 
     /// Records a reload attempt's outcome (the reload path calls this once per attempt).
     pub(crate) fn record_reload(&self, record: ReloadRecord) {
-        *self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(record));
+        let record = Arc::new(record);
+        {
+            let mut recent = self.recent_reloads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if recent.len() == RECENT_RELOADS {
+                recent.pop_front();
+            }
+            recent.push_back(Arc::clone(&record));
+        }
+        *self.last_reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(record);
     }
 
     /// When this process loaded its first table (seconds since the Unix epoch).
@@ -390,6 +414,7 @@ impl AppState {
         let live = self.live.load_full();
         let mut out = Vec::with_capacity(8192 + live.series_len_hint());
         self.metrics.render_into(&mut out);
+        metrics::render_ready(&mut out, self.is_ready());
         live.render_metrics(&mut out);
         out
     }

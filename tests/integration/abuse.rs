@@ -444,6 +444,10 @@ fn heavy_lookups_leave_the_io_thread_and_are_shed_when_saturated() {
     }
     // The slot is free again.
     assert_eq!(kr.post_json("/service/big", &batch(probe)).status, 200);
+    // Shedding is counted apart: an error-rate alert on 5xx must not fire on it (issue 28).
+    let text = kr.get("/metrics").text();
+    assert_eq!(common::metric(&text, r#"keyrouter_lookups_total{service="big",status="shed"}"#), Some(3.0), "{text}");
+    assert_eq!(common::metric(&text, r#"keyrouter_lookups_total{service="big",status="5xx"}"#), Some(0.0), "{text}");
 }
 
 #[test]

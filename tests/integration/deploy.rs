@@ -105,9 +105,12 @@ fn kustomization_lists_every_manifest_and_nothing_else() {
     let (_, generated) = config_map_generator();
     let listed: BTreeSet<String> = resources.iter().chain(&generated).cloned().collect();
     assert_eq!(listed.len(), resources.len() + generated.len(), "listed twice");
+    // Directories are opt-in kustomize components (tested below), not part of the base.
     let on_disk: BTreeSet<String> = std::fs::read_dir(kube_dir())
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().into_string().unwrap())
         .filter(|f| f != "kustomization.yaml")
         .collect();
     assert_eq!(listed, on_disk, "files in deploy/kubernetes vs the kustomization");
@@ -353,21 +356,11 @@ fn consul_template_is_a_native_sidecar_gating_keyrouter_on_the_rendered_file() {
     let probe = strs(&sidecar["startupProbe"]["exec"]["command"]).join(" ");
     assert!(probe.contains(&format!("-s {destination}")), "{probe}");
 
-    // After each render it sends keyrouter SIGHUP: one process namespace, the same user, and
-    // the process name keyrouter runs under (the image's ENTRYPOINT).
-    assert_eq!(spec["shareProcessNamespace"], true);
-    let uid = |c: &Value| c["securityContext"]["runAsUser"].as_i64().or(spec["securityContext"]["runAsUser"].as_i64());
-    assert!(uid(&sidecar).is_some());
-    assert_eq!(uid(&sidecar), uid(&container("keyrouter")));
-    let command = strs(&consul_template_stanza()["command"]);
-    assert_eq!(command[..2], ["/bin/sh", "-c"], "{command:?}");
-    let entrypoint = dockerfile_entrypoint();
-    let process = Path::new(&entrypoint[0]).file_name().unwrap().to_str().unwrap();
-    let words: Vec<&str> = command[2].split_whitespace().collect();
-    assert!(
-        words.windows(4).any(|w| w == ["pkill", "-HUP", "-x", process]),
-        "{command:?} does not send SIGHUP to {process}"
-    );
+    // keyrouter follows the renders itself (--watch): no shared process namespace, no signal
+    // from the sidecar (issue 28: it weakened the pod's isolation for nothing).
+    assert!(cli.watch, "keyrouter must run with --watch");
+    assert!(spec.get("shareProcessNamespace").is_none_or(|v| v == false), "{spec}");
+    assert!(consul_template_stanza().get("command").is_none(), "consul-template needs no command");
 
     // Consul's address comes from the environment.
     let env = sidecar["env"].as_array().unwrap();
@@ -468,13 +461,6 @@ fn entrypoint_and_cmd(stage: &Stage<'_, '_>) -> (Option<Vec<String>>, Option<Vec
         }
     }
     (entrypoint, cmd)
-}
-
-fn dockerfile_entrypoint() -> Vec<String> {
-    let text = dockerfile_text();
-    let file = parse_dockerfile(&text);
-    let runtime = file.stages().last().expect("a stage");
-    entrypoint_and_cmd(&runtime).0.expect("an ENTRYPOINT")
 }
 
 fn dockerfile_cmd() -> Vec<String> {
@@ -824,4 +810,125 @@ fn the_network_policy_admits_clients_to_the_http_port_and_lets_out_only_consul_a
         readme.contains("kubernetes.io/metadata.name: monitoring"),
         "docs/deploying.md does not name the monitoring namespace"
     );
+}
+
+// ---- monitoring (issue 28) --------------------------------------------------------------------
+
+/// The documents of a file of an opt-in component, by kind.
+fn component_doc(component: &str, file: &str) -> Value {
+    let path = kube_dir().join("components").join(component).join(file);
+    let mut docs = yaml_docs(&read(&path), file);
+    assert_eq!(docs.len(), 1, "{file}");
+    docs.remove(0)
+}
+
+#[test]
+fn the_prometheusrule_carries_exactly_the_rule_files_groups() {
+    let rule_file: Value =
+        serde_norway::from_str(&read(&repo().join("deploy/prometheus/keyrouter.rules.yml"))).unwrap();
+    let rule = component_doc("monitoring", "prometheusrule.yaml");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["spec"]["groups"], rule_file["groups"], "PrometheusRule vs deploy/prometheus/keyrouter.rules.yml");
+    assert_eq!(rule["spec"].as_object().unwrap().len(), 1, "{}", rule["spec"]);
+}
+
+#[test]
+fn the_podmonitor_and_the_scrape_annotations_reach_metrics_on_the_http_port() {
+    let monitor = component_doc("monitoring", "podmonitor.yaml");
+    assert_eq!(monitor["kind"], "PodMonitor");
+    let template = &of_kind("Deployment")["spec"]["template"];
+    assert!(labels_match(&monitor["spec"]["selector"]["matchLabels"], &template["metadata"]["labels"]), "{monitor}");
+    let keyrouter = container("keyrouter");
+    let endpoints = monitor["spec"]["podMetricsEndpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let port = container_port(&keyrouter, &endpoints[0]["port"]);
+    assert_eq!(endpoints[0]["path"], "/metrics");
+
+    let annotations = &template["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+
+    // What the binary serves there is the exposition, with the series the rules use.
+    let kr = run_with(&deployment_args());
+    let metrics = kr.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    for series in
+        ["keyrouter_ready ", "keyrouter_config_last_reload_successful ", "process_open_fds ", "keyrouter_table_info{"]
+    {
+        assert!(metrics.text().contains(series), "{series}");
+    }
+}
+
+/// A Kubernetes quantity in bytes ("33Mi", "1Gi", "512").
+fn quantity_bytes(q: &str) -> u64 {
+    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)];
+    for (suffix, factor) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<u64>().unwrap() * factor;
+        }
+    }
+    q.parse().unwrap_or_else(|_| panic!("quantity {q}"))
+}
+
+#[test]
+fn the_services_volume_holds_two_copies_of_the_largest_file_keyrouter_accepts() {
+    let max = parse_cli(&deployment_args()).max_services_bytes;
+    let spec = pod_spec();
+    let volume = spec["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "services").unwrap().clone();
+    assert_eq!(volume["emptyDir"]["medium"], "Memory");
+    let size = quantity_bytes(volume["emptyDir"]["sizeLimit"].as_str().unwrap());
+    // consul-template writes the new file beside the old one, then renames it over: two copies.
+    assert!(size >= 2 * max, "sizeLimit {size} < 2 x --max-services-bytes {max}");
+    assert!(size <= 2 * max + (4 << 20), "sizeLimit {size}: more than 2 x --max-services-bytes {max} + 4 MiB");
+    // The tmpfs pages count against the writer's memory limit.
+    let limit = quantity_bytes(container("consul-template")["resources"]["limits"]["memory"].as_str().unwrap());
+    assert!(limit >= size + (64 << 20), "consul-template's memory limit {limit} leaves too little beside {size}");
+}
+
+#[test]
+fn keyrouter_with_the_deployments_arguments_follows_a_rename_into_place() {
+    let kr = run_with(&deployment_args());
+    let before = kr.get("/table").json()["fingerprint"].clone();
+    // What consul-template does: a new file written beside, renamed over the old.
+    let mark = kr.log().len();
+    kr.write_services("[[Services]]\n  Name = \"renamed\"\n  Nodes = [\"10.0.0.1:80\"]\n");
+    kr.wait_for_log("reloaded", mark);
+    assert_ne!(kr.get("/table").json()["fingerprint"], before);
+    assert_eq!(kr.get("/service/renamed?key=k").status, 200);
+}
+
+#[test]
+fn every_component_is_a_kustomize_component_that_uses_all_its_files() {
+    let dirs: BTreeSet<String> = std::fs::read_dir(kube_dir())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(dirs, BTreeSet::from(["components".to_string()]), "directories beside the base's files");
+    let components = kube_dir().join("components");
+    let names: BTreeSet<String> =
+        std::fs::read_dir(&components).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    // kubernetes.rs builds and validates each of these (and both together).
+    assert_eq!(names, BTreeSet::from(["consul-k8s".to_string(), "monitoring".to_string()]));
+    let base_comment = read(&kube_dir().join("kustomization.yaml"));
+    for name in &names {
+        assert!(
+            base_comment.contains(&format!("components/{name} ")),
+            "the base's kustomization does not mention {name}"
+        );
+        let dir = components.join(name);
+        let k = component_doc(name, "kustomization.yaml");
+        assert_eq!(k["kind"], "Component", "{name}");
+        let mut used: BTreeSet<String> = BTreeSet::from(["kustomization.yaml".to_string()]);
+        used.extend(k["resources"].as_array().into_iter().flatten().map(|r| r.as_str().unwrap().to_string()));
+        for generator in k["configMapGenerator"].as_array().into_iter().flatten() {
+            used.extend(strs(&generator["files"]));
+        }
+        let on_disk: BTreeSet<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(on_disk, used, "{name}: files vs what its kustomization uses");
+    }
 }

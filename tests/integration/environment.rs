@@ -287,6 +287,8 @@ fn started_on_an_empty_file_it_serves_but_is_not_ready_until_a_table_loads() {
     let kr = start("", &["--log-level", "debug"], SMALL_AS);
     kr.wait_for_log("no services: /readyz answers 503", 0);
     kr.get("/readyz").assert_error(503, "no services loaded");
+    // The alert rules see it too (deploy/prometheus: KeyrouterNotReady).
+    assert_eq!(common::metric(&kr.get("/metrics").text(), "keyrouter_ready"), Some(0.0));
     assert_eq!(kr.get("/healthz").status, 200);
     kr.get("/service/bar?key=k").assert_error(404, "unknown service");
     // An empty file again is no change of state (not a refusal: nothing is served).

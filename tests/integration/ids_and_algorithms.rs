@@ -114,7 +114,11 @@ fn the_served_tables_algorithm_shows_everywhere_and_a_reload_switches_it() {
         let index = kr.request("GET", "/", &[("Accept", "application/json")], b"").json();
         assert_eq!(index["algorithm"], n, "{index}");
         let metrics = kr.get("/metrics").text();
-        let info = format!(r#"keyrouter_build_info{{algorithm="{n}",version="{}"}} 1"#, env!("CARGO_PKG_VERSION"));
+        let info = format!(
+            r#"keyrouter_build_info{{algorithm="{n}",fingerprint={},version="{}"}} 1"#,
+            t["fingerprint"],
+            env!("CARGO_PKG_VERSION")
+        );
         assert!(metrics.contains(&info), "{metrics}");
         assert_eq!(metrics.matches("keyrouter_build_info{").count(), 1, "{metrics}");
         let page = kr.get("/status").text();

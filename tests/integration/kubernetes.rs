@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -152,4 +152,120 @@ fn what_kubectl_apply_k_applies_validates_and_wires_the_generated_configmap() {
         .unwrap()
         .to_string();
     assert!(image.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))), "{image}");
+}
+
+/// What `kubectl kustomize` builds from an overlay of the base with `components` (names under
+/// deploy/kubernetes/components), as an operator would write it. The overlay lives under
+/// target/: kustomize reads other directories only by relative paths.
+pub fn build_with_components(components: &[&str]) -> Vec<Value> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(base).unwrap();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    // From target/tmp/<dir> back to the repository.
+    let up = dir.path().strip_prefix(repo()).expect("target/ inside the repository").components().count();
+    let to_kube = format!("{}deploy/kubernetes", "../".repeat(up));
+    let mut k = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {to_kube}\ncomponents:\n"
+    );
+    for c in components {
+        k += &format!("  - {to_kube}/components/{c}\n");
+    }
+    std::fs::write(dir.path().join("kustomization.yaml"), k).unwrap();
+    let out = Command::new("kubectl").arg("kustomize").arg(dir.path()).output().expect("kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize with {components:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_docs(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
+}
+
+/// Validates the Kubernetes kinds of `docs` (the Prometheus Operator's custom resources have
+/// no schema in the validator: deploy.rs checks those) and returns the rest.
+fn validate_builtin_kinds(docs: &[Value]) -> Vec<Value> {
+    let (custom, builtin): (Vec<Value>, Vec<Value>) =
+        docs.iter().cloned().partition(|d| d["apiVersion"].as_str().unwrap().contains("monitoring.coreos.com"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("built.yaml");
+    let text: Vec<String> = builtin.iter().map(|d| serde_norway::to_string(d).unwrap()).collect();
+    std::fs::write(&file, text.join("---\n")).unwrap();
+    assert_all_valid(std::slice::from_ref(&file));
+    custom
+}
+
+#[test]
+fn the_monitoring_component_adds_a_podmonitor_and_the_rules_to_a_valid_build() {
+    if !common::require_tool("kubectl") || !have_validator() {
+        return;
+    }
+    let docs = build_with_components(&["monitoring"]);
+    let custom = validate_builtin_kinds(&docs);
+    let mut kinds: Vec<&str> = custom.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["PodMonitor", "PrometheusRule"]);
+    // The base alone has neither: monitoring is opt-in.
+    let out = Command::new("kubectl").arg("kustomize").arg(kube_dir()).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("monitoring.coreos.com"));
+}
+
+#[test]
+fn the_consul_k8s_component_points_consul_template_at_the_servers_over_tls_with_a_token() {
+    if !common::require_tool("kubectl") || !have_validator() {
+        return;
+    }
+    let docs = build_with_components(&["consul-k8s"]);
+    assert!(validate_builtin_kinds(&docs).is_empty());
+    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let pod = &find("Deployment")["spec"]["template"]["spec"];
+    let sidecar = pod["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == "consul-template").unwrap();
+    let env = |name: &str| sidecar["env"].as_array().unwrap().iter().find(|e| e["name"] == name).cloned();
+
+    // Every -config file is in the (merged) ConfigMap, the base one first.
+    let cm = find("ConfigMap");
+    let configs: Vec<String> = strs(&sidecar["args"])
+        .iter()
+        .filter_map(|a| a.strip_prefix("-config=/etc/consul-template/").map(String::from))
+        .collect();
+    assert_eq!(configs, ["consul-template.hcl", "consul-k8s.hcl"]);
+    for f in &configs {
+        assert!(cm["data"][f].is_string(), "{f} is not in the ConfigMap");
+    }
+    assert!(cm["data"]["services.toml.tmpl"].is_string());
+
+    // TLS on the port the address names, which the NetworkPolicy lets out.
+    let addr = env("CONSUL_HTTP_ADDR").unwrap()["value"].as_str().unwrap().to_string();
+    let port: u64 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(port, 8501, "{addr}");
+    let egress: Vec<u64> = find("NetworkPolicy")["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["ports"].as_array().unwrap().iter().filter_map(|p| p["port"].as_u64()))
+        .collect();
+    assert!(egress.contains(&port) && !egress.contains(&8500), "{egress:?}");
+    assert!(env("HOST_IP").is_none(), "no node agent to find");
+
+    let hcl: Value = hcl::from_str(cm["data"]["consul-k8s.hcl"].as_str().unwrap()).unwrap();
+    let ssl = &hcl["consul"]["ssl"];
+    assert_eq!((ssl["enabled"].as_bool(), ssl["verify"].as_bool()), (Some(true), Some(true)), "{hcl}");
+    assert!(hcl["max_stale"].is_string(), "{hcl}");
+    // The CA file is where the Secret is mounted.
+    let ca = Path::new(ssl["ca_cert"].as_str().unwrap());
+    let mount = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| Path::new(m["mountPath"].as_str().unwrap()) == ca.parent().unwrap())
+        .expect("the CA's directory is mounted");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    let items = volume["secret"]["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["path"].as_str() == ca.file_name().unwrap().to_str()), "{volume}");
+
+    // The token comes from a Secret, never a literal.
+    let token = env("CONSUL_HTTP_TOKEN").expect("CONSUL_HTTP_TOKEN");
+    assert!(token["value"].is_null() && token["valueFrom"]["secretKeyRef"]["name"].is_string(), "{token}");
+
+    // Both components together build as well.
+    let both = build_with_components(&["consul-k8s", "monitoring"]);
+    assert_eq!(validate_builtin_kinds(&both).len(), 2);
 }

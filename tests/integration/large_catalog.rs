@@ -39,11 +39,15 @@ fn per_service_series_are_capped_by_default() {
     let kr = Keyrouter::start(&catalog(12_000));
     let text = kr.get("/metrics").text();
     assert_eq!(text.matches("keyrouter_service_nodes{").count(), 10_000);
-    assert_eq!(text.matches("keyrouter_lookups_total{").count(), 30_000);
+    // Four outcomes per service: 2xx, 4xx, 5xx, shed.
+    assert_eq!(text.matches("keyrouter_lookups_total{").count(), 40_000);
+    // Idle services have no latency series: a scrape of a large idle catalog stays small.
+    assert_eq!(text.matches("keyrouter_service_lookup_duration_seconds_count{").count(), 0);
     assert!(text.contains("keyrouter_services 12000\n") && text.contains("keyrouter_service_series_limited 1\n"));
     assert_eq!(kr.get("/service/service-011999?key=k").status, 200);
     let text = kr.get("/metrics").text();
     assert!(text.contains("keyrouter_other_service_lookups_total{status=\"2xx\"} 1\n"), "aggregated lookups");
+    assert!(text.contains("keyrouter_other_service_lookup_duration_seconds_count 1\n"), "aggregated latency");
     let table = kr.get("/table").json();
     assert_eq!(table["services"].as_array().unwrap().len(), 12_000);
     assert_eq!(kr.get("/service").json().as_array().unwrap().len(), 12_000);

@@ -3,7 +3,8 @@
 //! with `cargo test --test integration http::`, one test with its full name.
 //!
 //! Tests that need programs a machine with only Rust lacks (Chromium, kubectl, curl, node, npm, a
-//! Python that can make virtual environments, PyPI, an IPv6 loopback) skip with a `SKIPPED` line
+//! Python that can make virtual environments, PyPI, an IPv6 loopback, Prometheus) skip with a
+//! `SKIPPED` line
 //! when those are missing; `.ci/test` installs them and makes every test run.
 
 mod common;
@@ -31,6 +32,7 @@ mod memory;
 mod openapi;
 mod operations;
 mod parser_props;
+mod prometheus;
 mod python_client;
 mod readme;
 mod reload;

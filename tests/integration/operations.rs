@@ -35,13 +35,25 @@ fn metrics_count_lookups_and_reloads() {
     assert_eq!(metric(&text, r#"keyrouter_unknown_service_lookups_total{status="4xx"}"#), Some(3.0), "{text}");
     assert!(!text.contains("nope"), "unknown service names must not become labels: {text}");
     assert_eq!(metric(&text, "keyrouter_lookup_duration_seconds_count"), Some(7.0), "{text}");
+    // Per service: the 4 lookups of bar; foo had none, so no latency series of its own.
+    assert_eq!(metric(&text, r#"keyrouter_service_lookup_duration_seconds_count{service="bar"}"#), Some(4.0), "{text}");
+    assert!(!text.contains(r#"keyrouter_service_lookup_duration_seconds_count{service="foo"}"#), "{text}");
+    for series in ["process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"]
+    {
+        assert!(metric(&text, series).is_some_and(|v| v > 0.0), "{series}: {text}");
+    }
     assert_eq!(metric(&text, "keyrouter_services"), Some(2.0));
+    assert_eq!(metric(&text, "keyrouter_ready"), Some(1.0));
     assert_eq!(metric(&text, r#"keyrouter_service_nodes{service="bar"}"#), Some(2.0));
     assert_eq!(metric(&text, "keyrouter_config_last_reload_successful"), Some(1.0));
     assert_eq!(metric(&text, r#"keyrouter_reloads_total{result="success"}"#), Some(0.0));
     let started = metric(&text, "keyrouter_config_last_reload_success_timestamp_seconds").unwrap();
     assert!(started > 1.7e9, "{started}");
-    let version = format!(r#"keyrouter_build_info{{algorithm="1",version="{}"}}"#, env!("CARGO_PKG_VERSION"));
+    let fingerprint = kr.get("/table").json()["fingerprint"].as_str().unwrap().to_string();
+    let version = format!(
+        r#"keyrouter_build_info{{algorithm="1",fingerprint="{fingerprint}",version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
     assert_eq!(metric(&text, &version), Some(1.0), "{text}");
 
     // A good reload that drops a service, then a bad one. (The timestamp has sub-second

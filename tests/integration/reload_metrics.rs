@@ -84,6 +84,10 @@ fn per_service_series_are_capped_and_the_rest_aggregated() {
     assert_eq!(metric(&text, r#"keyrouter_lookups_total{service="b",status="2xx"}"#), Some(1.0), "{text}");
     assert!(!text.contains(r#"service="c""#) && !text.contains(r#"service="d""#), "{text}");
     assert_eq!(metric(&text, r#"keyrouter_other_service_lookups_total{status="2xx"}"#), Some(3.0), "{text}");
+    // Latency too: per service for the first two, the rest in one series.
+    assert_eq!(metric(&text, r#"keyrouter_service_lookup_duration_seconds_count{service="a"}"#), Some(1.0), "{text}");
+    assert_eq!(metric(&text, "keyrouter_other_service_lookup_duration_seconds_count"), Some(3.0), "{text}");
+    assert_eq!(text.matches("keyrouter_service_lookup_duration_seconds_count{").count(), 2, "{text}");
     assert_eq!(metric(&text, r#"keyrouter_service_nodes{service="b"}"#), Some(2.0), "{text}");
     assert_eq!(metric(&text, "keyrouter_services"), Some(4.0), "{text}");
     assert_eq!(metric(&text, "keyrouter_nodes"), Some(5.0), "{text}");

@@ -72,9 +72,11 @@ fn the_page_is_self_contained_small_and_locked_down() {
         assert_hardened(&r);
         let html = r.text();
         assert!(r.body.len() < 64 * 1024, "{path}: {} bytes", r.body.len());
-        // Nothing from elsewhere and nothing inline: one script and one style sheet, both ours.
-        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        // Nothing from elsewhere and nothing inline: two scripts (the form, the traffic view)
+        // and one style sheet, all ours.
+        assert_eq!(html.matches("<script").count(), 2, "{html}");
         assert!(html.contains(r#"<script src="/status.js" defer></script>"#));
+        assert!(html.contains(r#"<script src="/status/traffic.js" defer></script>"#));
         assert!(html.contains(r#"<link rel="stylesheet" href="/status.css">"#));
         for banned in ["http://", "https://", "style=", "<style", " on", "javascript:"] {
             assert!(!html.contains(banned), "{path} contains {banned:?}");
@@ -92,8 +94,10 @@ fn the_page_is_self_contained_small_and_locked_down() {
         assert_eq!((r.status, r.header("content-type")), (200, Some(kind)), "{path}");
         assert_hardened(&r);
     }
-    let js = kr.get("/status.js").text();
-    assert!(!js.contains("innerHTML") && js.contains("textContent"), "data must enter the page as text");
+    for path in ["/status.js", "/status/traffic.js"] {
+        let js = kr.get(path).text();
+        assert!(!js.contains("innerHTML") && js.contains("textContent"), "{path}: data must enter the page as text");
+    }
 }
 
 #[test]
@@ -139,7 +143,7 @@ fn head_works_and_other_methods_get_405_with_allow() {
 fn hostile_names_and_errors_are_escaped_and_a_failed_reload_shows_why() {
     let kr = Keyrouter::start(&toml_of(&catalog(false)));
     let html = kr.get("/status").text();
-    assert_eq!(html.matches("<script").count(), 1, "only the page's own script tag");
+    assert_eq!(html.matches("<script").count(), 2, "only the page's own script tags");
     assert!(!html.contains("<img"), "{html}");
     assert!(html.contains("&lt;script&gt;window.__pwned=1;alert(1)&lt;/script&gt; &quot;dq&quot; &#39;sq&#39; 🚀"));
     assert!(html.contains("&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;:80"));
@@ -587,6 +591,106 @@ fn screenshot_of_the_example(b: &Browser) {
         let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/status-page.png");
         std::fs::write(&committed, &png).unwrap();
         eprintln!("screenshot: also {}", committed.display());
+    }
+}
+
+/// The traffic view's rows as the browser shows them: service -> [lookups/s, 4xx, 5xx, shed, p99].
+fn traffic_rows(b: &Browser) -> std::collections::BTreeMap<String, Vec<String>> {
+    let rows = b.script(
+        "return Array.from(document.querySelectorAll('#traffic-rows tr')).map(r => [r.dataset.service, \
+         ...['.rate', '.c4xx', '.c5xx', '.shed', '.p99'].map(c => r.querySelector(c).textContent)]);",
+        json!([]),
+    );
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let cells: Vec<String> = r.as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+            (cells[0].clone(), cells[1..].to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn traffic_json_is_bounded_and_locked_down() {
+    let kr = Keyrouter::start(&toml_of(&catalog(false)));
+    assert_eq!(kr.get("/service/bar?key=k").status, 200);
+    let r = kr.get("/status/traffic.json");
+    assert_eq!(r.status, 200);
+    assert_hardened(&r);
+    let json = r.json();
+    assert_eq!(json["services"][0]["name"], "bar");
+    assert_eq!(json["services"][0]["counts"], json!([1, 0, 0, 0]));
+    assert_eq!(json["services"].as_array().unwrap().len(), 1, "services without lookups are left out: {json}");
+    assert_eq!(json["reloads"], json!([]));
+    let script = kr.get("/status/traffic.js");
+    assert_hardened(&script);
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(kr.request("POST", "/status/traffic.json", &[], b"").status, 405);
+}
+
+#[test]
+fn in_a_browser_the_traffic_view_follows_a_burst_of_lookups_and_reloads() {
+    let kr = Keyrouter::start(&toml_of(&catalog(false)));
+    let Some(b) = Browser::start() else { return };
+    b.goto(&format!("http://127.0.0.1:{}/status", kr.port));
+    // The first sample: counts since start, no lookups yet.
+    until("the first traffic sample", || b.text_of("#traffic-note").contains("No lookups yet"));
+    assert!(traffic_rows(&b).is_empty());
+
+    // A burst: answered, refused for a bad count, of unknown services, and of the hostile name.
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    for i in 0..40 {
+        assert_eq!(kr.get(&format!("/service/bar?key=k{i}")).status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(kr.get("/service/bar?key=k&min=3&max=1").status, 400);
+    }
+    for _ in 0..3 {
+        assert_eq!(kr.get("/service/nope?key=k").status, 404);
+    }
+    let hostile = utf8_percent_encode(HOSTILE, NON_ALPHANUMERIC).to_string();
+    assert_eq!(kr.get(&format!("/service/{hostile}?key=k")).status, 200);
+
+    // The numbers move: over the window, bar had 45 lookups, 5 of them 4xx, none 5xx or shed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let rows = traffic_rows(&b);
+        if rows.get("bar").is_some_and(|r| r[0] != "—" && r[0].parse::<f64>().unwrap() > 0.0 && r[1] == "5") {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the traffic view never showed the burst: {rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bar = &rows["bar"];
+    assert_eq!((bar[2].as_str(), bar[3].as_str()), ("0", "0"), "{rows:?}");
+    assert!(bar[4].starts_with("≤ ") && bar[4].ends_with(" ms"), "p99 {rows:?}");
+    assert_eq!(rows["(unknown services)"][1], "3", "{rows:?}");
+    // The hostile name is text, and nothing it carries ran.
+    assert_eq!(rows[HOSTILE][1], "0", "{rows:?}");
+    assert_eq!(b.script("return window.__pwned === undefined;", json!([])), json!(true));
+
+    // A reload shows in the list, newest first, with what moved.
+    kr.write_services(&toml_of(&catalog(true)));
+    let mark = kr.log().len();
+    kr.signal(libc::SIGHUP);
+    kr.wait_for_log("reloaded", mark);
+    let reloads = || {
+        b.script(
+            "return Array.from(document.querySelectorAll('#traffic-reloads li')).map(l => l.textContent);",
+            json!([]),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = reloads();
+        let first = list[0].as_str().unwrap_or("").to_string();
+        if first.contains("SIGHUP · changed") {
+            assert!(first.contains("cache ") && first.contains("% moved"), "{list}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reload never showed: {list}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use common::consul_template::{go_json_string, inst, render, render_with, Catalog, Instance, TEMPLATE};
+use common::consul_template::{go_json_string, inst, render, render_in, render_with, Catalog, Instance, TEMPLATE};
 use keyrouter::table::config;
 
 /// Parses with keyrouter's own parser: service name -> nodes.
@@ -44,8 +44,10 @@ fn small_catalog_renders_to_this_file() {
         .with("idle", vec![]);
     let expected = "\
 # keyrouter services file, rendered by consul-template from Consul's catalog (services.toml.tmpl).
-# Do not edit: consul-template rewrites it whenever the catalog changes, then sends keyrouter SIGHUP.
-# Ranking algorithm 2 (docs/ranking.md); each node's Id is its Consul node and service instance ID.
+# Do not edit: consul-template rewrites it whenever the catalog changes; keyrouter reloads it
+# (SIGHUP from consul-template, or --watch).
+# Ranking algorithm 2 (docs/ranking.md); each node's Id is its Consul node and service instance ID,
+# its Weight Consul's passing weight (when not 1).
 Algorithm = 2
 
 [[Services]]
@@ -94,7 +96,7 @@ fn healthy_instances_become_nodes_and_an_unhealthy_service_is_empty() {
     expected.insert("db".to_string(), strings(&["[fd00::1]:5432", "[2001:db8::2]:5432"]));
     expected.insert("down".to_string(), vec![]);
     expected.insert("none".to_string(), vec![]);
-    expected.insert("consul".to_string(), strings(&["10.0.0.10:8300"]));
+    // Consul's own servers are not a service to route keys to.
     assert_eq!(got, expected, "{rendered}");
 }
 
@@ -313,4 +315,59 @@ fn rendered_file_is_served_and_a_rerender_plus_sighup_reloads_it() {
     assert_eq!(web, ["10.0.0.1:80", "10.0.0.3:80"]);
     let (status, body) = nodes("new");
     assert_eq!((status, body), (200, serde_json::json!(["10.0.0.4:80"])));
+}
+
+#[test]
+fn consuls_passing_weight_becomes_the_nodes_weight_and_1_is_left_out() {
+    let catalog = Catalog::default().with(
+        "web",
+        vec![inst("a", "10.0.0.1", 80).weight(3), inst("b", "10.0.0.2", 80), inst("c", "10.0.0.3", 80).weight(10)],
+    );
+    let rendered = render(&catalog);
+    assert!(rendered.contains(r#"{ Node = "10.0.0.1:80", Id = "a/a", Weight = 3 },"#), "{rendered}");
+    assert!(rendered.contains(r#"{ Node = "10.0.0.2:80", Id = "b/b" },"#), "{rendered}");
+    let loaded = config::parse(&rendered, "rendered").unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    let web = loaded.table.get("web").unwrap();
+    assert_eq!(web.weights(), [3.0, 1.0, 10.0]);
+    assert_eq!(web.ids(), ["a/a", "b/b", "c/c"]);
+    // The real binary serves them: /table shows the weights.
+    let kr = common::Keyrouter::start(&rendered);
+    let table = kr.get("/table").json();
+    assert_eq!(table["services"][0]["weights"], serde_json::json!([3.0, 1.0, 10.0]), "{table}");
+
+    // A catalog without weights renders as before this option existed: no Weight at all.
+    let plain = render(&Catalog::default().with("web", vec![inst("a", "10.0.0.1", 80)]));
+    assert!(!plain.contains("Weight ="), "{plain}");
+}
+
+#[test]
+fn the_tag_filter_keeps_tagged_services_and_queries_only_their_tagged_instances() {
+    let catalog = Catalog::default()
+        .with(
+            "web",
+            vec![
+                inst("a", "10.0.0.1", 80).tags(&["prod", "v2"]),
+                inst("b", "10.0.0.2", 80).tags(&["canary"]),
+                inst("c", "10.0.0.3", 80).tags(&["prod"]),
+            ],
+        )
+        .with("batch", vec![inst("d", "10.0.0.4", 80).tags(&["canary"])])
+        .with("consul", vec![inst("server-1", "10.0.0.10", 8300).tags(&["prod"])]);
+    let (rendered, queries) = render_in(&catalog, &[("KEYROUTER_CONSUL_TAG", "prod")]);
+    let got = table(&rendered);
+    let expected: BTreeMap<String, Vec<String>> =
+        [("web".to_string(), strings(&["10.0.0.1:80", "10.0.0.3:80"]))].into_iter().collect();
+    assert_eq!(got, expected, "{rendered}");
+    // One query, for the tagged instances of the one service kept.
+    let queries = queries.lock().unwrap().clone();
+    assert_eq!(queries, [("prod.web".to_string(), "prod".to_string(), "web".to_string())]);
+
+    // Unset or empty: every service but consul, every healthy instance.
+    for env in [&[][..], &[("KEYROUTER_CONSUL_TAG", "")][..]] {
+        let (rendered, queries) = render_in(&catalog, env);
+        let got = table(&rendered);
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["batch", "web"], "{rendered}");
+        assert_eq!(got["web"].len(), 3);
+        assert_eq!(queries.lock().unwrap().len(), 2, "one blocking query per service");
+    }
 }

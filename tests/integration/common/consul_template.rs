@@ -5,7 +5,8 @@
 //! catalog sorted by name, `service` parses its argument with consul-template's query grammar
 //! (`tag.name@dc~near|filter`, failing on anything else) and returns only passing instances
 //! sorted by node then ID with `.Address` falling back to the node's address, and `toJSON` escapes
-//! strings exactly as Go's `json.Marshal` does. Fields are looked up with `missingkey=error`, so a
+//! strings exactly as Go's `json.Marshal` does; `env` reads a given environment (unset: ""), and
+//! `contains V LIST` is consul-template's (V is an element of LIST). Fields are looked up with `missingkey=error`, so a
 //! field that consul-template's structs lack fails here as it would there.
 
 use std::collections::BTreeMap;
@@ -28,10 +29,21 @@ pub struct Instance {
     pub tags: &'static [&'static str],
     /// Aggregated health: passing, warning or critical.
     pub status: &'static str,
+    /// `Weights.Passing` (Consul's default is 1).
+    pub weight: i64,
 }
 
 pub fn inst(node: &'static str, address: &'static str, port: i64) -> Instance {
-    Instance { node, node_address: address, service_address: "", id: node, port, tags: &[], status: "passing" }
+    Instance {
+        node,
+        node_address: address,
+        service_address: "",
+        id: node,
+        port,
+        tags: &[],
+        status: "passing",
+        weight: 1,
+    }
 }
 
 impl Instance {
@@ -49,6 +61,10 @@ impl Instance {
     }
     pub fn tags(mut self, tags: &'static [&'static str]) -> Self {
         self.tags = tags;
+        self
+    }
+    pub fn weight(mut self, weight: i64) -> Self {
+        self.weight = weight;
         self
     }
 }
@@ -172,6 +188,13 @@ pub fn go_json_string(s: &str, out: &mut String) {
 /// The template with consul-template's functions stubbed over `catalog`; queries made through
 /// `service` are recorded in the returned list.
 pub fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
+    template_in(src, catalog, &[])
+}
+
+/// [`template_for`] with consul-template's environment (what `env` reads).
+pub fn template_in(src: &str, catalog: &Catalog, environment: &[(&str, &str)]) -> (Template, Queries) {
+    let environment: BTreeMap<String, String> =
+        environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let queries: Queries = Arc::default();
     let services_catalog = catalog.clone();
     let service_catalog = catalog.clone();
@@ -237,7 +260,8 @@ pub fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
                         ("Checks", list(vec![])),
                         ("Status", s(i.status)),
                         ("Port", Value::Int(i.port)),
-                        ("Weights", empty()),
+                        // Only passing instances are returned, but Warning is there too.
+                        ("Weights", map(vec![("Passing", Value::Int(i.weight)), ("Warning", Value::Int(1))])),
                     ])
                 })
                 .collect();
@@ -250,6 +274,25 @@ pub fn template_for(src: &str, catalog: &Catalog) -> (Template, Queries) {
             let mut out = String::new();
             go_json(&args[0], &mut out)?;
             Ok(s(&out))
+        })
+        // env NAME: the variable's value, "" when unset.
+        .func("env", move |args| {
+            if args.len() != 1 {
+                return Err(exec_err("env: expected 1 argument".into()));
+            }
+            Ok(s(environment.get(str_arg("env", args, 0)?).map_or("", String::as_str)))
+        })
+        // contains V LIST: whether V is an element of LIST (consul-template's `in LIST V`).
+        .func("contains", |args| {
+            if args.len() != 2 {
+                return Err(exec_err("contains: expected 2 arguments".into()));
+            }
+            match &args[1] {
+                Value::List(items) => Ok(Value::Bool(
+                    items.iter().any(|i| matches!((i, &args[0]), (Value::String(a), Value::String(b)) if a == b)),
+                )),
+                other => Err(exec_err(format!("contains: argument 1 must be a list, got {other:?}"))),
+            }
         })
         // regexMatch RE S (Go's regexp.MatchString: unanchored).
         .func("regexMatch", |args| {
@@ -282,4 +325,12 @@ pub fn render_with(src: &str, catalog: &Catalog) -> Result<(String, Queries), Te
 
 pub fn render(catalog: &Catalog) -> String {
     render_with(TEMPLATE, catalog).unwrap_or_else(|e| panic!("template failed: {e}")).0
+}
+
+/// The repository's template rendered over `catalog` in consul-template's `environment`, with
+/// the `service` queries it made.
+pub fn render_in(catalog: &Catalog, environment: &[(&str, &str)]) -> (String, Queries) {
+    let (t, queries) = template_in(TEMPLATE, catalog, environment);
+    let out = t.execute_to_string(&Value::Nil).unwrap_or_else(|e| panic!("template failed: {e}"));
+    (out, queries)
 }
