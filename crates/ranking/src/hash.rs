@@ -238,19 +238,8 @@ where
             let mut emit = emit;
             let n = hashes.len();
             if n <= SMALL_N && k <= SMALL_K && k <= n {
-                // Not zeroed first: a 1 KiB memset was a twentieth of a 100-node lookup. Padded
-                // with the smallest key to a multiple of 4, which the selection takes.
                 let mut buf = [MaybeUninit::<i64>::uninit(); SMALL_N];
-                for (s, &h) in buf.iter_mut().zip(hashes) {
-                    s.write((score(key_hash, h) ^ SIGN) as i64);
-                }
-                let padded = n.next_multiple_of(4);
-                for s in &mut buf[n..padded] {
-                    s.write(i64::MIN);
-                }
-                // SAFETY: the loops above wrote the first `padded` (`padded <= SMALL_N`, a
-                // multiple of 4), and `MaybeUninit<i64>` has the layout of `i64`.
-                let keys = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), padded) };
+                let keys = small_keys(key_hash, hashes, &[], &mut buf);
                 let mut picked = [0u32; SMALL_K];
                 if select_small(simd, keys, k, &mut picked) {
                     picked[..k].iter().for_each(|&i| emit(i as usize));
@@ -270,6 +259,37 @@ where
             )
         }
     }
+}
+
+/// The small-input selection's keys: each node's score for `key_hash` as a signed key with the
+/// scores' order (AVX2 compares only signed 64-bit lanes), the nodes at `masked` set to the
+/// smallest key, padded with it to a multiple of 4 (which the selection takes). Inlined always,
+/// so that the scoring loop is compiled for the caller's SIMD level.
+#[inline(always)]
+fn small_keys<'b>(
+    key_hash: u64,
+    hashes: &[u64],
+    masked: &[u32],
+    buf: &'b mut [MaybeUninit<i64>; SMALL_N],
+) -> &'b [i64] {
+    let n = hashes.len();
+    debug_assert!(n <= SMALL_N);
+    // Not zeroed first: a memset of the whole buffer was a twentieth of a 100-node lookup.
+    for (s, &h) in buf.iter_mut().zip(hashes) {
+        s.write((score(key_hash, h) ^ SIGN) as i64);
+    }
+    let padded = n.next_multiple_of(4);
+    for s in &mut buf[n..padded] {
+        s.write(i64::MIN);
+    }
+    for &i in masked {
+        if let Some(s) = buf[..n].get_mut(i as usize) {
+            s.write(i64::MIN);
+        }
+    }
+    // SAFETY: the loops above wrote the first `padded` (`padded <= SMALL_N`, a multiple of 4),
+    // and `MaybeUninit<i64>` has the layout of `i64`.
+    unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), padded) }
 }
 
 /// [`top_k_unweighted`]'s small-input path with the nodes at `masked` (positions in `hashes`)
@@ -293,23 +313,8 @@ pub fn top_k_unweighted_masked(
             if n > SMALL_N || k > SMALL_K || k + masked.len() > n {
                 return false;
             }
-            // As in `top_k_unweighted`: not zeroed first, padded to a multiple of 4.
             let mut buf = [MaybeUninit::<i64>::uninit(); SMALL_N];
-            for (s, &h) in buf.iter_mut().zip(hashes) {
-                s.write((score(key_hash, h) ^ SIGN) as i64);
-            }
-            let padded = n.next_multiple_of(4);
-            for s in &mut buf[n..padded] {
-                s.write(i64::MIN);
-            }
-            for &i in masked {
-                if let Some(s) = buf[..n].get_mut(i as usize) {
-                    s.write(i64::MIN);
-                }
-            }
-            // SAFETY: the loops above wrote the first `padded` (`padded <= SMALL_N`, a multiple
-            // of 4), and `MaybeUninit<i64>` has the layout of `i64`.
-            let keys = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<i64>(), padded) };
+            let keys = small_keys(key_hash, hashes, masked, &mut buf);
             let mut picked = [0u32; SMALL_K];
             // The k-th largest key is a node's (k <= n - masked): a masked key can be picked only
             // when a node's score ties with it, and then the selection declines.
