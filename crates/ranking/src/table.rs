@@ -185,9 +185,9 @@ pub struct Service {
     /// one, and much cheaper.
     weighted: bool,
     fingerprint: u64,
-    /// `(identity hash, position)` of every node, sorted, for services of more than
-    /// [`INDEXED`] nodes: finds an `exclude` entry's node without comparing every identity.
-    by_hash: Vec<(u64, u32)>,
+    /// Node positions by identity hash ([`index_of`]), for services of more than [`INDEXED`]
+    /// nodes: finds an `exclude` entry's node without comparing every identity.
+    by_hash: Vec<u32>,
     /// The zones, when some node has one.
     zones: Option<Box<Zones>>,
 }
@@ -252,6 +252,23 @@ impl Zones {
     fn count(&self) -> usize {
         self.starts.len() - 1
     }
+}
+
+/// An open-addressing table of node positions by identity hash (`hashes`, one per node): a
+/// power of two of at least twice as many slots as nodes, each 0 (empty) or a position + 1, a
+/// node in the first free slot from `hash & (slots - 1)`. One or two probes find an entry,
+/// where a binary search over sorted hashes was a chain of dependent loads.
+fn index_of(hashes: &[u64]) -> Vec<u32> {
+    let slots = (hashes.len() * 2).next_power_of_two();
+    let mut index = vec![0u32; slots];
+    for (i, &h) in hashes.iter().enumerate() {
+        let mut slot = h as usize & (slots - 1);
+        while index[slot] != 0 {
+            slot = (slot + 1) & (slots - 1);
+        }
+        index[slot] = i as u32 + 1;
+    }
+    index
 }
 
 /// Services of more nodes than this get an index of identity hashes for `exclude`; smaller ones
@@ -356,11 +373,7 @@ impl Service {
         let fingerprint =
             fingerprint(algorithm, &hashes, (!uniform).then_some(&weights[..]), addresses, &ids, zone_names);
         let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
-        let mut by_hash = Vec::new();
-        if hashes.len() > INDEXED {
-            by_hash = hashes.iter().enumerate().map(|(i, &h)| (h, i as u32)).collect();
-            by_hash.sort_unstable();
-        }
+        let by_hash = if hashes.len() > INDEXED { index_of(&hashes) } else { Vec::new() };
         let zones = has_zones.then(|| {
             let weights = if uniform { &[][..] } else { &weights[..] };
             Box::new(Zones::build(zones, &hashes, weights, &inv_weights))
@@ -537,8 +550,16 @@ impl Service {
             return ids.iter().position(|i| i == id).map(|i| i as u32);
         }
         let h = self.algorithm.hash_id(id);
-        let from = self.by_hash.partition_point(|&(x, _)| x < h);
-        self.by_hash[from..].iter().take_while(|&&(x, _)| x == h).map(|&(_, i)| i).find(|&i| ids[i as usize] == id)
+        let mask = self.by_hash.len() - 1;
+        // Linear probing from the hash's slot to the first empty one (at least half are empty).
+        let mut slot = h as usize & mask;
+        loop {
+            let i = self.by_hash[slot].checked_sub(1)? as usize;
+            if self.hashes[i] == h && ids[i] == id {
+                return Some(i as u32);
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     /// [`Service::rank_each`] with resolved options: the `k` first nodes of the answer (`k` from
