@@ -727,28 +727,41 @@ impl Service {
         let hashes = &self.hashes[..];
         // Ties are broken by identity.
         let nodes = self.ids();
-        let weights = &self.weights[..];
-        match self.weighted {
-            true if k <= INLINE => {
-                let weights = weighted::Weights { of: weights, inverse: &self.inv_weights };
-                weighted::top_k(Simd::detect(), key_hash, hashes, weights, k, weighted_order(nodes), emit)
-            }
-            false => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted_order(nodes), emit),
-            true => top_k(
-                hashes.len(),
-                k,
-                |start, out: &mut [WeightedScore], _| {
-                    for (i, o) in (start..).zip(out.iter_mut()) {
-                        let raw = score(key_hash, hashes[i]);
-                        *o = (weighted_score(raw, weights[i]), raw);
-                    }
-                    // No skipping (k > INLINE ranks every node; see `top_k`).
-                    u32::MAX
-                },
-                weighted_order(nodes),
-                emit,
-            ),
-        }
+        let weights = self.weighted.then_some(weighted::Weights { of: &self.weights, inverse: &self.inv_weights });
+        rank_scored(key_hash, hashes, weights, k, unweighted_order(nodes), weighted_order(nodes), emit)
+    }
+}
+
+/// Calls `emit` with the positions in `hashes` of the `k` nodes ranked highest for `key_hash`
+/// (weighted by `weights` when given), best first, ties broken by the order given: the one
+/// dispatch a whole service and a zone's group rank through.
+#[inline(always)]
+fn rank_scored(
+    key_hash: u64,
+    hashes: &[u64],
+    weights: Option<weighted::Weights<'_>>,
+    k: usize,
+    unweighted: impl Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering,
+    weighted: impl Fn(&Candidate<WeightedScore>, &Candidate<WeightedScore>) -> Ordering,
+    emit: impl FnMut(usize),
+) {
+    match weights {
+        None => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted, emit),
+        Some(w) if k <= INLINE => weighted::top_k(Simd::detect(), key_hash, hashes, w, k, weighted, emit),
+        Some(w) => top_k(
+            hashes.len(),
+            k,
+            |start, out: &mut [WeightedScore], _| {
+                for (i, o) in (start..).zip(out.iter_mut()) {
+                    let raw = score(key_hash, hashes[i]);
+                    *o = (weighted_score(raw, w.of[i]), raw);
+                }
+                // No skipping (k > INLINE ranks every node; see `top_k`).
+                u32::MAX
+            },
+            weighted,
+            emit,
+        ),
     }
 }
 
@@ -801,33 +814,16 @@ impl<'a, I: Fn(u32) -> &'a str> Group<'a, I> {
     /// same code and order as [`Service::rank_each`].
     #[inline]
     fn rank(&self, key_hash: u64, k: usize, emit: impl FnMut(usize)) {
-        let (hashes, weights, ids) = (self.hashes, self.weights, &self.ids);
+        let ids = &self.ids;
         let tie = |a: u32, b: u32| ids(b).cmp(ids(a));
         let unweighted =
             |a: &Candidate<u64>, b: &Candidate<u64>| a.score.cmp(&b.score).then_with(|| tie(a.index, b.index));
         let weighted = |a: &Candidate<WeightedScore>, b: &Candidate<WeightedScore>| {
             a.score.0.total_cmp(&b.score.0).then(a.score.1.cmp(&b.score.1)).then_with(|| tie(a.index, b.index))
         };
-        match !weights.is_empty() {
-            false => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted, emit),
-            true if k <= INLINE => {
-                let w = weighted::Weights { of: weights, inverse: self.inv_weights };
-                weighted::top_k(Simd::detect(), key_hash, hashes, w, k, weighted, emit)
-            }
-            true => top_k(
-                hashes.len(),
-                k,
-                |start, out: &mut [WeightedScore], _| {
-                    for (i, o) in (start..).zip(out.iter_mut()) {
-                        let raw = score(key_hash, hashes[i]);
-                        *o = (weighted_score(raw, weights[i]), raw);
-                    }
-                    u32::MAX
-                },
-                weighted,
-                emit,
-            ),
-        }
+        let weights =
+            (!self.weights.is_empty()).then_some(weighted::Weights { of: self.weights, inverse: self.inv_weights });
+        rank_scored(key_hash, self.hashes, weights, k, unweighted, weighted, emit)
     }
 }
 
