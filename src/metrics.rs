@@ -371,24 +371,26 @@ fn histogram_family(out: &mut Vec<u8>, name: &str, help: &str) {
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
 }
 
+/// `name_suffix{service="...",`, or `name_suffix{` without a service: a series line left open
+/// for more labels.
+fn open_labels(out: &mut Vec<u8>, name: &str, suffix: &str, service: Option<&str>) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    out.push(b'{');
+    if let Some(service) = service {
+        out.extend_from_slice(b"service=\"");
+        escape_label(out, service);
+        out.extend_from_slice(b"\",");
+    }
+}
+
 /// The `_bucket`, `_sum` and `_count` lines of one histogram series.
 fn histogram_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counters: &LookupCounters) {
     let (buckets, sum) = counters.latency();
-    // `name_suffix{service="..."` or `name_suffix{`, left open for more labels.
-    let open = |out: &mut Vec<u8>, suffix: &str| {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(suffix.as_bytes());
-        out.push(b'{');
-        if let Some(service) = service {
-            out.extend_from_slice(b"service=\"");
-            escape_label(out, service);
-            out.extend_from_slice(b"\",");
-        }
-    };
     let mut cumulative = 0;
     for (i, n) in buckets.iter().enumerate() {
         cumulative += n;
-        open(out, "_bucket");
+        open_labels(out, name, "_bucket", service);
         match LATENCY_BUCKETS.get(i) {
             Some(le) => {
                 let _ = writeln!(out, "le=\"{le}\"}} {cumulative}");
@@ -412,13 +414,7 @@ fn histogram_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counter
 
 fn status_lines(out: &mut Vec<u8>, name: &str, service: Option<&str>, counts: [u64; 4]) {
     for (status, n) in STATUSES.iter().zip(counts) {
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'{');
-        if let Some(service) = service {
-            out.extend_from_slice(b"service=\"");
-            escape_label(out, service);
-            out.extend_from_slice(b"\",");
-        }
+        open_labels(out, name, "", service);
         let _ = writeln!(out, "status=\"{status}\"}} {n}");
     }
 }
