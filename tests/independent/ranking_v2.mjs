@@ -353,13 +353,11 @@ export function lookupWith(nodes, key, min, max, exclude = [], spread = null) {
 }
 
 /**
- * Checks the lookup-options vectors (both algorithms; only algorithm 2's can be checked here).
- * @param {object} vectors
- * @returns {{passed: number, skipped: number, failures: string[]}}
+ * A count of comparisons: `expect(what, got, want)` compares as JSON, and `result()` gives the
+ * number that matched and a line for each that did not.
  */
-export function checkOptions(vectors) {
+function tally() {
   let passed = 0;
-  let skipped = 0;
   const failures = [];
   const expect = (what, got, want) => {
     const g = JSON.stringify(got);
@@ -367,6 +365,25 @@ export function checkOptions(vectors) {
     if (g === w) passed += 1;
     else failures.push(`${what}: expected ${w}, got ${g}`);
   };
+  return { expect, result: () => ({ passed, failures }) };
+}
+
+/** Prints the first failures and the summary line; the exit status. */
+function report({ passed, failures }, rest) {
+  for (const line of failures.slice(0, 10)) console.log(`FAIL ${line}`);
+  if (failures.length > 10) console.log(`... and ${failures.length - 10} more failures`);
+  console.log(`javascript: ${passed} passed, ${failures.length} failed${rest}`);
+  return failures.length ? 1 : 0;
+}
+
+/**
+ * Checks the lookup-options vectors (both algorithms; only algorithm 2's can be checked here).
+ * @param {object} vectors
+ * @returns {{passed: number, skipped: number, failures: string[]}}
+ */
+export function checkOptions(vectors) {
+  const { expect, result } = tally();
+  let skipped = 0;
   for (const c of vectors.cases) {
     if (BigInt(c.algorithm) !== ALGORITHM) {
       skipped += 1 + c.lookups.length;
@@ -381,7 +398,7 @@ export function checkOptions(vectors) {
       expect(what, lookupWith(nodes, l.key, l.min, l.max, l.exclude, l.spread ?? null), l.expected);
     }
   }
-  return { passed, skipped, failures };
+  return { ...result(), skipped };
 }
 
 /**
@@ -432,14 +449,7 @@ export const hex64 = (v) => v.toString(16).padStart(16, "0");
  * @returns {{passed: number, failures: string[]}}
  */
 export function check(vectors) {
-  let passed = 0;
-  const failures = [];
-  const expect = (what, got, want) => {
-    const g = JSON.stringify(got);
-    const w = JSON.stringify(want);
-    if (g === w) passed += 1;
-    else failures.push(`${what}: expected ${w}, got ${g}`);
-  };
+  const { expect, result } = tally();
 
   for (const c of vectors.xxh64) {
     expect(
@@ -471,7 +481,7 @@ export function check(vectors) {
     const fingerprint = hex64(tableFingerprint(members));
     expect(`table ${JSON.stringify(t.services)} fingerprint`, fingerprint, t.fingerprint);
   }
-  return { passed, failures };
+  return result();
 }
 
 function main(args) {
@@ -481,21 +491,14 @@ function main(args) {
   }
   const vectors = JSON.parse(readFileSync(args[0], "utf8"));
   if (Array.isArray(vectors.cases)) {
-    const { passed, skipped, failures } = checkOptions(vectors);
-    for (const line of failures.slice(0, 10)) console.log(`FAIL ${line}`);
-    if (failures.length > 10) console.log(`... and ${failures.length - 10} more failures`);
-    console.log(`javascript: ${passed} passed, ${failures.length} failed, ${skipped} skipped (algorithm 1)`);
-    return failures.length ? 1 : 0;
+    const checked = checkOptions(vectors);
+    return report(checked, `, ${checked.skipped} skipped (algorithm 1)`);
   }
   if (vectors.algorithm !== 2) {
     console.error("not algorithm 2 vectors");
     return 2;
   }
-  const { passed, failures } = check(vectors);
-  for (const line of failures.slice(0, 10)) console.log(`FAIL ${line}`);
-  if (failures.length > 10) console.log(`... and ${failures.length - 10} more failures`);
-  console.log(`javascript: ${passed} passed, ${failures.length} failed`);
-  return failures.length ? 1 : 0;
+  return report(check(vectors), "");
 }
 
 // Run the checker only when executed, not when imported by a client package. Real paths on
