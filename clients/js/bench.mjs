@@ -5,9 +5,11 @@
 //
 // Starts the keyrouter binary on 127.0.0.1 (port 0) with services of 100 and 10 000 nodes
 // (algorithm 2; and a weighted one of 100), connects a Client, then for each service alternates
-// rounds of local lookups (client.lookup) and of the same lookups over HTTP (one POST per key,
-// keep-alive, one at a time), and prints the medians per key and their ratio. This script is
-// Node-only (it spawns the server); the package is not.
+// rounds of local lookups (client.lookup: the WebAssembly scan for unweighted services), of the
+// same lookups on a table built with `wasm: false` (plain JavaScript), and of the same lookups
+// over HTTP (one POST per key with fetch, keep-alive, one at a time), and prints the medians
+// per key and the median of the rounds' HTTP/local ratios. This script is Node-only (it spawns
+// the server); the package is not.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Client } from "./src/index.js";
+import { Client, Table } from "./src/index.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const binary = process.argv[2] ?? join(repo, "target/release/keyrouter");
@@ -71,28 +73,35 @@ let sink = 0;
 
 try {
   const client = await Client.connect(url, { refreshMs: 3_600_000 });
-  console.log(`keyrouter ${binary} on ${url}; node ${process.version}; medians of ${ROUNDS} alternating rounds`);
-  console.log("service   nodes  local/key   HTTP/key   ratio");
+  // The same table ranked in plain JavaScript only, for the WebAssembly scan's gain.
+  const plain = Table.fromJSON(await (await fetch(`${url}/table`)).json(), { wasm: false });
+  console.log(`keyrouter ${binary} on ${url}; node ${process.version}; engine ${client.table.engine}; medians of ${ROUNDS} alternating rounds`);
+  console.log("service   nodes  local/key  (plain JS)   HTTP/key   HTTP/local (median of rounds' ratios)");
   for (const [name, n] of services) {
     // Rounds well under the server's 5 s keep-alive, so that the connection stays open.
-    const localKeys = n >= 10000 ? 500 : 20000;
+    const localKeys = 20000;
+    const plainKeys = n >= 10000 ? 500 : 20000;
     const httpKeys = 1000;
-    const local = [];
-    const http = [];
-    // Warm up both paths (JIT, connection).
+    const [local, js, http, ratio] = [[], [], [], []];
+    // Warm up every path (JIT, connection).
     for (const k of keys.slice(0, 2000)) sink += client.lookup(name, k, { max: 3 }).length;
+    for (const k of keys.slice(0, 500)) sink += plain.lookup(name, k, { max: 3 }).length;
     for (const k of keys.slice(0, 200)) sink += (await overHttp(name, k)).length;
     for (let round = 0; round < ROUNDS; round += 1) {
       let t = performance.now();
       for (let i = 0; i < localKeys; i += 1) sink += client.lookup(name, keys[i], { max: 3 }).length;
       local.push(((performance.now() - t) * 1000) / localKeys);
       t = performance.now();
+      for (let i = 0; i < plainKeys; i += 1) sink += plain.lookup(name, keys[i], { max: 3 }).length;
+      js.push(((performance.now() - t) * 1000) / plainKeys);
+      t = performance.now();
       for (let i = 0; i < httpKeys; i += 1) sink += (await overHttp(name, keys[i])).length;
       http.push(((performance.now() - t) * 1000) / httpKeys);
+      ratio.push(http.at(-1) / local.at(-1));
     }
-    const [l, h] = [median(local), median(http)];
+    const us = (x, w) => `${x.toFixed(2).padStart(w)} µs`;
     console.log(
-      `${name.padEnd(8)} ${String(n).padStart(6)} ${l.toFixed(2).padStart(8)} µs ${h.toFixed(1).padStart(7)} µs ${(h / l).toFixed(0).padStart(6)}x`,
+      `${name.padEnd(8)} ${String(n).padStart(6)} ${us(median(local), 8)} ${us(median(js), 9)} ${us(median(http), 8)} ${median(ratio).toFixed(0).padStart(8)}x`,
     );
   }
   client.close();

@@ -6,7 +6,8 @@
 //!
 //! Needs `node` (18 or later), which `.ci/test` installs; the tests drive the package through
 //! tests/integration/js/driver.mjs. The package needs nothing from npm; the check of its
-//! TypeScript declarations installs `typescript` with npm under the target directory, once.
+//! TypeScript declarations installs `typescript`, and the check of its WebAssembly assembler
+//! `wabt`, with npm under the target directory, once.
 //!
 //! Zones, `exclude` and `spread` (issue 26) are in the mix once the server has them: while the
 //! repository lacks `crates/ranking/tests/vectors/lookup-options.json`, which comes with them,
@@ -166,6 +167,8 @@ fn hundred_thousand_random_keys_give_the_servers_batch_answers() {
     let mut compared = 0;
     for (batch, (server, client)) in server_answers.iter().zip(client.as_array().unwrap()).enumerate() {
         assert_eq!(client["fingerprint"], fingerprint.as_str(), "batch {batch}");
+        // The unweighted services rank by the WebAssembly scan, the weighted one in JavaScript.
+        assert_eq!(client["engine"], "wasm", "batch {batch}");
         let server = server.as_object().unwrap();
         let pairs = client["answers"].as_array().unwrap();
         assert_eq!(pairs.len(), server.len(), "batch {batch}: as many distinct keys");
@@ -521,8 +524,15 @@ fn the_vector_test_fails_on_a_wrong_answer() {
     let altered: PathBuf = dir.path().join("altered.json");
     std::fs::write(&altered, v.to_string()).unwrap();
     let (ok, stdout, _, fail) = node_test(&["test/vectors.test.mjs"], &altered);
-    assert!(!ok && fail == 1, "altered vectors passed:\n{stdout}");
-    assert!(stdout.contains("every service's fingerprint and lookups"), "{stdout}");
+    // Once through each engine: the WebAssembly scan and plain JavaScript.
+    assert!(!ok && fail == 2, "altered vectors passed:\n{stdout}");
+    for engine in ["WebAssembly", "JavaScript"] {
+        assert!(
+            stdout.contains(&format!("not ok 2 - every service's fingerprint and lookups ({engine} scan)"))
+                || stdout.contains(&format!("not ok 3 - every service's fingerprint and lookups ({engine} scan)")),
+            "{stdout}"
+        );
+    }
 }
 
 /// The fenced blocks of a Markdown text, as (info string, text, line).
@@ -576,42 +586,70 @@ fn documented_javascript_examples_run_verbatim() {
 }
 
 const TYPESCRIPT: &str = "typescript@5.9.3";
+const WABT: &str = "wabt@1.0.39";
 
-/// `tsc` from npm, installed once (across test processes too: a file lock) under the target
-/// directory; or what is missing, for [`common::available`].
-fn tsc() -> Result<PathBuf, String> {
+/// `package` (name@version) from npm, installed once (across test processes too: a file lock)
+/// under the target directory, in `dir`; `expect` is a path in it that shows the install is
+/// whole. Or what is missing, for [`common::available`].
+fn npm_install(package: &str, dir: &str, expect: &str) -> Result<PathBuf, String> {
     use std::os::fd::AsRawFd;
     if !common::program_exists("npm") {
         return Err("npm".into());
     }
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = base.join("js-typescript");
-    let exe = dir.join("node_modules/.bin/tsc");
-    let marker = dir.join(".installed");
+    let root = base.join(dir);
+    let marker = root.join(".installed");
     std::fs::create_dir_all(base).unwrap();
-    let lock = std::fs::File::create(base.join("js-typescript.lock")).unwrap();
+    let lock = std::fs::File::create(base.join(format!("{dir}.lock"))).unwrap();
     // SAFETY: flock(2) on a descriptor we own; released when `lock` is dropped.
     let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == TYPESCRIPT) && exe.exists() {
-        return Ok(exe);
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == package) && root.join(expect).exists() {
+        return Ok(root);
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
     let out = Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--no-save", "--silent", "--prefix"])
-        .arg(&dir)
-        .arg(TYPESCRIPT)
+        .arg(&root)
+        .arg(package)
         .output()
         .unwrap();
-    if !out.status.success() || !exe.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+    if !out.status.success() || !root.join(expect).exists() {
+        let _ = std::fs::remove_dir_all(&root);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        return Err(format!("the npm registry to install {TYPESCRIPT} (npm install failed: {last})"));
+        return Err(format!("the npm registry to install {package} (npm install failed: {last})"));
     }
-    std::fs::write(&marker, TYPESCRIPT).unwrap();
-    Ok(exe)
+    std::fs::write(&marker, package).unwrap();
+    Ok(root)
+}
+
+/// `tsc`, from npm under the target directory.
+fn tsc() -> Result<PathBuf, String> {
+    Ok(npm_install(TYPESCRIPT, "js-typescript", "node_modules/.bin/tsc")?.join("node_modules/.bin/tsc"))
+}
+
+/// The package ships its WebAssembly as text that its own small assembler turns into bytes
+/// (clients/js/src/wasm.js), so that it needs no build step: those bytes must be what wabt's
+/// `wat2wasm` makes of the same text, for the scan and for every instruction the assembler
+/// knows.
+#[test]
+fn the_packages_webassembly_assembles_as_wabt_does() {
+    if !node() {
+        return;
+    }
+    let Some(wabt) = common::available(npm_install(WABT, "js-wabt", "node_modules/wabt/index.js")) else {
+        return;
+    };
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/js/wabt-check.mjs"))
+        .arg(&wabt)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the assembler differs from wabt:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches(": same: ").count(), 2, "{stdout}");
 }
 
 /// The TypeScript declarations describe the API: clients/js/test/types.ts compiles under

@@ -168,7 +168,7 @@ export class Client {
     if (json.services.some((s) => typeof s?.fingerprint !== "string")) {
       throw new TableError("table does not verify: a service carries no fingerprint", "unverified");
     }
-    const table = Table.fromJSON(json);
+    const table = Table.fromJSON(json, { wasm: this.#options.wasm });
     this.#etag = response.headers.get("ETag");
     return table;
   }

@@ -15,7 +15,8 @@ const path =
   process.env.KEYROUTER_OPTIONS_VECTORS ??
   new URL("../../../crates/ranking/tests/vectors/lookup-options.json", import.meta.url).pathname;
 
-test("lookup-options vectors of algorithm 2", { skip: !existsSync(path) && `no ${path}` }, () => {
+for (const wasm of [true, false])
+test(`lookup-options vectors of algorithm 2 (${wasm ? "WebAssembly" : "JavaScript"} scan)`, { skip: !existsSync(path) && `no ${path}` }, () => {
   const { cases } = JSON.parse(readFileSync(path, "utf8"));
   let lookups = 0;
   for (const c of cases.filter((c) => c.algorithm === 2)) {
@@ -26,7 +27,7 @@ test("lookup-options vectors of algorithm 2", { skip: !existsSync(path) && `no $
       weights: c.nodes.map((n) => n.weight ?? 1),
     };
     if (c.nodes.some((n) => n.zone !== undefined)) service.zones = c.nodes.map((n) => n.zone ?? null);
-    const table = Table.fromJSON({ algorithm: 2, services: [{ ...service, fingerprint: c.fingerprint }] });
+    const table = Table.fromJSON({ algorithm: 2, services: [{ ...service, fingerprint: c.fingerprint }] }, { wasm });
     for (const l of c.lookups) {
       const opts = { min: l.min, max: l.max, exclude: l.exclude, spread: l.spread ?? null };
       const what = `${c.name}: ${JSON.stringify(l)}`;

@@ -8,6 +8,7 @@ const client: Client = await Client.connect("http://127.0.0.1:8080", {
   refreshMs: 5000,
   jitter: 0.1,
   timeoutMs: 1000,
+  wasm: true,
   onRefresh: (e: RefreshEvent) => void (e.changed && e.error === null && e.fingerprint?.length),
 });
 const nodes: string[] = client.lookup("bar", "ryans", { min: 1, max: 3, exclude: ["web-0"], spread: "zone" });
@@ -19,6 +20,7 @@ client.close();
 
 const table: Table = Table.fromJSON({ algorithm: 2, services: [{ name: "s", nodes: ["a:1"], zones: [null] }] });
 const names: string[] = table.services;
+const engine: "wasm" | "js" = Table.fromJSON("{}", { wasm: false }).engine;
 const algorithm: 2 = ALGORITHM;
 const options: LookupOptions = { spread: null };
 try {
@@ -39,7 +41,9 @@ client.lookup("bar", "k", { exclude: "web-0" });
 new Table();
 // @ts-expect-error: the fingerprint is read-only
 client.fingerprint = "x";
+// @ts-expect-error: wasm is a boolean
+Table.fromJSON("{}", { wasm: "no" });
 // @ts-expect-error: refreshMs is a number
 await Client.connect("http://127.0.0.1:8080", { refreshMs: "5s" });
 
-void [nodes, many, fingerprint, refreshed, error, names, algorithm];
+void [nodes, many, fingerprint, refreshed, error, names, engine, algorithm];

@@ -2,7 +2,7 @@
 //
 //   node driver.mjs answers URL REQUESTS.json OUT.json
 //       connects, answers every request {service, keys, min, max, exclude?, spread?} with
-//       lookupMany, writes [{fingerprint, answers: [[key, nodes], ...]}] to OUT.json
+//       lookupMany, writes [{fingerprint, engine, answers: [[key, nodes], ...]}] to OUT.json
 //   node driver.mjs connect URL
 //       connects once; prints {"fingerprint": ...} or {"error": message, "name": ...}
 //   node driver.mjs watch URL REFRESH_MS
@@ -24,7 +24,7 @@ if (mode === "answers") {
   const client = await Client.connect(url, { refreshMs: 3_600_000 });
   const out = requests.map((r) => {
     const answers = client.lookupMany(r.service, r.keys, r);
-    return { fingerprint: client.fingerprint, answers: [...answers] };
+    return { fingerprint: client.fingerprint, engine: client.table.engine, answers: [...answers] };
   });
   client.close();
   writeFileSync(outPath, JSON.stringify(out));
