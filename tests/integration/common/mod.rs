@@ -3,6 +3,7 @@
 //! ([`expected`]), read the deployment files ([`manifests`]) and emulate consul-template
 //! ([`consul_template`]).
 
+pub mod browser;
 pub mod consul_template;
 pub mod manifests;
 
