@@ -411,6 +411,142 @@ impl Drop for AlteringProxy {
     }
 }
 
+/// One origin for a page that uses the package, as a real site has: the package's source under
+/// `/src/`, the test page (`/page.html`, and with `?csp` a Content-Security-Policy that forbids
+/// WebAssembly, as many sites send), the keys to look up, and `/table` passed to the server.
+struct PageServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl PageServer {
+    fn start(server_port: u16, keys: String) -> PageServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let keys = Arc::new(keys);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let keys = keys.clone();
+                        std::thread::spawn(move || Self::serve(stream, server_port, &keys));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        PageServer { port, stop }
+    }
+
+    /// One GET on `stream`, answered with `Connection: close`.
+    fn serve(mut stream: TcpStream, server_port: u16, keys: &str) {
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        const PAGE: &str = "<!doctype html><meta charset=utf-8><title>keyrouter-client</title>\
+                            <script type=module src=/page.js></script>";
+        let js = |file: PathBuf| std::fs::read(file).ok().map(|body| (200, "text/javascript", body));
+        let source = path
+            .strip_prefix("/src/")
+            .filter(|name| name.ends_with(".js") && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'.'));
+        let (status, content_type, body) = match path {
+            "/page.html" => Some((200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())),
+            "/page.js" => js(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/js/page.js")),
+            "/keys.json" => Some((200, "application/json", keys.as_bytes().to_vec())),
+            "/table" => {
+                let r = common::request(server_port, "GET", "/table", &[], b"");
+                Some((r.status, "application/json", r.body))
+            }
+            _ => source.and_then(|name| js(Path::new(JS).join("src").join(name))),
+        }
+        .unwrap_or((404, "text/plain", b"not found".to_vec()));
+        let mut response = format!(
+            "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if path == "/page.html" && query == "csp" {
+            // Scripts from the origin only, and no 'wasm-unsafe-eval': WebAssembly may not compile.
+            response += "Content-Security-Policy: default-src 'self'\r\n";
+        }
+        response += "\r\n";
+        let _ = stream.write_all(response.as_bytes());
+        let _ = stream.write_all(&body);
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The package in a real browser (headless Chromium), from a page of the server's origin: its
+/// Client fetches and verifies the table and ranks by the WebAssembly scan; on a page whose
+/// Content-Security-Policy forbids WebAssembly it ranks in plain JavaScript instead, by itself.
+/// Either way every answer is the server's, for a service of 3 000 nodes among others.
+#[test]
+fn in_a_browser_the_client_ranks_by_webassembly_or_by_javascript_under_a_strict_csp() {
+    let Some(browser) = common::browser::Browser::start() else {
+        return;
+    };
+    let mut toml = three_services(has_lookup_options());
+    toml += "\n[[Services]]\nName = \"big\"\nNodes = [";
+    toml += &(0..3000).map(|i| format!("\"big{i}.example:80\"")).collect::<Vec<_>>().join(", ");
+    toml += "]\n";
+    let kr = Keyrouter::start(&toml);
+    let mut rng = Rng(0x7765_6261_7373_656d);
+    let keys: Vec<String> = (0..300).map(|_| rng.key()).collect();
+    let services = ["plain", "weighted", "ids", "big"];
+    let expected: Vec<Vec<Value>> = services
+        .iter()
+        .map(|service| {
+            let r = kr.post_json(&format!("/service/{service}"), &json!({ "keys": keys, "max": 3 }).to_string());
+            assert_eq!(r.status, 200, "{service}: {}", r.text());
+            keys.iter().map(|k| r.json()[k].clone()).collect()
+        })
+        .collect();
+    let pages = PageServer::start(kr.port, json!({ "services": services, "keys": keys }).to_string());
+    for (page, engine) in [("/page.html", "wasm"), ("/page.html?csp", "js")] {
+        browser.goto(&format!("http://127.0.0.1:{}{page}", pages.port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let results = loop {
+            let r = browser.script("return window.results ?? null;", json!([]));
+            if !r.is_null() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "{page}: no results within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(results["error"].is_null(), "{page}: {}", results["error"]);
+        assert_eq!(results["engine"], engine, "{page}");
+        assert_eq!(results["plainEngine"], "js", "{page}");
+        assert_eq!(results["fingerprint"], kr.get("/table").json()["fingerprint"], "{page}");
+        for (s, service) in services.iter().enumerate() {
+            for which in ["client", "plain"] {
+                let answers = results[which][service].as_array().unwrap_or_else(|| panic!("{page}: {which} {service}"));
+                assert_eq!(answers.len(), keys.len(), "{page}: {which} {service}");
+                for (i, answer) in answers.iter().enumerate() {
+                    assert_eq!(answer, &expected[s][i], "{page}: {which} {service} key {:?}", keys[i]);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_table_altered_in_transit_is_refused_and_the_last_good_one_kept() {
     if !node() {

@@ -151,7 +151,10 @@ export class Client {
   /** The new table, or null on a 304; throws on any failure. */
   async #fetchTable() {
     const headers = this.#etag && this.#table ? { "If-None-Match": this.#etag } : {};
-    const response = await this.#options.fetch(this.#url, {
+    // Called as a plain function: a browser's fetch throws "Illegal invocation" when called as
+    // a method of another object (the options), which Node's does not.
+    const { fetch } = this.#options;
+    const response = await fetch(this.#url, {
       headers,
       signal: AbortSignal.timeout(this.#options.timeoutMs),
       cache: "no-store",
