@@ -4,7 +4,7 @@
 //   node clients/js/bench.mjs [path/to/keyrouter]     (default: target/release/keyrouter)
 //
 // Starts the keyrouter binary on 127.0.0.1 (port 0) with services of 100 and 10 000 nodes
-// (algorithm 2; and a weighted one of 100), connects a Client, then for each service alternates
+// (algorithm 2), unweighted and weighted, connects a Client, then for each service alternates
 // rounds of local lookups (client.lookup: the WebAssembly scan for unweighted services), of the
 // same lookups on a table built with `wasm: false` (plain JavaScript), and of the same lookups
 // over HTTP (one POST per key with fetch, keep-alive, one at a time), and prints the medians
@@ -31,6 +31,7 @@ const services = [
   ["n100", 100, false],
   ["n10000", 10000, false],
   ["w100", 100, true],
+  ["w10000", 10000, true],
 ];
 const dir = mkdtempSync(join(tmpdir(), "keyrouter-bench-"));
 const file = join(dir, "services.toml");
@@ -77,9 +78,9 @@ try {
   const plain = Table.fromJSON(await (await fetch(`${url}/table`)).json(), { wasm: false });
   console.log(`keyrouter ${binary} on ${url}; node ${process.version}; engine ${client.table.engine}; medians of ${ROUNDS} alternating rounds`);
   console.log("service   nodes  local/key  (plain JS)   HTTP/key   HTTP/local (median of rounds' ratios)");
-  for (const [name, n] of services) {
+  for (const [name, n, weighted] of services) {
     // Rounds well under the server's 5 s keep-alive, so that the connection stays open.
-    const localKeys = 20000;
+    const localKeys = weighted && n >= 10000 ? 500 : 20000;
     const plainKeys = n >= 10000 ? 500 : 20000;
     const httpKeys = 1000;
     const [local, js, http, ratio] = [[], [], [], []];
