@@ -51,8 +51,8 @@ export declare class Table {
   readonly fingerprint: string;
   readonly algorithm: 2;
   /**
-   * What ranks the unweighted services: "wasm" (a WebAssembly scan) or "js" (plain
-   * JavaScript: asked for, WebAssembly unavailable here, or no unweighted service).
+   * What ranks: "wasm" (a WebAssembly scan) or "js" (plain JavaScript: asked for,
+   * WebAssembly unavailable here, or no service with nodes).
    */
   readonly engine: "wasm" | "js";
   /** The service names, sorted. */
@@ -67,8 +67,8 @@ export declare class Table {
 
 export interface TableOptions {
   /**
-   * false: rank in plain JavaScript only. Default: unweighted services rank by a WebAssembly
-   * scan (the same answers, ~20x faster at 10 000 nodes) wherever the runtime allows it.
+   * false: rank in plain JavaScript only. Default: lookups rank by a WebAssembly scan (the
+   * same answers, ~20x faster at 10 000 nodes) wherever the runtime allows it.
    */
   wasm?: boolean;
 }

@@ -365,8 +365,9 @@ export class Table {
     /** The ranking algorithm (always 2). */
     this.algorithm = ALGORITHM;
     /**
-     * What ranks the unweighted services: "wasm" (the WebAssembly scan) or "js" (plain
-     * JavaScript: asked for, or WebAssembly unavailable here, or no unweighted service).
+     * What ranks: "wasm" (the WebAssembly scan) or "js" (plain JavaScript: asked for, or
+     * WebAssembly unavailable here, or no service with nodes). `max` above 32 and tied scores
+     * rank in JavaScript either way.
      */
     this.engine = engine;
     Object.freeze(this);
@@ -380,9 +381,9 @@ export class Table {
    * A fingerprint the JSON leaves out is not checked (a table written by hand needs none; the
    * Client refuses a fetched table without them).
    *
-   * `options.wasm: false` ranks in plain JavaScript only; by default unweighted services rank by
-   * a WebAssembly scan wherever the runtime allows it (same answers), and in JavaScript
-   * elsewhere (e.g. a page whose Content-Security-Policy forbids WebAssembly).
+   * `options.wasm: false` ranks in plain JavaScript only; by default lookups rank by a
+   * WebAssembly scan wherever the runtime allows it (same answers), and in JavaScript elsewhere
+   * (e.g. a page whose Content-Security-Policy forbids WebAssembly).
    * @param {object | string} json
    * @param {{wasm?: boolean}} [options]
    * @returns {Table}
@@ -448,11 +449,11 @@ export class Table {
     if (unverified.length > 0) {
       throw new TableError(`table does not verify (altered or corrupted?): ${unverified.join("; ")}`, "unverified");
     }
-    // Unweighted services rank by the WebAssembly scan where it runs (the same answers, ~20x
-    // faster at 10 000 nodes); weighted ones need fdlibm's log per candidate, in JavaScript.
-    const unweighted = [...services.values()].filter((s) => !s.weighted && s.nodes.length > 0);
-    const scanner = options.wasm === false || unweighted.length === 0 ? null : Scanner.create(unweighted);
-    if (scanner) unweighted.forEach((s, i) => (s.slot = scanner.slots[i]));
+    // Services rank by the WebAssembly scan where it runs (the same answers, ~20x faster at
+    // 10 000 nodes).
+    const scanned = [...services.values()].filter((s) => s.nodes.length > 0);
+    const scanner = options.wasm === false || scanned.length === 0 ? null : Scanner.create(scanned);
+    if (scanner) scanned.forEach((s, i) => (s.slot = scanner.slots[i]));
     return new Table(services, computed, scanner ? "wasm" : "js");
   }
 

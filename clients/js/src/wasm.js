@@ -2,13 +2,13 @@
 // so that the package ships its WebAssembly as readable source and needs no build step or tool.
 //
 // The subset: one `(module ...)` of `(memory (export "name") pages)`, `(global $name (mut T)
-// (T.const v))` and `(func $name (export "name")? (param $p T)* (result T)? (local $l T)* ...)`
+// (T.const v))` (T: i32, i64, f64) and `(func $name (export "name")? (param $p T)* (result T)? (local $l T)* ...)`
 // whose body is flat (not folded) instructions, one per line or several, `;;` comments.
 // Branch labels are the names of enclosing `block`s and `loop`s; blocks and `if`s have no
 // result. The bytes are those `wat2wasm` writes for the same text (without debug names):
 // tests/integration/js_client.rs checks it against wabt.
 
-const TYPES = { i32: 0x7f, i64: 0x7e, v128: 0x7b };
+const TYPES = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b };
 
 // Instructions without immediates, and those with a memory argument (natural alignment, log2).
 const PLAIN = {
@@ -18,51 +18,70 @@ const PLAIN = {
   select: [0x1b],
   "i32.eqz": [0x45],
   "i32.eq": [0x46],
-  "i32.ne": [0x47],
   "i32.lt_s": [0x48],
   "i32.lt_u": [0x49],
-  "i32.gt_u": [0x4b],
-  "i32.ge_s": [0x4e],
+  "i32.gt_s": [0x4a],
   "i32.ge_u": [0x4f],
   "i32.ctz": [0x68],
   "i64.eq": [0x51],
   "i64.lt_u": [0x54],
-  "i64.gt_u": [0x56],
   "i64.ge_u": [0x5a],
+  "f64.eq": [0x61],
+  "f64.lt": [0x63],
+  "f64.le": [0x65],
   "i32.add": [0x6a],
   "i32.sub": [0x6b],
-  "i32.mul": [0x6c],
   "i32.and": [0x71],
   "i32.or": [0x72],
   "i32.xor": [0x73],
   "i32.shl": [0x74],
-  "i32.shr_u": [0x76],
+  "i32.shr_s": [0x75],
   "i64.mul": [0x7e],
+  "i64.and": [0x83],
   "i64.or": [0x84],
   "i64.xor": [0x85],
   "i64.shl": [0x86],
   "i64.shr_u": [0x88],
+  "f64.neg": [0x9a],
+  "f64.add": [0xa0],
+  "f64.sub": [0xa1],
+  "f64.mul": [0xa2],
+  "f64.div": [0xa3],
   "i32.wrap_i64": [0xa7],
   "i64.extend_i32_u": [0xad],
+  "f32.demote_f64": [0xb6],
+  "f64.convert_i32_s": [0xb7],
+  "f64.convert_i64_u": [0xba],
+  "f64.promote_f32": [0xbb],
+  "i64.reinterpret_f64": [0xbd],
+  "f32.reinterpret_i32": [0xbe],
+  "f64.reinterpret_i64": [0xbf],
+  "f64.convert_i64_s": [0xb9],
+  "f32x4.splat": [0xfd, 0x13],
   "i32x4.splat": [0xfd, 0x11],
   "i32x4.ge_u": [0xfd, 0x40],
-  "v128.or": [0xfd, 0x50],
+  "f32x4.le": [0xfd, 0x45],
+  "v128.not": [0xfd, 0x4d],
   "v128.xor": [0xfd, 0x51],
-  "v128.any_true": [0xfd, 0x53],
   "i32x4.bitmask": [0xfd, 0xa4, 0x01],
   "i32x4.shr_u": [0xfd, 0xad, 0x01],
   "i32x4.add": [0xfd, 0xae, 0x01],
   "i32x4.mul": [0xfd, 0xb5, 0x01],
   "i64x2.extmul_low_i32x4_u": [0xfd, 0xde, 0x01],
   "i64x2.extmul_high_i32x4_u": [0xfd, 0xdf, 0x01],
+  "f32x4.add": [0xfd, 0xe4, 0x01],
+  "f32x4.mul": [0xfd, 0xe6, 0x01],
+  "f32x4.convert_i32x4_s": [0xfd, 0xfa, 0x01],
 };
 const MEMORY = {
   "i32.load": [[0x28], 2],
   "i64.load": [[0x29], 3],
+  "f32.load": [[0x2a], 2],
+  "f64.load": [[0x2b], 3],
   "i32.load8_u": [[0x2d], 0],
   "i32.store": [[0x36], 2],
   "i64.store": [[0x37], 3],
-  "i32.store8": [[0x3a], 0],
+  "f64.store": [[0x39], 3],
   "v128.load": [[0xfd, 0x00], 4],
 };
 
@@ -94,6 +113,13 @@ const sleb = (n, bits) => {
     }
     out.push(byte | 0x80);
   }
+};
+
+/** The 8 little-endian bytes of the binary64 nearest to the decimal `text`. */
+const f64le = (text) => {
+  const value = Number(text);
+  if (Number.isNaN(value)) fail(`not a number: ${text}`);
+  return [...new Uint8Array(new Float64Array([value]).buffer)];
 };
 
 const utf8 = (s) => [...new TextEncoder().encode(s)];
@@ -144,9 +170,13 @@ export function assemble(text) {
   const funcs = [];
   const funcIndex = new Map();
   const exports = [];
-  // First pass: names, so that a call may precede its callee.
+  // First pass: names, so that a function or global may be used before its definition.
+  let funcCount = 0;
   for (const item of module.slice(1)) {
-    if (item[0] === "func" && typeof item[1] === "string" && item[1].startsWith("$")) funcIndex.set(item[1], funcIndex.size);
+    const named = typeof item[1] === "string" && item[1].startsWith("$");
+    if (item[0] === "func" && named) funcIndex.set(item[1], funcCount);
+    if (item[0] === "global") globalIndex.set(item[1], globalIndex.size);
+    if (item[0] === "func") funcCount += 1;
   }
   for (const item of module.slice(1)) {
     const rest = item.slice(1);
@@ -162,8 +192,9 @@ export function assemble(text) {
     } else if (item[0] === "global") {
       const [[mut, type], [constOp, value]] = rest;
       if (mut !== "mut" || constOp !== `${type}.const`) fail(`global ${name}: expected (mut T) (T.const v)`);
-      globalIndex.set(name, globals.length);
-      globals.push([TYPES[type], 0x01, type === "i32" ? 0x41 : 0x42, ...sleb(integer(value), type === "i32" ? 32 : 64), 0x0b]);
+      const init =
+        type === "f64" ? [0x44, ...f64le(value)] : [type === "i32" ? 0x41 : 0x42, ...sleb(integer(value), type === "i32" ? 32 : 64)];
+      globals.push([TYPES[type], 0x01, ...init, 0x0b]);
     } else if (item[0] === "func") {
       const e = exported();
       if (e) exports.push([...vec(utf8(e)), 0x00, ...uleb(funcs.length)]);
@@ -247,6 +278,8 @@ function instructions(tokens, func, locals, globals, funcs) {
       out.push(0x10, ...uleb(index(funcs, "function")));
     } else if (op === "i32.const" || op === "i64.const") {
       out.push(op === "i32.const" ? 0x41 : 0x42, ...sleb(integer(next()), op === "i32.const" ? 32 : 64));
+    } else if (op === "f64.const") {
+      out.push(0x44, ...f64le(next()));
     } else if (op === "v128.const") {
       if (next() !== "i32x4") fail(`func ${func}: v128.const takes i32x4 lanes`);
       out.push(0xfd, 0x0c);

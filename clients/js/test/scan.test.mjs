@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { Table } from "../src/index.js";
+import { R, xxh64 } from "../src/hash.js";
+import { fdlibmLog } from "../src/log.js";
 import { SCAN_K, Scanner } from "../src/scan.js";
 
 /** A deterministic generator (xorshift32), so that a failure can be replayed. */
@@ -24,29 +26,31 @@ test("Node runs the WebAssembly scan, and wasm: false turns it off", () => {
   const doc = { algorithm: 2, services: [{ name: "s", nodes: ["a:1", "b:1", "c:1"] }] };
   assert.equal(Table.fromJSON(doc).engine, "wasm");
   assert.equal(Table.fromJSON(doc, { wasm: false }).engine, "js");
-  // Weighted services rank in JavaScript: a table of only those has nothing to scan.
-  assert.equal(Table.fromJSON({ algorithm: 2, services: [{ name: "w", nodes: ["a", "b"], weights: [1, 2] }] }).engine, "js");
+  // A table without a node has nothing to scan.
+  assert.equal(Table.fromJSON({ algorithm: 2, services: [{ name: "empty", nodes: [] }] }).engine, "js");
 });
 
-test("the scan and JavaScript give the same answers: sizes around the 10-node loop, exclude, spread, k past the buffer", () => {
+test("the scan and JavaScript give the same answers: sizes around the 10-node loop, weights, exclude, spread, k past the buffer", () => {
   const random = rng(20261203);
   const sizes = [1, 2, 3, 8, 9, 10, 11, 19, 20, 21, 31, 33, 99, 100, 101, 257, 1000, 2003];
   let compared = 0;
   for (const n of sizes) {
     const nodes = Array.from({ length: n }, (_, i) => `node-${i}.example:${8000 + random(1000)}`);
     const zones = nodes.map(() => ["a", "b", "c", null][random(4)]);
-    // Several services in one memory, a weighted one among them (which stays in JavaScript).
+    // Several services in one memory: unweighted, weighted (a few weights, or all different
+    // across the whole range), with Ids and zones.
     const services = [
       { name: "main", nodes, zones },
       { name: "half", nodes: nodes.slice(0, Math.ceil(n / 2)) },
-      { name: "weighted", nodes: ["w1", "w2", "w3"], weights: [1, 2, 3] },
+      { name: "weighted", nodes, weights: nodes.map((_, i) => [1, 2, 3, 0.5, 8][i % 5]), zones },
+      { name: "wide", nodes, weights: nodes.map(() => 10 ** (random(1201) / 100 - 6)) },
       { name: "ids", nodes: nodes.map((x) => `addr/${x}`), ids: nodes },
     ];
     const scan = Table.fromJSON({ algorithm: 2, services });
     const js = Table.fromJSON({ algorithm: 2, services }, { wasm: false });
     assert.equal(scan.engine, "wasm");
     for (let i = 0; i < 400; i += 1) {
-      const service = ["main", "half", "ids"][random(3)];
+      const service = ["main", "half", "weighted", "wide", "ids"][random(5)];
       const key = `key-${random(1 << 30)}`;
       const exclude = Array.from({ length: random(4) === 0 ? random(Math.min(n, 40)) + 1 : 0 }, () => nodes[random(n)]);
       const opts = { min: 0, max: 1 + random(i % 10 === 0 ? 40 : SCAN_K), exclude, spread: random(8) === 0 ? "zone" : null };
@@ -67,4 +71,48 @@ test("two equal scores stop the scan, so that JavaScript orders them by identity
   }
   // Without the tied pair there is nothing to stop for: node 2 alone.
   assert.deepEqual(slot.top(1, 2, 1, Uint8Array.of(1, 1, 0)), [2]);
+});
+
+test("the scan's logarithm is fdlibm's, bit for bit, on every u a score can give", () => {
+  const scanner = Scanner.create([{ idH: Uint32Array.of(1), idL: Uint32Array.of(2), weighted: false, weights: [1] }]);
+  assert.ok(scanner, "WebAssembly runs here");
+  const random = rng(7);
+  const us = [2 ** -53, 0.5 * 2 ** -52, 1.5 * 2 ** -52, 0.5, 1 - 2 ** -53, 1 - 3 * 2 ** -53, 0.75, 0.7071067811865476];
+  // Around every branch: |f| < 2^-20 (u just below 1 and just above 1/2), k = 0 and not.
+  for (let e = 1; e <= 52; e += 1) us.push(1 - 2 ** -e, 0.5 + 2 ** -e, 2 ** -e);
+  for (let i = 0; i < 200_000; i += 1) {
+    const v = random(1 << 26) * 2 ** 26 + random(1 << 26); // 52 random bits
+    us.push((v + 0.5) * 2 ** -52);
+  }
+  for (const u of us) {
+    assert.ok(Object.is(scanner.log(u), fdlibmLog(u)), `log(${u}): ${scanner.log(u)} against fdlibm's ${fdlibmLog(u)}`);
+  }
+});
+
+test("the scan answers weighted and unweighted lookups by itself, not by falling back", () => {
+  const random = rng(99);
+  const n = 1234;
+  const nodes = Array.from({ length: n }, (_, i) => `n${i}`);
+  const encoder = new TextEncoder();
+  const hash = (s, seedH, seedL) => {
+    const bytes = encoder.encode(s);
+    xxh64(bytes, bytes.length, seedH, seedL);
+    return [R[0], R[1]];
+  };
+  const ids = nodes.map((id) => hash(id, 0x72207265, 0x6e64657a)); // ID_SEED
+  const idH = Uint32Array.from(ids, ([h]) => h);
+  const idL = Uint32Array.from(ids, ([, l]) => l);
+  for (const weights of [nodes.map(() => 1), nodes.map((_, i) => 1 + (i % 7))]) {
+    const weighted = weights.some((w) => w !== 1);
+    const [slot] = Scanner.create([{ idH, idL, weighted, weights }]).slots;
+    const js = Table.fromJSON({ algorithm: 2, services: [{ name: "s", nodes, weights }] }, { wasm: false });
+    for (let i = 0; i < 300; i += 1) {
+      const key = `k${random(1 << 30)}`;
+      const k = 1 + random(SCAN_K);
+      const [kh, kl] = hash(key, 0x6b657972, 0x6f757465); // KEY_SEED
+      const indexes = slot.top(kh, kl, k, null);
+      assert.ok(indexes, `${key}: the scan gave up`);
+      assert.deepEqual(indexes.map((j) => nodes[j]), js.lookup("s", key, { max: k }), `weighted ${weighted}, ${key}, k=${k}`);
+    }
+  }
 });
