@@ -334,129 +334,112 @@ fn after_a_reload_the_client_serves_the_new_table_from_its_next_poll_and_the_las
     }
 }
 
+/// A small HTTP server on 127.0.0.1 for one test: each request's head goes to `respond`, whose
+/// bytes are written back before the connection closes. It stops when dropped, or after 120 s.
+struct LoopbackServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl LoopbackServer {
+    fn start(respond: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> LoopbackServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let respond = Arc::new(respond);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let respond = respond.clone();
+                        std::thread::spawn(move || Self::serve(stream, &*respond));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        LoopbackServer { port, stop }
+    }
+
+    /// One request (its head; no body is read) on `stream`.
+    fn serve(mut stream: TcpStream, respond: &(dyn Fn(&str) -> Vec<u8> + Send + Sync)) {
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let _ = stream.write_all(&respond(&String::from_utf8_lossy(&head)));
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An HTTP response with `Connection: close`: the status line, `headers`, `body`.
+fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    head += "\r\n";
+    [head.as_bytes(), body].concat()
+}
+
 /// An HTTP proxy on 127.0.0.1 in front of a server: passes every request on, and while
 /// `alter` is set changes the first node of the first service in `/table` answers (and
 /// nothing else: the fingerprints stay those of the real table). Stops when dropped.
 struct AlteringProxy {
     port: u16,
     alter: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    _server: LoopbackServer,
 }
 
 impl AlteringProxy {
     fn start(server_port: u16) -> AlteringProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (alter, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let (altering, stopping) = (alter.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let alter = altering.load(Ordering::Relaxed);
-                        std::thread::spawn(move || Self::serve(stream, server_port, alter));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
+        let alter = Arc::new(AtomicBool::new(false));
+        let altering = alter.clone();
+        let server = LoopbackServer::start(move |head| {
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let if_none_match = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(n, _)| n.trim().eq_ignore_ascii_case("if-none-match"))
+                .map(|(_, v)| v.trim().to_string());
+            let headers: Vec<(&str, &str)> = if_none_match.iter().map(|v| ("If-None-Match", v.as_str())).collect();
+            let r = common::request(server_port, "GET", &path, &headers, b"");
+            let mut body = r.body.clone();
+            if altering.load(Ordering::Relaxed) && path == "/table" && r.status == 200 {
+                let mut table: Value = serde_json::from_slice(&body).unwrap();
+                table["services"][0]["nodes"][0] = json!("10.66.6.6:80");
+                body = serde_json::to_vec(&table).unwrap();
             }
+            let passed: Vec<(&str, &str)> =
+                ["content-type", "etag"].into_iter().filter_map(|name| Some((name, r.header(name)?))).collect();
+            response(r.status, &passed, &body)
         });
-        AlteringProxy { port, alter, stop }
-    }
-
-    /// One request (a GET, no body) on `stream`, answered with `Connection: close`.
-    fn serve(mut stream: TcpStream, server_port: u16, alter: bool) {
-        stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
-            match stream.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-        let if_none_match = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case("if-none-match"))
-            .map(|(_, v)| v.trim().to_string());
-        let headers: Vec<(&str, &str)> = if_none_match.iter().map(|v| ("If-None-Match", v.as_str())).collect();
-        let r = common::request(server_port, "GET", &path, &headers, b"");
-        let mut body = r.body.clone();
-        if alter && path == "/table" && r.status == 200 {
-            let mut table: Value = serde_json::from_slice(&body).unwrap();
-            table["services"][0]["nodes"][0] = json!("10.66.6.6:80");
-            body = serde_json::to_vec(&table).unwrap();
-        }
-        let mut response =
-            format!("HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n", r.status, body.len());
-        for name in ["content-type", "etag"] {
-            if let Some(v) = r.header(name) {
-                response += &format!("{name}: {v}\r\n");
-            }
-        }
-        response += "\r\n";
-        let _ = stream.write_all(response.as_bytes());
-        let _ = stream.write_all(&body);
-    }
-}
-
-impl Drop for AlteringProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        AlteringProxy { port: server.port, alter, _server: server }
     }
 }
 
 /// One origin for a page that uses the package, as a real site has: the package's source under
 /// `/src/`, the test page (`/page.html`, and with `?csp` a Content-Security-Policy that forbids
-/// WebAssembly, as many sites send), the keys to look up, and `/table` passed to the server.
-struct PageServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl PageServer {
-    fn start(server_port: u16, keys: String) -> PageServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let keys = Arc::new(keys);
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let keys = keys.clone();
-                        std::thread::spawn(move || Self::serve(stream, server_port, &keys));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        PageServer { port, stop }
-    }
-
-    /// One GET on `stream`, answered with `Connection: close`.
-    fn serve(mut stream: TcpStream, server_port: u16, keys: &str) {
-        stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
-            match stream.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+/// WebAssembly, as many sites send), the keys to look up (`/keys.json`), and `/table` passed to
+/// the server.
+fn page_server(server_port: u16, keys: String) -> LoopbackServer {
+    LoopbackServer::start(move |head| {
+        let target = head.split(' ').nth(1).unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         const PAGE: &str = "<!doctype html><meta charset=utf-8><title>keyrouter-client</title>\
                             <script type=module src=/page.js></script>";
         let js = |file: PathBuf| std::fs::read(file).ok().map(|body| (200, "text/javascript", body));
@@ -474,24 +457,13 @@ impl PageServer {
             _ => source.and_then(|name| js(Path::new(JS).join("src").join(name))),
         }
         .unwrap_or((404, "text/plain", b"not found".to_vec()));
-        let mut response = format!(
-            "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-            body.len()
-        );
+        let mut headers = vec![("Content-Type", content_type)];
         if path == "/page.html" && query == "csp" {
             // Scripts from the origin only, and no 'wasm-unsafe-eval': WebAssembly may not compile.
-            response += "Content-Security-Policy: default-src 'self'\r\n";
+            headers.push(("Content-Security-Policy", "default-src 'self'"));
         }
-        response += "\r\n";
-        let _ = stream.write_all(response.as_bytes());
-        let _ = stream.write_all(&body);
-    }
-}
-
-impl Drop for PageServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+        response(status, &headers, &body)
+    })
 }
 
 /// The package in a real browser (headless Chromium), from a page of the server's origin: its
@@ -519,7 +491,7 @@ fn in_a_browser_the_client_ranks_by_webassembly_or_by_javascript_under_a_strict_
             keys.iter().map(|k| r.json()[k].clone()).collect()
         })
         .collect();
-    let pages = PageServer::start(kr.port, json!({ "services": services, "keys": keys }).to_string());
+    let pages = page_server(kr.port, json!({ "services": services, "keys": keys }).to_string());
     for (page, engine) in [("/page.html", "wasm"), ("/page.html?csp", "js")] {
         browser.goto(&format!("http://127.0.0.1:{}{page}", pages.port));
         let deadline = Instant::now() + Duration::from_secs(20);
