@@ -184,6 +184,145 @@ const oneScalar = (offset, weighted) => `
     i64.ge_u`
     }`;
 
+/**
+ * $offer or $woffer: offers node $i to the buffer of the k best, best first, by score ($s) or
+ * by weighted score ($ws) then score. When the buffer is full a node is compared with the k-th
+ * best first, which it replaces if better.
+ */
+const offerFunction = (weighted) => `
+  (func $${weighted ? "woffer" : "offer"} (param $i i32)${weighted ? " (param $ws f64)" : ""} (param $s i64)
+    (local $at i32) (local $p i32) (local $ps i64)${weighted ? " (local $pws f64)" : ""}
+    global.get $filled
+    global.get $k
+    i32.lt_u
+    if
+      global.get $filled
+      local.set $at
+      global.get $filled
+      i32.const 1
+      i32.add
+      global.set $filled
+    else
+      global.get $k
+      local.set $at
+    end
+    block $placed
+      loop $shift
+        local.get $at
+        i32.eqz
+        br_if $placed
+        global.get $out
+        local.get $at
+        i32.const 3
+        i32.shl
+        i32.add
+        i32.const 8
+        i32.sub
+        local.tee $p          ;; the node at - 1${weighted ? `: its weighted score, its score ${RAW} bytes further
+        f64.load
+        local.set $pws
+        local.get $p
+        i64.load offset=${RAW}
+        local.set $ps
+        local.get $ws
+        local.get $pws
+        f64.lt
+        local.get $ws
+        local.get $pws
+        f64.eq
+        local.get $s
+        local.get $ps
+        i64.lt_u
+        i32.and
+        i32.or` : `
+        i64.load
+        local.set $ps
+        local.get $s
+        local.get $ps
+        i64.lt_u`}
+        br_if $placed          ;; below it
+        ${weighted ? `local.get $ws
+        local.get $pws
+        f64.eq
+        local.get $s
+        local.get $ps
+        i64.eq
+        i32.and` : `local.get $s
+        local.get $ps
+        i64.eq`}
+        if
+          i32.const 1
+          global.set $tie
+          return
+        end
+        local.get $at
+        global.get $k
+        i32.lt_u
+        if                    ;; moves down; the k-th best, when full, just drops out
+          local.get $p
+          ${weighted ? `local.get $pws
+          f64.store offset=8
+          local.get $p
+          local.get $ps
+          i64.store offset=${RAW + 8}` : `local.get $ps
+          i64.store offset=8`}
+          global.get $out
+          local.get $at
+          i32.const 2
+          i32.shl
+          i32.add
+          local.tee $p
+          local.get $p
+          i32.load offset=${IDX - 4}
+          i32.store offset=${IDX}
+        end
+        local.get $at
+        i32.const 1
+        i32.sub
+        local.set $at
+        br $shift
+      end
+    end
+    local.get $at
+    global.get $k
+    i32.ge_u
+    if                        ;; below the k-th best
+      return
+    end
+    global.get $out
+    local.get $at
+    i32.const 3
+    i32.shl
+    i32.add
+    ${weighted ? `local.tee $p
+    local.get $ws
+    f64.store
+    local.get $p
+    local.get $s
+    i64.store offset=${RAW}` : `local.get $s
+    i64.store`}
+    global.get $out
+    local.get $at
+    i32.const 2
+    i32.shl
+    i32.add
+    local.get $i
+    i32.store offset=${IDX}
+    global.get $filled
+    global.get $k
+    i32.eq
+    if                        ;; the new k-th best is the threshold
+      global.get $out
+      global.get $k
+      i32.const 3
+      i32.shl
+      i32.add
+      i32.const 8
+      i32.sub
+      ${weighted ? "f64.load\n      global.set $wthr" : "i64.load\n      global.set $thr"}
+    end
+  )`;
+
 /** $scan or $wscan: the loop, from loop $t on, to the first that may hold a node to offer. */
 const scanFunction = (weighted) => `
   ;; From loop $t on, the first loop with a node whose score may reach the threshold: returns
@@ -470,241 +609,8 @@ export const SCAN_WAT = `
   (global $tie (mut i32) (i32.const 0))
   (global $bits (mut i32) (i32.const 0))  ;; the nodes of the loop $scan stopped at
 
-  ;; Offers node $i of score $s to the buffer of the k best, best first.
-  (func $offer (param $i i32) (param $s i64)
-    (local $at i32) (local $p i32) (local $prev i64)
-    global.get $filled
-    global.get $k
-    i32.lt_u
-    if
-      global.get $filled
-      local.set $at
-      global.get $filled
-      i32.const 1
-      i32.add
-      global.set $filled
-    else
-      local.get $s
-      global.get $thr
-      i64.lt_u
-      if
-        return
-      end
-      local.get $s
-      global.get $thr
-      i64.eq
-      if
-        i32.const 1
-        global.set $tie
-        return
-      end
-      global.get $k
-      i32.const 1
-      i32.sub
-      local.set $at
-    end
-    block $placed
-      loop $shift
-        local.get $at
-        i32.eqz
-        br_if $placed
-        global.get $out
-        local.get $at
-        i32.const 3
-        i32.shl
-        i32.add
-        i32.const 8
-        i32.sub
-        local.tee $p          ;; &scores[at - 1]
-        i64.load
-        local.set $prev
-        local.get $s
-        local.get $prev
-        i64.lt_u
-        br_if $placed
-        local.get $s
-        local.get $prev
-        i64.eq
-        if
-          i32.const 1
-          global.set $tie
-          return
-        end
-        local.get $p
-        local.get $prev
-        i64.store offset=8
-        global.get $out
-        local.get $at
-        i32.const 2
-        i32.shl
-        i32.add
-        local.tee $p          ;; indexes[at] is at out + ${IDX} + 4 * at
-        local.get $p
-        i32.load offset=${IDX - 4}
-        i32.store offset=${IDX}
-        local.get $at
-        i32.const 1
-        i32.sub
-        local.set $at
-        br $shift
-      end
-    end
-    global.get $out
-    local.get $at
-    i32.const 3
-    i32.shl
-    i32.add
-    local.get $s
-    i64.store
-    global.get $out
-    local.get $at
-    i32.const 2
-    i32.shl
-    i32.add
-    local.get $i
-    i32.store offset=${IDX}
-    global.get $filled
-    global.get $k
-    i32.eq
-    if
-      global.get $out
-      global.get $k
-      i32.const 3
-      i32.shl
-      i32.add
-      i32.const 8
-      i32.sub
-      i64.load
-      global.set $thr
-    end
-  )
-
-  ;; Offers node $i of weighted score $ws and score $s to the buffer of the k best, best first:
-  ;; by weighted score, then score.
-  (func $woffer (param $i i32) (param $ws f64) (param $s i64)
-    (local $at i32) (local $p i32) (local $pws f64) (local $ps i64)
-    global.get $filled
-    global.get $k
-    i32.lt_u
-    if
-      global.get $filled
-      local.set $at
-      global.get $filled
-      i32.const 1
-      i32.add
-      global.set $filled
-    else
-      global.get $k
-      local.set $at           ;; compared with the k-th best first, as with any better one
-    end
-    block $placed
-      loop $shift
-        local.get $at
-        i32.eqz
-        br_if $placed
-        global.get $out
-        local.get $at
-        i32.const 3
-        i32.shl
-        i32.add
-        i32.const 8
-        i32.sub
-        local.tee $p          ;; &ws[at - 1]; its score is ${RAW} bytes further
-        f64.load
-        local.set $pws
-        local.get $p
-        i64.load offset=${RAW}
-        local.set $ps
-        local.get $ws
-        local.get $pws
-        f64.lt
-        local.get $ws
-        local.get $pws
-        f64.eq
-        local.get $s
-        local.get $ps
-        i64.lt_u
-        i32.and
-        i32.or
-        br_if $placed
-        local.get $ws
-        local.get $pws
-        f64.eq
-        local.get $s
-        local.get $ps
-        i64.eq
-        i32.and
-        if
-          i32.const 1
-          global.set $tie
-          return
-        end
-        local.get $at
-        global.get $k
-        i32.lt_u
-        if                    ;; the k-th best, when full, just drops out
-          local.get $p
-          local.get $pws
-          f64.store offset=8
-          local.get $p
-          local.get $ps
-          i64.store offset=${RAW + 8}
-          global.get $out
-          local.get $at
-          i32.const 2
-          i32.shl
-          i32.add
-          local.tee $p
-          local.get $p
-          i32.load offset=${IDX - 4}
-          i32.store offset=${IDX}
-        end
-        local.get $at
-        i32.const 1
-        i32.sub
-        local.set $at
-        br $shift
-      end
-    end
-    local.get $at
-    global.get $k
-    i32.ge_u
-    if                        ;; below the k-th best
-      return
-    end
-    global.get $out
-    local.get $at
-    i32.const 3
-    i32.shl
-    i32.add
-    local.tee $p
-    local.get $ws
-    f64.store
-    local.get $p
-    local.get $s
-    i64.store offset=${RAW}
-    global.get $out
-    local.get $at
-    i32.const 2
-    i32.shl
-    i32.add
-    local.get $i
-    i32.store offset=${IDX}
-    global.get $filled
-    global.get $k
-    i32.eq
-    if
-      global.get $out
-      global.get $k
-      i32.const 3
-      i32.shl
-      i32.add
-      i32.const 8
-      i32.sub
-      f64.load
-      global.set $wthr
-    end
-  )
+${offerFunction(false)}
+${offerFunction(true)}
 
   ;; The score of node $i: fmix64 of its hash (stored after the first step) ^ the key.
   (func $score (param $i i32) (result i64)

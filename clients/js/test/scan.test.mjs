@@ -63,7 +63,9 @@ test("the scan and JavaScript give the same answers: sizes around the 10-node lo
 
 test("two equal scores stop the scan, so that JavaScript orders them by identity", () => {
   // Nodes 0 and 1 have the same hash, so the same score for every key; node 2 another.
-  const scanner = Scanner.create([{ idH: Uint32Array.of(0x12345678, 0x12345678, 7), idL: Uint32Array.of(0x9abcdef0, 0x9abcdef0, 9) }]);
+  const scanner = Scanner.create([
+    { idH: Uint32Array.of(0x12345678, 0x12345678, 7), idL: Uint32Array.of(0x9abcdef0, 0x9abcdef0, 9), weighted: false, weights: [] },
+  ]);
   assert.ok(scanner, "WebAssembly runs here");
   const [slot] = scanner.slots;
   for (let key = 0; key < 50; key += 1) {
@@ -71,6 +73,13 @@ test("two equal scores stop the scan, so that JavaScript orders them by identity
   }
   // Without the tied pair there is nothing to stop for: node 2 alone.
   assert.deepEqual(slot.top(1, 2, 1, Uint8Array.of(1, 1, 0)), [2]);
+  // Weighted: the same two nodes of the same weight tie on weighted score and score.
+  const weighted = Scanner.create([
+    { idH: Uint32Array.of(0x12345678, 0x12345678, 7), idL: Uint32Array.of(0x9abcdef0, 0x9abcdef0, 9), weighted: true, weights: [2, 2, 1] },
+  ]);
+  const [w] = weighted.slots;
+  for (let key = 0; key < 50; key += 1) assert.equal(w.top(key, key * 31, 3, null), null, `weighted, key ${key}`);
+  assert.deepEqual(w.top(1, 2, 1, Uint8Array.of(1, 1, 0)), [2]);
 });
 
 test("the scan's logarithm is fdlibm's, bit for bit, on every u a score can give", () => {
