@@ -6,6 +6,7 @@
 // the last good table and records the error. Only `fetch`, timers and `AbortSignal` are used:
 // Node >= 18 and browsers alike.
 
+import { prepareScan } from "./scan.js";
 import { Table, TableError } from "./table.js";
 
 const DEFAULTS = { refreshMs: 5000, jitter: 0.1, timeoutMs: 10000 };
@@ -47,6 +48,7 @@ export class Client {
     if (!(o.refreshMs > 0)) throw new RangeError("refreshMs must be a positive number of milliseconds");
     if (!(o.jitter >= 0 && o.jitter <= 1)) throw new RangeError("jitter must be between 0 and 1");
     if (typeof o.fetch !== "function") throw new TypeError("no fetch: pass one in options.fetch");
+    if (o.wasm !== false) await prepareScan();
     const client = new Client(`${String(url).replace(/\/+$/, "")}/table`, o);
     const error = await client.refresh();
     if (error) throw error;

@@ -36,6 +36,7 @@
 // (h ^ key) ^ ((h ^ key) >> 33) is (h ^ h >> 33) ^ (key ^ key >> 33), so the key is transformed
 // once per lookup instead.
 
+import { R } from "./hash.js";
 import { assemble } from "./wasm.js";
 
 /** The largest k the scan's buffer holds; larger k rank in JavaScript. */
@@ -46,6 +47,9 @@ export const SCAN_K = 32;
 const RAW = SCAN_K * 8;
 const IDX = SCAN_K * 16;
 const OUT_BYTES = SCAN_K * 20;
+/** Keys up to this many bytes are hashed in WebAssembly, longer ones in JavaScript. */
+const KEY_BYTES = 4096;
+const encoder = new TextEncoder();
 
 // fmix64's multipliers, whole and in 32-bit halves.
 const C1 = "0xff51afd7ed558ccd";
@@ -54,6 +58,12 @@ const C1L = "0xed558ccd";
 const C2 = "0xc4ceb9fe1a85ec53";
 const C2H = "0xc4ceb9fe";
 const C2L = "0x1a85ec53";
+// XXH64's primes.
+const P1 = "0x9e3779b185ebca87";
+const P2 = "0xc2b2ae3d27d4eb4f";
+const P3 = "0x165667b19e3779f9";
+const P4 = "0x85ebca77c2b2ae63";
+const P5 = "0x27d4eb2f165667c5";
 const splat = (c) => `v128.const i32x4 ${c} ${c} ${c} ${c}`;
 const ODD = "i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31"; // high halves of 2 x 2 u64
 const EVEN = "i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27"; // low halves
@@ -706,6 +716,240 @@ ${offerFunction(true)}
     end
   )
 
+  ;; XXH64 round: rotl(acc + input * P2, 31) * P1.
+  (func $round (param $acc i64) (param $input i64) (result i64)
+    local.get $acc
+    local.get $input
+    i64.const ${P2}
+    i64.mul
+    i64.add
+    i64.const 31
+    i64.rotl
+    i64.const ${P1}
+    i64.mul
+  )
+
+  ;; XXH64 merge round: (acc ^ round(0, val)) * P1 + P4.
+  (func $merge (param $acc i64) (param $val i64) (result i64)
+    local.get $acc
+    i64.const 0
+    local.get $val
+    call $round
+    i64.xor
+    i64.const ${P1}
+    i64.mul
+    i64.const ${P4}
+    i64.add
+  )
+
+  ;; XXH64 of the $len bytes at $p with $seed, as the xxHash specification defines it.
+  (func $xxh64 (export "xxh64") (param $p i32) (param $len i32) (param $seed i64) (result i64)
+    (local $end i32) (local $h i64) (local $v1 i64) (local $v2 i64) (local $v3 i64) (local $v4 i64)
+    local.get $p
+    local.get $len
+    i32.add
+    local.set $end
+    local.get $len
+    i32.const 32
+    i32.ge_u
+    if
+      local.get $seed
+      i64.const ${P1}
+      i64.add
+      i64.const ${P2}
+      i64.add
+      local.set $v1
+      local.get $seed
+      i64.const ${P2}
+      i64.add
+      local.set $v2
+      local.get $seed
+      local.set $v3
+      local.get $seed
+      i64.const ${P1}
+      i64.sub
+      local.set $v4
+      loop $stripe
+        local.get $v1
+        local.get $p
+        i64.load
+        call $round
+        local.set $v1
+        local.get $v2
+        local.get $p
+        i64.load offset=8
+        call $round
+        local.set $v2
+        local.get $v3
+        local.get $p
+        i64.load offset=16
+        call $round
+        local.set $v3
+        local.get $v4
+        local.get $p
+        i64.load offset=24
+        call $round
+        local.set $v4
+        local.get $p
+        i32.const 32
+        i32.add
+        local.tee $p
+        i32.const 32
+        i32.add
+        local.get $end
+        i32.le_u
+        br_if $stripe
+      end
+      local.get $v1
+      i64.const 1
+      i64.rotl
+      local.get $v2
+      i64.const 7
+      i64.rotl
+      i64.add
+      local.get $v3
+      i64.const 12
+      i64.rotl
+      i64.add
+      local.get $v4
+      i64.const 18
+      i64.rotl
+      i64.add
+      local.get $v1
+      call $merge
+      local.get $v2
+      call $merge
+      local.get $v3
+      call $merge
+      local.get $v4
+      call $merge
+      local.set $h
+    else
+      local.get $seed
+      i64.const ${P5}
+      i64.add
+      local.set $h
+    end
+    local.get $h
+    local.get $len
+    i64.extend_i32_u
+    i64.add
+    local.set $h
+    block $words
+      loop $word
+        local.get $p
+        i32.const 8
+        i32.add
+        local.get $end
+        i32.gt_u
+        br_if $words
+        local.get $h
+        i64.const 0
+        local.get $p
+        i64.load
+        call $round
+        i64.xor
+        i64.const 27
+        i64.rotl
+        i64.const ${P1}
+        i64.mul
+        i64.const ${P4}
+        i64.add
+        local.set $h
+        local.get $p
+        i32.const 8
+        i32.add
+        local.set $p
+        br $word
+      end
+    end
+    local.get $p
+    i32.const 4
+    i32.add
+    local.get $end
+    i32.le_u
+    if
+      local.get $h
+      local.get $p
+      i64.load32_u
+      i64.const ${P1}
+      i64.mul
+      i64.xor
+      i64.const 23
+      i64.rotl
+      i64.const ${P2}
+      i64.mul
+      i64.const ${P3}
+      i64.add
+      local.set $h
+      local.get $p
+      i32.const 4
+      i32.add
+      local.set $p
+    end
+    block $bytes
+      loop $byte
+        local.get $p
+        local.get $end
+        i32.ge_u
+        br_if $bytes
+        local.get $h
+        local.get $p
+        i64.load8_u
+        i64.const ${P5}
+        i64.mul
+        i64.xor
+        i64.const 11
+        i64.rotl
+        i64.const ${P1}
+        i64.mul
+        local.set $h
+        local.get $p
+        i32.const 1
+        i32.add
+        local.set $p
+        br $byte
+      end
+    end
+    ;; avalanche
+    local.get $h
+    local.get $h
+    i64.const 33
+    i64.shr_u
+    i64.xor
+    i64.const ${P2}
+    i64.mul
+    local.tee $h
+    local.get $h
+    i64.const 29
+    i64.shr_u
+    i64.xor
+    i64.const ${P3}
+    i64.mul
+    local.tee $h
+    local.get $h
+    i64.const 32
+    i64.shr_u
+    i64.xor
+  )
+
+  ;; The key hash of the $len bytes at $p (XXH64 with KEY_SEED), its halves stored at $p + $len
+  ;; rounded up to 8: what a lookup ranks by.
+  (func $hashKey (export "hashKey") (param $p i32) (param $len i32)
+    local.get $p
+    local.get $len
+    i32.add
+    i32.const 7
+    i32.add
+    i32.const -8
+    i32.and
+    local.get $p
+    local.get $len
+    i64.const 0x6b6579726f757465
+    call $xxh64
+    i64.store
+  )
+
   ;; fdlibm's __ieee754_log (e_log.c), for a normal positive $x (the only ones it is given),
   ;; line for line as clients/js/src/log.js and the Rust libm crate compute it.
   (func $log (export "log") (param $x f64) (result f64)
@@ -963,6 +1207,20 @@ function program() {
   return compiled;
 }
 
+/**
+ * Compiles the program off the main thread, ahead of the first table (Client.connect awaits
+ * it): some browsers refuse to compile a module of more than 4 KiB synchronously on the main
+ * thread, which `Table.fromJSON` alone would have to. Never rejects.
+ */
+export async function prepareScan() {
+  if (compiled !== undefined) return;
+  try {
+    compiled = await WebAssembly.compile(assemble(SCAN_WAT));
+  } catch {
+    compiled ??= null;
+  }
+}
+
 /** Where one service's hashes (and weights) are in a Scanner's memory. */
 class Slot {
   constructor(scanner, weighted, hp, lp, xp, wp, vp, iters, n) {
@@ -1037,6 +1295,8 @@ export class Scanner {
 
   constructor(instance, services) {
     this.top = instance.exports.top;
+    this.hash = instance.exports.hashKey;
+    this.xxh64 = instance.exports.xxh64; // (pointer, length, seed as a BigInt) -> BigInt
     this.wtop = instance.exports.wtop;
     this.log = instance.exports.log;
     const layout = [];
@@ -1056,11 +1316,14 @@ export class Scanner {
     }
     this.skip = end;
     this.out = (end + widest + 15) & ~15;
-    const bytes = this.out + OUT_BYTES;
+    this.key = this.out + OUT_BYTES;
+    const bytes = this.key + KEY_BYTES + 8;
     const memory = instance.exports.memory;
     const pages = Math.ceil(bytes / 65536) - memory.buffer.byteLength / 65536;
     if (pages > 0) memory.grow(pages);
     this.bytes = new Uint8Array(memory.buffer);
+    this.keyBytes = this.bytes.subarray(this.key, this.key + KEY_BYTES);
+    this.words = new Uint32Array(memory.buffer);
     this.indexes = new Uint32Array(memory.buffer, this.out + IDX, SCAN_K);
     const words = new Uint32Array(memory.buffer);
     const floats = new Float32Array(memory.buffer);
@@ -1083,5 +1346,21 @@ export class Scanner {
       }
       return new Slot(this, weighted, hp, lp, xp, wp, vp, iters, n);
     });
+  }
+
+  /**
+   * The key hash of `key` (XXH64 of its UTF-8 bytes with KEY_SEED) into `R`, as `xxh64` in
+   * hash.js gives it, 10 times faster; false, leaving R alone, for a key of more than
+   * KEY_BYTES bytes.
+   * @param {string} key
+   */
+  hashKey(key) {
+    const { read, written } = encoder.encodeInto(key, this.keyBytes);
+    if (read < key.length) return false;
+    this.hash(this.key, written);
+    const at = (this.key + written + 7) >>> 2 & ~1;
+    R[0] = this.words[at + 1];
+    R[1] = this.words[at];
+    return true;
   }
 }

@@ -212,7 +212,7 @@ class Service {
   rank(key, k, skip) {
     const n = this.nodes.length;
     if (k === 0) return [];
-    hashString(key, KEY_SEED_H, KEY_SEED_L);
+    if (!this.slot?.scanner.hashKey(key)) hashString(key, KEY_SEED_H, KEY_SEED_L);
     const kh = R[0];
     const kl = R[1];
     const { idH, idL, sh, sl, ws, weights, weighted } = this;

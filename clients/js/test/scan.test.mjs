@@ -125,3 +125,31 @@ test("the scan answers weighted and unweighted lookups by itself, not by falling
     }
   }
 });
+
+test("the scan's XXH64 is hash.js's, for every length around its 32-, 8- and 4-byte steps, and keys hash alike", () => {
+  const scanner = Scanner.create([{ idH: Uint32Array.of(1), idL: Uint32Array.of(2), weighted: false, weights: [1] }]);
+  assert.ok(scanner, "WebAssembly runs here");
+  const random = rng(5);
+  const encoder = new TextEncoder();
+  for (let len = 0; len <= 200; len += 1) {
+    for (let trial = 0; trial < 5; trial += 1) {
+      const bytes = Uint8Array.from({ length: len }, () => random(256));
+      const seedH = random(2 ** 32);
+      const seedL = random(2 ** 32);
+      xxh64(bytes, len, seedH, seedL);
+      const want = (BigInt(R[0]) << 32n) | BigInt(R[1]);
+      scanner.bytes.set(bytes, scanner.key);
+      const got = BigInt.asUintN(64, scanner.xxh64(scanner.key, len, BigInt.asIntN(64, (BigInt(seedH) << 32n) | BigInt(seedL))));
+      assert.equal(got, want, `length ${len}`);
+    }
+  }
+  for (const key of ["", "a", "ryans", "é€🚀 key", "x".repeat(31), "y".repeat(4096), "z".repeat(4097)]) {
+    const bytes = encoder.encode(key);
+    xxh64(bytes, bytes.length, 0x6b657972, 0x6f757465); // KEY_SEED
+    const want = [R[0], R[1]];
+    R[0] = R[1] = 0;
+    const hashed = scanner.hashKey(key);
+    assert.equal(hashed, bytes.length <= 4096, `${key.length} characters`);
+    if (hashed) assert.deepEqual([R[0], R[1]], want, JSON.stringify(key.slice(0, 20)));
+  }
+});
