@@ -759,6 +759,7 @@ fn rank_scored(
                 // No skipping (k > INLINE ranks every node; see `top_k`).
                 u32::MAX
             },
+            |_, _, _| 0,
             weighted,
             emit,
         ),

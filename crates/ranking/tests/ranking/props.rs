@@ -162,6 +162,7 @@ fn select<S: Copy + Default + PartialOrd>(
             block.copy_from_slice(&scores[start..start + block.len()]);
             topk::bits_at_least(block, threshold)
         },
+        |_, _, _| 0,
         order,
         |i| out.push(nodes[i].clone()),
     );
