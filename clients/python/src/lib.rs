@@ -35,7 +35,7 @@ create_exception!(
     keyrouter,
     InvalidLookupError,
     KeyrouterError,
-    "A lookup the server would answer with 400: `min` greater than `max`, an empty key, an unknown `spread`."
+    "A lookup the server would answer with 400: `min` greater than `max`, an empty key, no keys, an unknown `spread`."
 );
 create_exception!(
     keyrouter,
@@ -295,28 +295,33 @@ impl Table {
 
     /// The nodes ranked highest for `key` in `service`, best first: between `min` and `max`
     /// of them (`max` defaults to `min`), as the server's `POST /service/{service}` answers.
+    ///
+    /// The answer's list is built straight from the table's node names (a `Vec<String>` in
+    /// between, converted by PyO3, cost four allocations a lookup).
     #[pyo3(signature = (service, key, min = 1, max = None, exclude = Vec::new(), spread = None))]
-    fn lookup(
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one per lookup field.
+    fn lookup<'py>(
         &self,
+        py: Python<'py>,
         service: &str,
         key: &str,
         min: u64,
         max: Option<u64>,
         exclude: Vec<String>,
         spread: Option<&str>,
-    ) -> PyResult<Vec<String>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let service = self.service(service)?;
         let ask = Ask::new(min, max, &exclude, spread)?;
         if key.is_empty() {
             return Err(InvalidLookupError::new_err("`key` must not be empty"));
         }
         let planned = ask.plan(service).map_err(lookup_error)?;
-        Ok(planned.rank(key).into_iter().map(str::to_owned).collect())
+        PyList::new(py, planned.rank(key))
     }
 
     /// `lookup` for many keys: a dict from each distinct key (in the order keys first appear)
-    /// to its answer, as the server's batch answer. No keys give an empty dict (where the
-    /// server, which must tell a batch from a mistake, answers 400).
+    /// to its answer, as the server's batch answer. No keys raise `InvalidLookupError`, as the
+    /// server answers 400 to an empty batch.
     #[pyo3(signature = (service, keys, min = 1, max = None, exclude = Vec::new(), spread = None))]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one per lookup field.
     fn lookup_many<'py>(
@@ -331,9 +336,15 @@ impl Table {
     ) -> PyResult<Bound<'py, PyDict>> {
         let service = self.service(service)?;
         let ask = Ask::new(min, max, &exclude, spread)?;
+        // The server's checks in its order: an empty batch is refused before the plan's own
+        // (src/request/decode.rs), so the first key is taken before planning.
+        let mut keys = keys.try_iter()?;
+        let Some(first) = keys.next().transpose()? else {
+            return Err(InvalidLookupError::new_err("`keys` must not be empty"));
+        };
         let planned = ask.plan(service).map_err(lookup_error)?;
         let out = PyDict::new(py);
-        for key in keys.try_iter()? {
+        for key in std::iter::once(Ok(first)).chain(keys) {
             let key = key?;
             if out.contains(&key)? {
                 continue;
@@ -353,21 +364,22 @@ impl Table {
     /// too, which a lookup refuses as the server does).
     /// `exclude` and `spread` as in `lookup`.
     #[pyo3(signature = (service, key, k, exclude = Vec::new(), spread = None))]
-    fn rank(
+    fn rank<'py>(
         &self,
+        py: Python<'py>,
         service: &str,
         key: &str,
         k: usize,
         exclude: Vec<String>,
         spread: Option<&str>,
-    ) -> PyResult<Vec<String>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let service = self.service(service)?;
         let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
         let resolved = service.resolve(&LookupOptions { exclude: &exclude, spread: spread_of(spread)? });
         let k = k.min(service.len() - resolved.excluded());
         let mut out = Vec::with_capacity(k);
         service.rank_with_each(key, k, &resolved, |node| out.push(node));
-        Ok(out.into_iter().map(str::to_owned).collect())
+        PyList::new(py, out)
     }
 
     /// The table's fingerprint, 16 hex digits, as the server's `/table` and `check` show it.

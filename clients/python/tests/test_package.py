@@ -48,7 +48,11 @@ class TableTest(unittest.TestCase):
         self.assertEqual(str(e.exception), "`key` must not be empty")
         with self.assertRaises(keyrouter.InvalidLookupError):
             self.table.lookup_many("bar", ["a", ""])
-        self.assertEqual(self.table.lookup_many("bar", []), {})
+        # No keys: the server's 400 to an empty batch, from a list or an exhausted iterator.
+        for keys in ([], iter([])):
+            with self.assertRaises(keyrouter.InvalidLookupError) as e:
+                self.table.lookup_many("bar", keys)
+            self.assertEqual(str(e.exception), "`keys` must not be empty")
 
     def test_max_defaults_to_min(self):
         self.assertEqual(len(self.table.lookup("bar", "k")), 1)

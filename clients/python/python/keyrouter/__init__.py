@@ -41,6 +41,10 @@ __all__ = [
 DEFAULT_MAX_TABLE_BYTES = DEFAULT_MAX_SERVICES_BYTES
 
 
+#: ``exclude``'s default: a lookup without one passes it on as it is, unconverted.
+_NO_EXCLUDE = ()
+
+
 def _identities(exclude):
     """``exclude`` as a list; a lone string would otherwise be taken for its characters."""
     if isinstance(exclude, str):
@@ -105,15 +109,21 @@ class Client:
         """The current table's fingerprint, as the server's ``/table`` shows it."""
         return self._table.fingerprint
 
-    def lookup(self, service, key, min=1, max=None, exclude=(), spread=None):
+    def lookup(self, service, key, min=1, max=None, exclude=_NO_EXCLUDE, spread=None):
         """The nodes of ``service`` ranked highest for ``key``, best first: the server's answer
         to ``POST /service/{service}`` with the same fields."""
-        return self._table.lookup(service, key, min, max, _identities(exclude), spread)
+        # Without `exclude`, no call of `_identities`: it was a tenth of a lookup at 100 nodes.
+        if exclude is not _NO_EXCLUDE:
+            exclude = _identities(exclude)
+        return self._table.lookup(service, key, min, max, exclude, spread)
 
-    def lookup_many(self, service, keys, min=1, max=None, exclude=(), spread=None):
+    def lookup_many(self, service, keys, min=1, max=None, exclude=_NO_EXCLUDE, spread=None):
         """``lookup`` for many keys, all against one table: a dict from each distinct key to its
-        answer, as the server's batch answer."""
-        return self._table.lookup_many(service, keys, min, max, _identities(exclude), spread)
+        answer, as the server's batch answer. No keys raise ``InvalidLookupError``, as the
+        server answers 400 to an empty batch."""
+        if exclude is not _NO_EXCLUDE:
+            exclude = _identities(exclude)
+        return self._table.lookup_many(service, keys, min, max, exclude, spread)
 
     def refresh(self):
         """Fetches the table now. Returns None when the client has a good, current table, or
