@@ -2,7 +2,8 @@
 //! (`keyrouter-config`) for Python, so that a lookup in Python is the server's lookup, bit for
 //! bit, without a round trip. The Python half (`python/keyrouter/`) fetches `/table` and keeps
 //! it fresh; this half turns a table document into a [`Table`] only after recomputing its
-//! fingerprints, and answers lookups from it.
+//! fingerprints, and answers lookups from it, also those of the Python `Client` ([`ClientBase`],
+//! which holds the client's current table).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
