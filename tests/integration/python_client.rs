@@ -269,6 +269,23 @@ fn python_errors_carry_the_servers_messages() {
         assert!(response.status >= 400, "{}", response.text());
         assert_eq!(response.json()["error"].as_str().unwrap(), message, "{service} min {min} max {max}");
     }
+    // An empty batch: refused as the server refuses it, in the server's order (the service,
+    // the bounds, the keys, then the nodes left).
+    for (service, min, max, class) in [
+        ("plain", 1, 1, "InvalidLookupError"),
+        ("plain", 4, 5, "InvalidLookupError"),
+        ("plain", 3, 2, "InvalidLookupError"),
+        ("nope", 1, 1, "UnknownServiceError"),
+    ] {
+        let (got_class, message) = driver
+            .call(json!({"op": "lookup_many", "service": service, "keys": [], "min": min, "max": max}))
+            .expect_err("an error");
+        assert_eq!(got_class, class);
+        let response =
+            server.post_json(&format!("/service/{service}"), &json!({"keys": [], "min": min, "max": max}).to_string());
+        assert!(response.status >= 400, "{}", response.text());
+        assert_eq!(response.json()["error"].as_str().unwrap(), message, "{service} [] min {min} max {max}");
+    }
     // spread: the server's message, before the bounds are checked.
     for spread in ["rack".to_string(), "r".repeat(50)] {
         let (class, message) = driver

@@ -48,7 +48,11 @@ class TableTest(unittest.TestCase):
         self.assertEqual(str(e.exception), "`key` must not be empty")
         with self.assertRaises(keyrouter.InvalidLookupError):
             self.table.lookup_many("bar", ["a", ""])
-        self.assertEqual(self.table.lookup_many("bar", []), {})
+        # No keys: the server's 400 to an empty batch, from a list or an exhausted iterator.
+        for keys in ([], iter([])):
+            with self.assertRaises(keyrouter.InvalidLookupError) as e:
+                self.table.lookup_many("bar", keys)
+            self.assertEqual(str(e.exception), "`keys` must not be empty")
 
     def test_max_defaults_to_min(self):
         self.assertEqual(len(self.table.lookup("bar", "k")), 1)
@@ -231,10 +235,24 @@ class ClientTest(unittest.TestCase):
             for make in (lambda: [first], lambda: (first,), lambda: {first}, lambda: iter([first])):
                 self.assertNotIn(first, client.lookup("bar", "k", max=3, exclude=make()))
                 self.assertNotIn(first, client.lookup_many("bar", ["k"], max=3, exclude=make())["k"])
-            with self.assertRaises(TypeError):
+            with self.assertRaises(TypeError) as e:
                 client.lookup("bar", "k", exclude=first)
+            self.assertEqual(str(e.exception), f"exclude takes a list of node identities, not a string: [{first!r}]?")
             with self.assertRaises(TypeError):
                 self.table.lookup("bar", "k", exclude=first)
+            # Anything else fails as `list(exclude)` and then `Table.lookup` fail (`Client.lookup`
+            # is in Rust, and converts `exclude` as the Python client did).
+            for bad in (None, 5, [1], (first, 2)):
+                try:
+                    self.table.lookup("bar", "k", exclude=bad if isinstance(bad, list) else list(bad))
+                except TypeError as e:
+                    want = e
+                with self.assertRaises(TypeError) as got:
+                    client.lookup("bar", "k", exclude=bad)
+                self.assertEqual(str(got.exception), str(want), bad)
+            # The client reads its table once a lookup, and answers from the one it has.
+            self.assertIs(client.table, client._table)
+            self.assertEqual(client.lookup("bar", "k", 1, 2, (), None), self.table.lookup("bar", "k", max=2))
 
     def test_the_etag_is_sent_back(self):
         with Client(self.server.url, refresh=60, start=False) as client:

@@ -97,15 +97,28 @@ pub fn hash_str(s: &str) -> u64 {
     h.finish()
 }
 
+/// fmix64's multipliers.
+const MIX_1: u64 = 0xff51_afd7_ed55_8ccd;
+const MIX_2: u64 = 0xc4ce_b9fe_1a85_ec53;
+
 /// murmur3's fmix64: a bijective mixer with full avalanche.
 #[inline(always)]
 pub fn mix(mut k: u64) -> u64 {
     k ^= k >> 33;
-    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k = k.wrapping_mul(MIX_1);
     k ^= k >> 33;
-    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k = k.wrapping_mul(MIX_2);
     k ^= k >> 33;
     k
+}
+
+/// [`mix`]'s first step, `h ^ (h >> 33)`: it distributes over XOR, so `premix(key_hash) ^
+/// premix(node_hash)` is the first step of the node's [`score`], and a table can store each node
+/// hash premixed for the AVX-512 skip ([`avx512::skip_blocks`]), which then saves two of its
+/// eight operations a vector.
+#[inline(always)]
+pub fn premix(h: u64) -> u64 {
+    h ^ (h >> 33)
 }
 
 /// The score of a node for a key, from their precomputed hashes.
@@ -219,8 +232,11 @@ pub(crate) use simd_dispatch;
 /// block scan when two scores tie). Scoring and selection are compiled together for `simd`:
 /// with the scoring loop a function of its own, each block of [`crate::topk::BLOCK`] nodes paid
 /// a call, its feature checks and its remainder loops.
+///
+/// `premixed` is empty, or `hashes` through [`premix`] (which the AVX-512 build then reads in
+/// the blocks it passes over).
 #[inline]
-pub fn top_k_unweighted<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], k: usize, better: B, emit: E)
+pub fn top_k_unweighted<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], premixed: &[u64], k: usize, better: B, emit: E)
 where
     B: Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering,
     E: FnMut(usize),
@@ -231,10 +247,12 @@ where
             simd: Simd,
             key_hash: u64,
             hashes: &[u64],
+            premixed: &[u64],
             k: usize,
             better: B,
             emit: E,
         ) {
+            debug_assert!(premixed.is_empty() || premixed.len() == hashes.len());
             let mut emit = emit;
             let n = hashes.len();
             if n <= SMALL_N && k <= SMALL_K && k <= n {
@@ -246,13 +264,45 @@ where
                     return;
                 }
             }
+            // The AVX-512 build scores whole blocks in intrinsics (`avx512`).
+            #[cfg(target_arch = "x86_64")]
+            let wide = simd == Simd::Avx512 && has_avx512();
             top_k(
                 hashes.len(),
                 k,
                 // Inlined always: a call would be compiled without the level's features.
                 #[inline(always)]
                 |start, out: &mut [u64], threshold: Option<&u64>| {
-                    fill_scores_portable(key_hash, &hashes[start..start + out.len()], out, threshold.copied())
+                    let hashes = &hashes[start..start + out.len()];
+                    #[cfg(target_arch = "x86_64")]
+                    if wide {
+                        if let (Ok(h), Ok(o)) = (hashes.try_into(), (&mut *out).try_into()) {
+                            // SAFETY: `wide`: the CPU has avx512f and avx512dq.
+                            return unsafe { avx512::fill_block(key_hash, h, o, threshold.copied()) };
+                        }
+                    }
+                    fill_scores_portable(key_hash, hashes, out, threshold.copied())
+                },
+                #[inline(always)]
+                |start, end, threshold: &u64| {
+                    #[cfg(target_arch = "x86_64")]
+                    if wide {
+                        // SAFETY: `wide`: the CPU has avx512f and avx512dq.
+                        return unsafe {
+                            match premixed.is_empty() {
+                                true => avx512::skip_blocks::<false>(key_hash, &hashes[start..end], *threshold),
+                                false => avx512::skip_blocks::<true>(
+                                    premix(key_hash),
+                                    &premixed[start..end],
+                                    *threshold,
+                                ),
+                            }
+                        };
+                    }
+                    // AVX2 and portable builds score every block, as before (not tried with a
+                    // skip: AVX2 has no 64-bit multiplication and no unsigned compare).
+                    let _ = (start, end, threshold);
+                    0
                 },
                 better,
                 emit,
@@ -411,6 +461,121 @@ pub fn fill_scores_portable(key_hash: u64, hashes: &[u64], out: &mut [u64], thre
 
 const SIGN: u64 = 1 << 63;
 
+/// The AVX-512 build's pass over the blocks that cannot change a lookup's answer.
+///
+/// At 10 000 nodes and top 3, about 20 of the 312 blocks hold a score at least the k-th best so
+/// far; the rest need only the answer "none". The autovectorized [`fill_scores_portable`]
+/// stores each block's 32 scores and folds an OR of sign-flipped signed comparisons (the form
+/// AVX2 has) before it can say so, and the selection's per-block bookkeeping runs around every
+/// block. Here one tight loop keeps the scores in registers, compares unsigned 64-bit lanes into
+/// mask registers, and stops only at a block with a hit, which the selection then scores in
+/// full ([`avx512::fill_block`]: the masks are the bits it returns, where the portable loop
+/// compares the 32 stored scores again one by one). At 10 000 nodes a top-3 lookup took 0.77x
+/// the time of the autovectorized scan, 0.65x with premixed hashes
+/// (crates/ranking/benches/README.md).
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use std::arch::x86_64::*;
+
+    use crate::topk::BLOCK;
+
+    /// Lanes of a vector.
+    const LANES: usize = 8;
+
+    /// [`super::fill_scores_portable`] for a whole block: the same scores and bits (`None` asks
+    /// for every bit, as a threshold of 0 does), the scores stored only when a bit is set.
+    ///
+    /// # Safety
+    /// Callers compiled without the features call it in `unsafe`: the CPU must have `avx512f`
+    /// and `avx512dq` ([`super::has_avx512`]).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
+    pub fn fill_block(key_hash: u64, hashes: &[u64; BLOCK], out: &mut [u64; BLOCK], threshold: Option<u64>) -> u32 {
+        const { assert!(BLOCK == 4 * LANES, "four vectors a block, a byte of mask each") };
+        let key = _mm512_set1_epi64(key_hash as i64);
+        let threshold = _mm512_set1_epi64(threshold.unwrap_or(0) as i64);
+        let (vectors, _) = hashes.as_chunks::<LANES>();
+        let scores: [__m512i; 4] = std::array::from_fn(|i| {
+            // SAFETY: `vectors[i]` is 64 readable bytes, and the load has no alignment requirement.
+            let h = unsafe { _mm512_loadu_si512(vectors[i].as_ptr().cast()) };
+            mix(_mm512_xor_si512(h, key))
+        });
+        let mut bits = 0u32;
+        for (i, s) in scores.iter().enumerate() {
+            bits |= u32::from(_mm512_cmpge_epu64_mask(*s, threshold)) << (i * LANES);
+        }
+        if bits != 0 {
+            let (vectors, _) = out.as_chunks_mut::<LANES>();
+            for (v, s) in vectors.iter_mut().zip(scores) {
+                // SAFETY: `v` is 64 writable bytes, and the store has no alignment requirement.
+                unsafe { _mm512_storeu_si512(v.as_mut_ptr().cast(), s) };
+            }
+        }
+        bits
+    }
+
+    /// How many whole blocks at the start of `hashes` hold no node whose [`super::score`] for
+    /// `key_hash` is at least `threshold` (all of them when none does). It may stop early, at a
+    /// block without such a score, only when one of its scores has the top 33 bits of
+    /// `threshold` (about 2^-33 a node): the caller scores the block it stops at in full.
+    /// `PREMIXED`: `key_hash` and `hashes` went through [`super::premix`], mix's first step.
+    ///
+    /// # Safety
+    /// Callers compiled without the features call it in `unsafe`: the CPU must have `avx512f`
+    /// and `avx512dq` ([`super::has_avx512`]).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
+    pub fn skip_blocks<const PREMIXED: bool>(key_hash: u64, hashes: &[u64], threshold: u64) -> usize {
+        const { assert!(BLOCK.is_multiple_of(LANES), "whole vectors a block") };
+        let key = _mm512_set1_epi64(key_hash as i64);
+        // mix's last step, `s ^ (s >> 33)`, keeps the top 33 bits of `s`: a score at least
+        // `threshold` comes from an `s` at least `threshold` with its low 31 bits cleared.
+        // Comparing `s` so saves two of the ten operations a vector (the loop alone: 0.8x the
+        // time), and premixed hashes two more (a top-3 lookup of 10 000 nodes: 0.85x).
+        let threshold = _mm512_set1_epi64((threshold & !((1 << 31) - 1)) as i64);
+        let (blocks, _) = hashes.as_chunks::<BLOCK>();
+        for (b, block) in blocks.iter().enumerate() {
+            let (vectors, _) = block.as_chunks::<LANES>();
+            let mut any = 0u8;
+            for v in vectors {
+                // SAFETY: `v` is 64 readable bytes, and the load has no alignment requirement.
+                let h = unsafe { _mm512_loadu_si512(v.as_ptr().cast()) };
+                let x = _mm512_xor_si512(h, key);
+                let s = if PREMIXED { mix_middle(x) } else { mix_but_last(x) };
+                any |= _mm512_cmpge_epu64_mask(s, threshold);
+            }
+            if any != 0 {
+                return b;
+            }
+        }
+        blocks.len()
+    }
+
+    /// [`super::mix`] on eight lanes.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
+    fn mix(k: __m512i) -> __m512i {
+        let k = mix_but_last(k);
+        _mm512_xor_si512(k, _mm512_srli_epi64::<33>(k))
+    }
+
+    /// [`mix`] without its last step (`k ^ (k >> 33)`).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
+    fn mix_but_last(k: __m512i) -> __m512i {
+        mix_middle(_mm512_xor_si512(k, _mm512_srli_epi64::<33>(k)))
+    }
+
+    /// [`mix`] without its first and last steps.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
+    fn mix_middle(k: __m512i) -> __m512i {
+        let k = _mm512_mullo_epi64(k, _mm512_set1_epi64(super::MIX_1 as i64));
+        let k = _mm512_xor_si512(k, _mm512_srli_epi64::<33>(k));
+        _mm512_mullo_epi64(k, _mm512_set1_epi64(super::MIX_2 as i64))
+    }
+}
+
 /// Maps a 64-bit score to `u` uniform in the open interval (0, 1): the top 52 bits, offset by
 /// half a step. `v + 0.5` with `v < 2^52` is exact in an f64, so neither 0 nor 1 can come out
 /// (with 53 bits the top value would round to exactly 1, and `ln(1) = 0`).
@@ -542,7 +707,7 @@ mod tests {
                         let mut picked = Vec::new();
                         let order =
                             |a: &Candidate<u64>, b: &Candidate<u64>| a.score.cmp(&b.score).then(b.index.cmp(&a.index));
-                        top_k_unweighted(simd, kh, &hashes[..len], k, order, |i| picked.push(i));
+                        top_k_unweighted(simd, kh, &hashes[..len], &[], k, order, |i| picked.push(i));
                         let mut sorted: Vec<usize> = (0..len).collect();
                         sorted.sort_by(|&a, &b| reference[b].cmp(&reference[a]).then(a.cmp(&b)));
                         sorted.truncate(k);
@@ -551,6 +716,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn avx512_skip_passes_exactly_the_blocks_without_a_top_33_bit_hit() {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            use crate::topk::BLOCK;
+            let hashes: Vec<u64> = (0..10_000u64).map(|i| mix(i ^ 0x5eed)).collect();
+            let premixed: Vec<u64> = hashes.iter().map(|&h| premix(h)).collect();
+            for key in ["", "ryans", "user:42"] {
+                let kh = hash_str(key);
+                let scores: Vec<u64> = hashes.iter().map(|&h| score(kh, h)).collect();
+                let blocks: Vec<&[u64]> = scores.chunks_exact(BLOCK).collect();
+                for at in [0, 1, 7, 100, blocks.len() - 1] {
+                    let max = *blocks[at].iter().max().unwrap();
+                    let low = (1u64 << 31) - 1;
+                    let thresholds = [0, 1, max - 1, max, max + 1, max & !low, (max | low) + 1, u64::MAX];
+                    for from in [0, at / 2, at] {
+                        for t in thresholds {
+                            // Exactly: blocks before the first with a score's top 33 bits at
+                            // least the threshold's; never past a block with a real hit.
+                            let top = |s: &u64| s >> 31;
+                            let want = blocks[from..].iter().take_while(|b| b.iter().all(|s| top(s) < t >> 31)).count();
+                            let exact = blocks[from..].iter().take_while(|b| b.iter().all(|&s| s < t)).count();
+                            // SAFETY: `has_avx512` found avx512f and avx512dq on this CPU.
+                            let got = unsafe { avx512::skip_blocks::<false>(kh, &hashes[from * BLOCK..], t) };
+                            assert_eq!(got, want, "{key:?}: from block {from}, threshold {t:#x}");
+                            assert!(got <= exact, "{key:?}: passed a block with a hit");
+                            // SAFETY: as above.
+                            let got = unsafe { avx512::skip_blocks::<true>(premix(kh), &premixed[from * BLOCK..], t) };
+                            assert_eq!(got, want, "{key:?}: premixed, from block {from}, threshold {t:#x}");
+                        }
+                    }
+                }
+                // Through the selection, against the portable build, at 10 000 nodes.
+                let order = |a: &Candidate<u64>, b: &Candidate<u64>| a.score.cmp(&b.score).then(b.index.cmp(&a.index));
+                for k in [1, 2, 3, 4, 5, 8, 10, 32] {
+                    let (mut wide, mut premixed_wide, mut portable) = (Vec::new(), Vec::new(), Vec::new());
+                    top_k_unweighted(Simd::Avx512, kh, &hashes, &[], k, order, |i| wide.push(i));
+                    top_k_unweighted(Simd::Avx512, kh, &hashes, &premixed, k, order, |i| premixed_wide.push(i));
+                    top_k_unweighted(Simd::Portable, kh, &hashes, &premixed, k, order, |i| portable.push(i));
+                    assert_eq!(wide, portable, "{key:?}: top {k} of 10 000");
+                    assert_eq!(premixed_wide, portable, "{key:?}: premixed, top {k} of 10 000");
+                }
+            }
+            return;
+        }
+        crate::say_not_tested(
+            "avx512_skip_passes_exactly_the_blocks_without_a_top_33_bit_hit",
+            "this CPU lacks avx512f or avx512dq, so the AVX-512 skip was not compared",
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::hash::{
-    mix, score, top_k_unweighted, top_k_unweighted_masked, weight_in_range, weighted_score, zone_maxima, Algorithm,
-    Simd, MAX_WEIGHT, MIN_WEIGHT,
+    mix, premix, score, top_k_unweighted, top_k_unweighted_masked, weight_in_range, weighted_score, zone_maxima,
+    Algorithm, Simd, MAX_WEIGHT, MIN_WEIGHT,
 };
 use super::small::SMALL_N;
 use super::topk::{top_k, Candidate, INLINE};
@@ -177,6 +177,9 @@ pub struct Service {
     ids: Vec<String>,
     /// The hash of each node's identity.
     hashes: Vec<u64>,
+    /// `hashes` through [`premix`], for the AVX-512 build's pass over blocks: only for an
+    /// unweighted service of more than [`SMALL_N`] nodes on a CPU with AVX-512, else empty.
+    premixed: Vec<u64>,
     /// Each node's weight, in the order of `nodes`.
     weights: Vec<f64>,
     /// `1 / weight` for each node, for the weighted path's bound (see [`super::weighted`]).
@@ -374,6 +377,10 @@ impl Service {
             fingerprint(algorithm, &hashes, (!uniform).then_some(&weights[..]), addresses, &ids, zone_names);
         let inv_weights = if uniform { Vec::new() } else { weights.iter().map(|&w| weighted::inverse(w)).collect() };
         let by_hash = if hashes.len() > INDEXED { index_of(&hashes) } else { Vec::new() };
+        let premixed = match uniform && hashes.len() > SMALL_N && Simd::detect() == Simd::Avx512 {
+            true => hashes.iter().map(|&h| premix(h)).collect(),
+            false => Vec::new(),
+        };
         let zones = has_zones.then(|| {
             let weights = if uniform { &[][..] } else { &weights[..] };
             Box::new(Zones::build(zones, &hashes, weights, &inv_weights))
@@ -384,6 +391,7 @@ impl Service {
             nodes,
             ids,
             hashes,
+            premixed,
             weights,
             inv_weights,
             weighted: !uniform,
@@ -728,17 +736,21 @@ impl Service {
         // Ties are broken by identity.
         let nodes = self.ids();
         let weights = self.weighted.then_some(weighted::Weights { of: &self.weights, inverse: &self.inv_weights });
-        rank_scored(key_hash, hashes, weights, k, unweighted_order(nodes), weighted_order(nodes), emit)
+        let premixed = &self.premixed[..];
+        rank_scored(key_hash, hashes, premixed, weights, k, unweighted_order(nodes), weighted_order(nodes), emit)
     }
 }
 
 /// Calls `emit` with the positions in `hashes` of the `k` nodes ranked highest for `key_hash`
 /// (weighted by `weights` when given), best first, ties broken by the order given: the one
-/// dispatch a whole service and a zone's group rank through.
+/// dispatch a whole service and a zone's group rank through. `premixed`: empty, or `hashes`
+/// through [`premix`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // What the two rankings share, passed on as it is.
 fn rank_scored(
     key_hash: u64,
     hashes: &[u64],
+    premixed: &[u64],
     weights: Option<weighted::Weights<'_>>,
     k: usize,
     unweighted: impl Fn(&Candidate<u64>, &Candidate<u64>) -> Ordering,
@@ -746,7 +758,7 @@ fn rank_scored(
     emit: impl FnMut(usize),
 ) {
     match weights {
-        None => top_k_unweighted(Simd::detect(), key_hash, hashes, k, unweighted, emit),
+        None => top_k_unweighted(Simd::detect(), key_hash, hashes, premixed, k, unweighted, emit),
         Some(w) if k <= INLINE => weighted::top_k(Simd::detect(), key_hash, hashes, w, k, weighted, emit),
         Some(w) => top_k(
             hashes.len(),
@@ -759,6 +771,7 @@ fn rank_scored(
                 // No skipping (k > INLINE ranks every node; see `top_k`).
                 u32::MAX
             },
+            |_, _, _| 0,
             weighted,
             emit,
         ),
@@ -823,7 +836,8 @@ impl<'a, I: Fn(u32) -> &'a str> Group<'a, I> {
         };
         let weights =
             (!self.weights.is_empty()).then_some(weighted::Weights { of: self.weights, inverse: self.inv_weights });
-        rank_scored(key_hash, self.hashes, weights, k, unweighted, weighted, emit)
+        // A zone's group keeps no premixed copy of its hashes: it takes the skip from the raw ones.
+        rank_scored(key_hash, self.hashes, &[], weights, k, unweighted, weighted, emit)
     }
 }
 

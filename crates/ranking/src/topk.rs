@@ -33,6 +33,10 @@ pub struct Candidate<S> {
 /// set bit is always allowed, and `None` asks for every bit). `better(a, b)` is a total order
 /// in which `Ordering::Greater` means `a` ranks before `b`, scores first, so a candidate whose
 /// score is below the k-th best's cannot change the answer (an equal one can, by the tie-break).
+/// `skip(start, end, threshold)`, asked before each whole block from `start` once the k best
+/// so far are known, returns how many of the whole blocks from `start` (to `end`) hold no
+/// candidate of score at least `threshold`: those are passed over without `fill`, and `0` is
+/// always allowed (the AVX-512 build answers it in one tight loop, [`super::hash::avx512`]).
 ///
 /// Always inlined: the caller may be compiled for a SIMD level (see
 /// [`super::hash::top_k_unweighted`]), and only what is inlined into it is compiled for it.
@@ -41,6 +45,7 @@ pub fn top_k<S: Copy + Default>(
     n: usize,
     k: usize,
     fill: impl Fn(usize, &mut [S], Option<&S>) -> u32,
+    skip: impl Fn(usize, usize, &S) -> usize,
     better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -68,9 +73,9 @@ pub fn top_k<S: Copy + Default>(
 
     // The buffer lives on the stack and is initialised every lookup: size it to k.
     match k {
-        0..=4 => scan::<S, 4>(n, k, fill, better, emit),
-        5..=8 => scan::<S, 8>(n, k, fill, better, emit),
-        _ => scan::<S, INLINE>(n, k, fill, better, emit),
+        0..=4 => scan::<S, 4>(n, k, fill, skip, better, emit),
+        5..=8 => scan::<S, 8>(n, k, fill, skip, better, emit),
+        _ => scan::<S, INLINE>(n, k, fill, skip, better, emit),
     }
 }
 
@@ -80,11 +85,14 @@ pub fn top_k<S: Copy + Default>(
 /// of them while the buffer fills), and only those are offered: at 100 nodes and top 3 that is
 /// a handful of the 68 candidates after the first block. Comparing every candidate instead, with
 /// a data-dependent branch each, was two thirds of a 100-node lookup's time (perf annotate).
+/// The whole blocks are walked here rather than by [`for_each_block`], so that `skip` can pass
+/// over many at once.
 #[inline(always)]
 fn scan<S: Copy + Default, const N: usize>(
     n: usize,
     k: usize,
     fill: impl Fn(usize, &mut [S], Option<&S>) -> u32,
+    skip: impl Fn(usize, usize, &S) -> usize,
     better: impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -92,29 +100,54 @@ fn scan<S: Copy + Default, const N: usize>(
     let buf = &mut buf[..k];
     let mut block = [S::default(); BLOCK];
     let mut filled = 0;
-    for_each_block(
-        n,
-        #[inline(always)]
-        |start, len| {
-            let scores = &mut block[..len];
-            let threshold = (filled == k).then(|| buf[k - 1].score);
-            // Bits past the block's end mean nothing.
-            let mut may_beat = fill(start, scores, threshold.as_ref()) & (u32::MAX >> (BLOCK - len));
-            while may_beat != 0 {
-                let j = may_beat.trailing_zeros() as usize;
-                may_beat &= may_beat - 1;
-                offer(buf, &mut filled, Candidate { score: scores[j], index: (start + j) as u32 }, &better);
+    let mut at = 0;
+    let whole = n - n % BLOCK;
+    while at < whole {
+        if filled == k {
+            let passed = skip(at, whole, &buf[k - 1].score);
+            debug_assert!(passed <= (whole - at) / BLOCK, "skip passed the end");
+            at += BLOCK * passed;
+            if at == whole {
+                break;
             }
-        },
-    );
+        }
+        scan_block(at, BLOCK, buf, &mut filled, &mut block, &fill, &better);
+        at += BLOCK;
+    }
+    if whole < n {
+        scan_block(whole, n - whole, buf, &mut filled, &mut block, &fill, &better);
+    }
     buf[..filled].iter().for_each(|c| emit(c.index as usize));
+}
+
+/// Offers the candidates of the block at `start` (`len` long) that may beat the k-th best.
+#[inline(always)]
+fn scan_block<S: Copy>(
+    start: usize,
+    len: usize,
+    buf: &mut [Candidate<S>],
+    filled: &mut usize,
+    block: &mut [S; BLOCK],
+    fill: &impl Fn(usize, &mut [S], Option<&S>) -> u32,
+    better: &impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
+) {
+    let k = buf.len();
+    let scores = &mut block[..len];
+    let threshold = (*filled == k).then(|| buf[k - 1].score);
+    // Bits past the block's end mean nothing.
+    let mut may_beat = fill(start, scores, threshold.as_ref()) & (u32::MAX >> (BLOCK - len));
+    while may_beat != 0 {
+        let j = may_beat.trailing_zeros() as usize;
+        may_beat &= may_beat - 1;
+        offer(buf, filled, Candidate { score: scores[j], index: (start + j) as u32 }, better);
+    }
 }
 
 /// Calls `block(start, len)` for each block of [`BLOCK`] of `n` candidates: the whole blocks,
 /// then the partial one. Always inlined, and so is `block` where the caller marks its closure
 /// `#[inline(always)]`: with the length a constant in the first call, the scoring loop of a
-/// whole block compiles to straight-line code without remainder loops. Both scans use it, this
-/// module's and the weighted one.
+/// whole block compiles to straight-line code without remainder loops. The weighted scan uses
+/// it; this module's walks the same blocks itself, the whole ones with their constant length too.
 #[inline(always)]
 pub fn for_each_block(n: usize, mut block: impl FnMut(usize, usize)) {
     let whole = n - n % BLOCK;
@@ -169,6 +202,12 @@ mod tests {
     use super::*;
 
     fn pick(scores: &[u64], k: usize) -> Vec<usize> {
+        pick_skipping(scores, k, false)
+    }
+
+    /// With `skipping`, `skip` passes over every whole block without a score at least the
+    /// threshold (as the AVX-512 build does); without, over none.
+    fn pick_skipping(scores: &[u64], k: usize, skipping: bool) -> Vec<usize> {
         let mut out = Vec::new();
         top_k(
             scores.len(),
@@ -176,6 +215,10 @@ mod tests {
             |start, out: &mut [u64], threshold: Option<&u64>| {
                 out.copy_from_slice(&scores[start..start + out.len()]);
                 bits_at_least(out, threshold)
+            },
+            |start, end, threshold| match skipping {
+                true => scores[start..end].chunks(BLOCK).take_while(|b| b.iter().all(|s| s < threshold)).count(),
+                false => 0,
             },
             |a, b| a.score.cmp(&b.score).then(b.index.cmp(&a.index)),
             |i| out.push(i),
@@ -197,6 +240,21 @@ mod tests {
         for k in 0..=160 {
             // Crosses INLINE, so both paths are checked.
             assert_eq!(pick(&scores, k), by_sorting(&scores, k), "k={k}");
+        }
+    }
+
+    #[test]
+    fn skipping_blocks_without_a_hit_changes_nothing() {
+        // Several whole blocks and a partial one, with ties, and with the best at the end.
+        for n in [31, 32, 33, 64, 200, 1000] {
+            let mut scores: Vec<u64> = (0..n as u64).map(|i| super::super::hash::mix(i) % 500).collect();
+            for k in [1, 2, 3, 4, 5, 8, 9, 32] {
+                assert_eq!(pick_skipping(&scores, k, true), by_sorting(&scores, k), "n={n} k={k}");
+            }
+            scores.iter_mut().rev().take(40).for_each(|s| *s += 1000);
+            for k in [1, 3, 8] {
+                assert_eq!(pick_skipping(&scores, k, true), by_sorting(&scores, k), "n={n} k={k}, best last");
+            }
         }
     }
 

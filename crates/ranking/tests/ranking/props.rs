@@ -162,6 +162,7 @@ fn select<S: Copy + Default + PartialOrd>(
             block.copy_from_slice(&scores[start..start + block.len()]);
             topk::bits_at_least(block, threshold)
         },
+        |_, _, _| 0,
         order,
         |i| out.push(nodes[i].clone()),
     );
@@ -302,6 +303,35 @@ proptest! {
             let mut want = Vec::new();
             plain.rank_into(&key, k, &mut want);
             prop_assert_eq!(as_ids, want, "{:?}", algorithm);
+        }
+    }
+}
+
+/// Services past the small-input path (more than 128 nodes), where the block scan runs and, on
+/// a CPU with AVX-512, passes over blocks with premixed hashes: every answer is the definition's
+/// (highest `score(key_hash, id_hash)` first, ties by the smaller identity), computed here
+/// without the crate's selection, for both algorithms.
+#[test]
+fn large_services_rank_as_the_definition() {
+    use keyrouter_ranking::hash::score;
+    use keyrouter_ranking::{Algorithm, NodeSpec};
+    for algorithm in Algorithm::ALL {
+        for n in [129usize, 1_000, 10_000] {
+            let nodes = nodes(n);
+            let spec = ServiceSpec { name: "s".into(), nodes: nodes.iter().map(NodeSpec::new).collect() };
+            let (table, _) = Table::build_with(algorithm, [spec]).unwrap();
+            let s = table.get("s").unwrap();
+            for i in 0..40 {
+                let key = format!("user:{}", i * 7919);
+                let kh = algorithm.hash_key(&key);
+                let mut all: Vec<(u64, &str)> =
+                    nodes.iter().map(|n| (score(kh, algorithm.hash_id(n)), n.as_str())).collect();
+                all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+                for k in [1usize, 2, 3, 5, 10, 32, 33] {
+                    let want: Vec<&str> = all[..k].iter().map(|(_, n)| *n).collect();
+                    assert_eq!(s.lookup(&key, 1, k as u64).unwrap(), want, "{algorithm:?}: {n} nodes, {key}, top {k}");
+                }
+            }
         }
     }
 }
