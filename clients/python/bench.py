@@ -4,8 +4,8 @@
     cargo test --test integration python_client::   # builds the package into target/tmp
     target/tmp/venv-python-client/bin/python clients/python/bench.py target/release/keyrouter
 
-For 100 and 10 000 nodes it starts the server (port 0) on a generated services file, connects
-a ``Client`` and times, in alternating rounds: ``client.lookup`` (one key, max 3), one key of
+For 100 and 10 000 nodes, unweighted then weighted (weights 1 to 5), it starts the server
+(port 0) on a generated services file, connects a ``Client`` and times, in alternating rounds: ``client.lookup`` (one key, max 3), one key of
 ``client.lookup_many`` over 10 000 keys, and ``POST /service/{name}`` with the same key on one
 kept-alive connection (``http.client``: the cheapest a Python program asks the server) and on
 a new connection each (``urllib.request``, what a program without a session does). It prints
@@ -28,10 +28,13 @@ import urllib.request
 import keyrouter
 
 
-def start_server(binary, nodes, directory):
-    path = os.path.join(directory, f"services-{nodes}.toml")
+def start_server(binary, nodes, weighted, directory):
+    path = os.path.join(directory, f"services-{nodes}-{weighted}.toml")
     with open(path, "w") as f:
-        listed = ", ".join(f'"node-{i}.example:8080"' for i in range(nodes))
+        if weighted:
+            listed = ", ".join(f'{{ Node = "node-{i}.example:8080", Weight = {1 + i % 5} }}' for i in range(nodes))
+        else:
+            listed = ", ".join(f'"node-{i}.example:8080"' for i in range(nodes))
         f.write(f'Algorithm = 2\n[[Services]]\nName = "bench"\nNodes = [{listed}]\n')
     server = subprocess.Popen(
         [binary, "--services", path, "--address", "127.0.0.1:0", "--workers", "1"],
@@ -56,8 +59,8 @@ def per_key(fn, count):
     return (time.perf_counter() - start) / count
 
 
-def bench(binary, nodes, rounds, directory):
-    server, port = start_server(binary, nodes, directory)
+def bench(binary, nodes, weighted, rounds, directory):
+    server, port = start_server(binary, nodes, weighted, directory)
     try:
         client = keyrouter.Client(f"http://127.0.0.1:{port}", refresh=3600)
         keys = [f"user:{i}" for i in range(10_000)]
@@ -118,13 +121,14 @@ def main():
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {args.rounds} alternating rounds, medians per key")
     with tempfile.TemporaryDirectory() as directory:
-        for nodes in (100, 10_000):
-            r = bench(args.keyrouter, nodes, args.rounds, directory)
-            print(
-                f"{nodes:>6} nodes: lookup {r['local'] * 1e6:6.2f} us, lookup_many {r['lookup_many'] * 1e6:6.2f} us/key;"
-                f" HTTP kept alive {r['http'] * 1e6:6.1f} us = {r['http_ratio']:5.1f}x lookup,"
-                f" HTTP new connection {r['http_fresh'] * 1e6:6.1f} us = {r['http_fresh_ratio']:5.1f}x"
-            )
+        for weighted in (False, True):
+            for nodes in (100, 10_000):
+                r = bench(args.keyrouter, nodes, weighted, args.rounds, directory)
+                print(
+                    f"{'weighted' if weighted else 'unweighted':>10} {nodes:>6} nodes: lookup {r['local'] * 1e6:6.2f} us, lookup_many {r['lookup_many'] * 1e6:6.2f} us/key;"
+                    f" HTTP kept alive {r['http'] * 1e6:6.1f} us = {r['http_ratio']:5.1f}x lookup,"
+                    f" HTTP new connection {r['http_fresh'] * 1e6:6.1f} us = {r['http_fresh_ratio']:5.1f}x"
+                )
 
 
 if __name__ == "__main__":
