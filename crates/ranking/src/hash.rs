@@ -551,6 +551,46 @@ pub mod avx512 {
         blocks.len()
     }
 
+    /// How many whole blocks at the start of `hashes` hold no node that a weighted scan with
+    /// the limit `limit_2_52 / 2^52` would offer ([`crate::weighted`]): all of them when none.
+    /// Its test, `(!s >> 12) / w <= limit_2_52` on each score `s`, is the scan's
+    /// `((!s >> 12) + ½) 2^-52 / w <= limit` without the half step (the product rounds
+    /// monotonically, and scaling by 2^52 is exact), so a node it passes over would have been
+    /// passed over by the scan too: the answer does not change. `inv_weights` as `hashes`.
+    ///
+    /// # Safety
+    /// Callers compiled without the features call it in `unsafe`: the CPU must have `avx512f`
+    /// and `avx512dq` ([`super::has_avx512`]).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[inline]
+    pub fn skip_blocks_weighted(key_hash: u64, hashes: &[u64], inv_weights: &[f64], limit_2_52: f64) -> usize {
+        const { assert!(BLOCK.is_multiple_of(LANES), "whole vectors a block") };
+        debug_assert_eq!(hashes.len(), inv_weights.len());
+        let key = _mm512_set1_epi64(key_hash as i64);
+        let ones = _mm512_set1_epi64(-1);
+        let limit = _mm512_set1_pd(limit_2_52);
+        let (blocks, _) = hashes.as_chunks::<BLOCK>();
+        let (inverses, _) = inv_weights.as_chunks::<BLOCK>();
+        for (b, (block, inverse)) in blocks.iter().zip(inverses).enumerate() {
+            let (vectors, _) = block.as_chunks::<LANES>();
+            let (inverse, _) = inverse.as_chunks::<LANES>();
+            let mut any = 0u8;
+            for (v, w) in vectors.iter().zip(inverse) {
+                // SAFETY: `v` and `w` are 64 readable bytes each, and the loads have no alignment
+                // requirement.
+                let (h, inv) = unsafe { (_mm512_loadu_si512(v.as_ptr().cast()), _mm512_loadu_pd(w.as_ptr())) };
+                let s = mix(_mm512_xor_si512(h, key));
+                // `!s >> 12` is below 2^52: its conversion is exact.
+                let t = _mm512_cvtepu64_pd(_mm512_srli_epi64::<12>(_mm512_xor_si512(s, ones)));
+                any |= _mm512_cmp_pd_mask::<_CMP_LE_OQ>(_mm512_mul_pd(t, inv), limit);
+            }
+            if any != 0 {
+                return b;
+            }
+        }
+        blocks.len()
+    }
+
     /// [`super::mix`] on eight lanes.
     #[target_feature(enable = "avx512f,avx512dq")]
     #[inline]

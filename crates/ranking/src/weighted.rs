@@ -27,7 +27,7 @@
 use std::cmp::Ordering;
 
 use super::hash::{score, simd_dispatch, weighted_score, Simd};
-use super::topk::{for_each_block, offer, Candidate, BLOCK, INLINE};
+use super::topk::{offer, Candidate, BLOCK, INLINE};
 
 /// Relative slack between the bound and the exact score, far above every rounding error.
 const MARGIN: f64 = 1e-12;
@@ -37,6 +37,8 @@ const MARGIN: f64 = 1e-12;
 const EXP_52: u64 = 0x4330_0000_0000_0000;
 const HALF_BELOW: f64 = 4_503_599_627_370_495.5;
 const STEP: f64 = 1.0 / (1u64 << 52) as f64;
+/// 2^52, by which [`crate::hash::avx512::skip_blocks_weighted`] takes the limit.
+const TWO_52: f64 = (1u64 << 52) as f64;
 
 /// `t / w` for the node with raw score `raw` and `inv_weight = 1/w`: at most `-ln(u)/w`.
 #[inline(always)]
@@ -93,6 +95,7 @@ where
     simd_dispatch! {
         simd,
         fn rank<B: Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering, E: FnMut(usize)>(
+            simd: Simd,
             key_hash: u64,
             hashes: &[u64],
             weights: Weights<'_>,
@@ -100,7 +103,38 @@ where
             better: B,
             emit: E,
         ) {
-            scan(key_hash, hashes, weights.of, weights.inverse, k, better, emit)
+            // The AVX-512 build passes over blocks without a candidate in intrinsics.
+            #[cfg(target_arch = "x86_64")]
+            let wide = simd == Simd::Avx512 && crate::hash::has_avx512();
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = simd;
+            scan(
+                key_hash,
+                hashes,
+                weights.of,
+                weights.inverse,
+                k,
+                #[inline(always)]
+            |start: usize, end: usize, limit: f64| {
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: `wide`: the CPU has avx512f and avx512dq.
+                    return unsafe {
+                        crate::hash::avx512::skip_blocks_weighted(
+                            key_hash,
+                            &hashes[start..end],
+                            &weights.inverse[start..end],
+                            limit * TWO_52,
+                        )
+                    };
+                }
+                // AVX2 and portable builds bound every block (AVX2 has no u64 -> f64).
+                let _ = (start, end, limit);
+                0
+            },
+                better,
+                emit,
+            )
         }
     }
 }
@@ -114,14 +148,17 @@ pub struct Weights<'a> {
 
 /// [`top_k`] for one SIMD level: always inlined into the level's function, with whole blocks of
 /// a constant length (straight-line scoring code, as in the unweighted scan) and the partial
-/// last block apart.
+/// last block apart. Once k nodes are in, `skip(start, end, limit)` may pass over whole blocks
+/// from `start` (before `end`) in which no node's bound is within `limit`: it returns how many.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the scan's inputs, and the level's skip
 fn scan(
     key_hash: u64,
     hashes: &[u64],
     weights: &[f64],
     inv_weights: &[f64],
     k: usize,
+    skip: impl Fn(usize, usize, f64) -> usize,
     better: impl Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -136,7 +173,7 @@ fn scan(
     let mut filled = 0;
     // A node whose bound is above `limit` cannot beat `buf[k - 1]`.
     let mut limit = f64::INFINITY;
-    for_each_block(
+    walk_blocks(
         n,
         #[inline(always)]
         |start, len| {
@@ -149,22 +186,53 @@ fn scan(
                 &mut bounds[..len],
                 limit,
             );
-            if !any {
-                return;
-            }
-            for j in 0..len {
-                if bounds[j] > limit {
-                    continue;
+            if any {
+                for j in 0..len {
+                    if bounds[j] > limit {
+                        continue;
+                    }
+                    let i = start + j;
+                    let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
+                    if offer(buf, &mut filled, c, &better) && filled == k {
+                        limit = (1.0 + MARGIN) / buf[k - 1].score.0;
+                    }
                 }
-                let i = start + j;
-                let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
-                if offer(buf, &mut filled, c, &better) && filled == k {
-                    limit = (1.0 + MARGIN) / buf[k - 1].score.0;
-                }
             }
+            (filled == k).then_some(limit)
         },
+        skip,
     );
     buf.iter().for_each(|c| emit(c.index as usize));
+}
+
+/// Calls `visit(start, len)` for each block of [`BLOCK`] of `n` nodes, the whole ones with the
+/// constant length, then the partial one; once `visit` returns the limit (k nodes are in),
+/// `skip(start, end, limit)` may pass over whole blocks first. Always inlined, as `visit` is
+/// where the caller marks it `#[inline(always)]`.
+#[inline(always)]
+fn walk_blocks(
+    n: usize,
+    mut visit: impl FnMut(usize, usize) -> Option<f64>,
+    skip: impl Fn(usize, usize, f64) -> usize,
+) {
+    let whole = n - n % BLOCK;
+    let mut at = 0;
+    let mut full = None;
+    while at < whole {
+        if let Some(limit) = full {
+            let passed = skip(at, whole, limit);
+            debug_assert!(passed <= (whole - at) / BLOCK, "skip passed the end");
+            at += BLOCK * passed;
+            if at == whole {
+                break;
+            }
+        }
+        full = visit(at, BLOCK);
+        at += BLOCK;
+    }
+    if whole < n {
+        visit(whole, n - whole);
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +265,7 @@ mod tests {
     fn every_simd_level_picks_what_exact_scores_sorted_do() {
         use crate::hash::hash_str;
         use crate::weighted_order;
-        for len in [1, 7, 31, 32, 33, 64, 100, 1000] {
+        for len in [1, 7, 31, 32, 33, 64, 100, 1000, 10_000] {
             let nodes: Vec<String> = (0..len).map(|i| format!("node-{i}")).collect();
             let hashes: Vec<u64> = nodes.iter().map(|n| hash_str(n)).collect();
             let weights: Vec<f64> = (0..len).map(|i| 0.5 + (i % 13) as f64 / 3.0).collect();
@@ -219,6 +287,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The AVX-512 skip passes over a block only if the scan would offer none of its nodes,
+    /// and stops at one where its own test finds a node within the limit.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx512_skip_passes_over_only_blocks_the_scan_would_skip() {
+        use crate::hash::{has_avx512, hash_str, mix};
+        if !has_avx512() {
+            eprintln!("this CPU lacks avx512f or avx512dq, so the AVX-512 weighted skip was not tested");
+            return;
+        }
+        let n = 2000;
+        let hashes: Vec<u64> = (0..n).map(|i| hash_str(&format!("node-{i}"))).collect();
+        let inv: Vec<f64> = (0..n).map(|i| inverse(0.5 + (i % 13) as f64 / 3.0)).collect();
+        let whole = n - n % BLOCK;
+        let (mut passed_over, mut stops) = (0, 0);
+        for key in 0..300u64 {
+            let kh = mix(key);
+            for limit in [1e-4, 1e-3, 3e-3, 1e-2, 1e-1] {
+                let mut at = 0;
+                while at < whole {
+                    // SAFETY: has_avx512() above.
+                    let passed = unsafe {
+                        crate::hash::avx512::skip_blocks_weighted(
+                            kh,
+                            &hashes[at..whole],
+                            &inv[at..whole],
+                            limit * TWO_52,
+                        )
+                    };
+                    for i in at..at + passed * BLOCK {
+                        let b = bound(score(kh, hashes[i]), inv[i]);
+                        assert!(b > limit, "key {key}, limit {limit}: node {i} (bound {b}) passed over");
+                    }
+                    passed_over += passed;
+                    at += passed * BLOCK;
+                    if at < whole {
+                        let near =
+                            (at..at + BLOCK).any(|i| bound(score(kh, hashes[i]), inv[i]) <= limit * (1.0 + 1e-12));
+                        assert!(
+                            near,
+                            "key {key}, limit {limit}: stopped at block {} without a node within it",
+                            at / BLOCK
+                        );
+                        stops += 1;
+                        at += BLOCK;
+                    }
+                }
+            }
+        }
+        assert!(passed_over > 10_000 && stops > 1_000, "{passed_over} blocks passed over, {stops} stops");
     }
 
     #[test]
