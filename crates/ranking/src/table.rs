@@ -603,6 +603,13 @@ impl Service {
         {
             return;
         }
+        // A weighted one too, in its scan.
+        if self.weighted && !excluded.is_empty() && k <= INLINE {
+            let weights = weighted::Weights { of: &self.weights, inverse: &self.inv_weights };
+            let key_hash = self.algorithm.hash_key(key);
+            let order = weighted_order(self.ids());
+            return weighted::top_k(Simd::detect(), key_hash, &self.hashes, weights, excluded, k, order, emit);
+        }
         let mut left = k;
         self.rank_indexes(key, k + excluded.len(), |i| {
             if left > 0 && !is_excluded(excluded, i) {
@@ -759,7 +766,7 @@ fn rank_scored(
 ) {
     match weights {
         None => top_k_unweighted(Simd::detect(), key_hash, hashes, premixed, k, unweighted, emit),
-        Some(w) if k <= INLINE => weighted::top_k(Simd::detect(), key_hash, hashes, w, k, weighted, emit),
+        Some(w) if k <= INLINE => weighted::top_k(Simd::detect(), key_hash, hashes, w, &[], k, weighted, emit),
         Some(w) => top_k(
             hashes.len(),
             k,

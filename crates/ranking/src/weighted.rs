@@ -84,11 +84,20 @@ fn fill_portable(
 /// The exact weighted score and its tie-breakers, as the comparison sees it.
 pub type Score = (f64, u64);
 
-/// Calls `emit` with the indexes of the `k` best nodes (`k <= INLINE`), best first, by the
-/// exact weighted order `better` (score, then raw hash, then node string), skipping the nodes
-/// whose bound proves they lose.
-pub fn top_k<B, E>(simd: Simd, key_hash: u64, hashes: &[u64], weights: Weights<'_>, k: usize, better: B, emit: E)
-where
+/// Calls `emit` with the indexes of the `k` best nodes (`k <= INLINE`) other than those at
+/// `excluded` (sorted positions), best first, by the exact weighted order `better` (score, then
+/// raw hash, then node string), skipping the nodes whose bound proves they lose.
+#[allow(clippy::too_many_arguments)] // the ranking's inputs, as the unweighted top_k's
+pub fn top_k<B, E>(
+    simd: Simd,
+    key_hash: u64,
+    hashes: &[u64],
+    weights: Weights<'_>,
+    excluded: &[u32],
+    k: usize,
+    better: B,
+    emit: E,
+) where
     B: Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering,
     E: FnMut(usize),
 {
@@ -99,6 +108,7 @@ where
             key_hash: u64,
             hashes: &[u64],
             weights: Weights<'_>,
+            excluded: &[u32],
             k: usize,
             better: B,
             emit: E,
@@ -113,6 +123,7 @@ where
                 hashes,
                 weights.of,
                 weights.inverse,
+                excluded,
                 k,
                 #[inline(always)]
             |start: usize, end: usize, limit: f64| {
@@ -157,6 +168,7 @@ fn scan(
     hashes: &[u64],
     weights: &[f64],
     inv_weights: &[f64],
+    excluded: &[u32],
     k: usize,
     skip: impl Fn(usize, usize, f64) -> usize,
     better: impl Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering,
@@ -188,10 +200,12 @@ fn scan(
             );
             if any {
                 for j in 0..len {
-                    if bounds[j] > limit {
+                    let i = start + j;
+                    // Excluded nodes are left out here, where few nodes get: the k best of the
+                    // others, without selecting k + excluded and dropping them after.
+                    if bounds[j] > limit || (!excluded.is_empty() && excluded.binary_search(&(i as u32)).is_ok()) {
                         continue;
                     }
-                    let i = start + j;
                     let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
                     if offer(buf, &mut filled, c, &better) && filled == k {
                         limit = (1.0 + MARGIN) / buf[k - 1].score.0;
@@ -281,7 +295,7 @@ mod tests {
                     for simd in Simd::available() {
                         let mut picked = Vec::new();
                         let w = Weights { of: &weights, inverse: &inv };
-                        top_k(simd, kh, &hashes, w, k, weighted_order(&nodes), |i| picked.push(i));
+                        top_k(simd, kh, &hashes, w, &[], k, weighted_order(&nodes), |i| picked.push(i));
                         assert_eq!(picked, exact[..k.min(len)], "{simd:?}: {len} nodes, key {key:?}, top {k}");
                     }
                 }
