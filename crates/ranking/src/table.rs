@@ -135,7 +135,7 @@ impl Resolved {
 
 /// Whether node `i` is in `excluded` (sorted).
 #[inline]
-fn is_excluded(excluded: &[u32], i: usize) -> bool {
+pub(crate) fn is_excluded(excluded: &[u32], i: usize) -> bool {
     !excluded.is_empty() && excluded.binary_search(&(i as u32)).is_ok()
 }
 

@@ -85,8 +85,6 @@ pub fn top_k<S: Copy + Default>(
 /// of them while the buffer fills), and only those are offered: at 100 nodes and top 3 that is
 /// a handful of the 68 candidates after the first block. Comparing every candidate instead, with
 /// a data-dependent branch each, was two thirds of a 100-node lookup's time (perf annotate).
-/// The whole blocks are walked here rather than by [`for_each_block`], so that `skip` can pass
-/// over many at once.
 #[inline(always)]
 fn scan<S: Copy + Default, const N: usize>(
     n: usize,
@@ -100,62 +98,57 @@ fn scan<S: Copy + Default, const N: usize>(
     let buf = &mut buf[..k];
     let mut block = [S::default(); BLOCK];
     let mut filled = 0;
-    let mut at = 0;
+    walk_blocks(
+        n,
+        #[inline(always)]
+        |start, len| {
+            let scores = &mut block[..len];
+            let threshold = (filled == k).then(|| buf[k - 1].score);
+            // Bits past the block's end mean nothing.
+            let mut may_beat = fill(start, scores, threshold.as_ref()) & (u32::MAX >> (BLOCK - len));
+            while may_beat != 0 {
+                let j = may_beat.trailing_zeros() as usize;
+                may_beat &= may_beat - 1;
+                offer(buf, &mut filled, Candidate { score: scores[j], index: (start + j) as u32 }, &better);
+            }
+            (filled == k).then(|| buf[k - 1].score)
+        },
+        skip,
+    );
+    buf[..filled].iter().for_each(|c| emit(c.index as usize));
+}
+
+/// Calls `visit(start, len)` for each block of [`BLOCK`] of `n` candidates: the whole blocks,
+/// then the partial one. Once `visit` returns a threshold (the k best so far are known),
+/// `skip(start, end, &threshold)` is asked first how many whole blocks from `start` (before
+/// `end`) hold no candidate within it, and those are passed over (0 is always allowed). Always
+/// inlined, and so is `visit` where the caller marks its closure `#[inline(always)]`: with the
+/// length a constant in the first call, the scoring loop of a whole block compiles to
+/// straight-line code without remainder loops. Both scans walk their blocks with it, this
+/// module's and the weighted one.
+#[inline(always)]
+pub fn walk_blocks<T>(
+    n: usize,
+    mut visit: impl FnMut(usize, usize) -> Option<T>,
+    skip: impl Fn(usize, usize, &T) -> usize,
+) {
     let whole = n - n % BLOCK;
+    let mut at = 0;
+    let mut threshold = None;
     while at < whole {
-        if filled == k {
-            let passed = skip(at, whole, &buf[k - 1].score);
+        if let Some(t) = &threshold {
+            let passed = skip(at, whole, t);
             debug_assert!(passed <= (whole - at) / BLOCK, "skip passed the end");
             at += BLOCK * passed;
             if at == whole {
                 break;
             }
         }
-        scan_block(at, BLOCK, buf, &mut filled, &mut block, &fill, &better);
+        threshold = visit(at, BLOCK);
         at += BLOCK;
     }
     if whole < n {
-        scan_block(whole, n - whole, buf, &mut filled, &mut block, &fill, &better);
-    }
-    buf[..filled].iter().for_each(|c| emit(c.index as usize));
-}
-
-/// Offers the candidates of the block at `start` (`len` long) that may beat the k-th best.
-#[inline(always)]
-fn scan_block<S: Copy>(
-    start: usize,
-    len: usize,
-    buf: &mut [Candidate<S>],
-    filled: &mut usize,
-    block: &mut [S; BLOCK],
-    fill: &impl Fn(usize, &mut [S], Option<&S>) -> u32,
-    better: &impl Fn(&Candidate<S>, &Candidate<S>) -> Ordering,
-) {
-    let k = buf.len();
-    let scores = &mut block[..len];
-    let threshold = (*filled == k).then(|| buf[k - 1].score);
-    // Bits past the block's end mean nothing.
-    let mut may_beat = fill(start, scores, threshold.as_ref()) & (u32::MAX >> (BLOCK - len));
-    while may_beat != 0 {
-        let j = may_beat.trailing_zeros() as usize;
-        may_beat &= may_beat - 1;
-        offer(buf, filled, Candidate { score: scores[j], index: (start + j) as u32 }, better);
-    }
-}
-
-/// Calls `block(start, len)` for each block of [`BLOCK`] of `n` candidates: the whole blocks,
-/// then the partial one. Always inlined, and so is `block` where the caller marks its closure
-/// `#[inline(always)]`: with the length a constant in the first call, the scoring loop of a
-/// whole block compiles to straight-line code without remainder loops. The weighted scan uses
-/// it; this module's walks the same blocks itself, the whole ones with their constant length too.
-#[inline(always)]
-pub fn for_each_block(n: usize, mut block: impl FnMut(usize, usize)) {
-    let whole = n - n % BLOCK;
-    for start in (0..whole).step_by(BLOCK) {
-        block(start, BLOCK);
-    }
-    if whole < n {
-        block(whole, n - whole);
+        visit(whole, n - whole);
     }
 }
 

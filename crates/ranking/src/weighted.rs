@@ -27,7 +27,8 @@
 use std::cmp::Ordering;
 
 use super::hash::{score, simd_dispatch, weighted_score, Simd};
-use super::topk::{offer, Candidate, BLOCK, INLINE};
+use super::table::is_excluded;
+use super::topk::{offer, walk_blocks, Candidate, BLOCK, INLINE};
 
 /// Relative slack between the bound and the exact score, far above every rounding error.
 const MARGIN: f64 = 1e-12;
@@ -126,23 +127,23 @@ pub fn top_k<B, E>(
                 excluded,
                 k,
                 #[inline(always)]
-            |start: usize, end: usize, limit: f64| {
-                #[cfg(target_arch = "x86_64")]
-                if wide {
-                    // SAFETY: `wide`: the CPU has avx512f and avx512dq.
-                    return unsafe {
-                        crate::hash::avx512::skip_blocks_weighted(
-                            key_hash,
-                            &hashes[start..end],
-                            &weights.inverse[start..end],
-                            limit * TWO_52,
-                        )
-                    };
-                }
-                // AVX2 and portable builds bound every block (AVX2 has no u64 -> f64).
-                let _ = (start, end, limit);
-                0
-            },
+                |start: usize, end: usize, limit: &f64| {
+                    #[cfg(target_arch = "x86_64")]
+                    if wide {
+                        // SAFETY: `wide`: the CPU has avx512f and avx512dq.
+                        return unsafe {
+                            crate::hash::avx512::skip_blocks_weighted(
+                                key_hash,
+                                &hashes[start..end],
+                                &weights.inverse[start..end],
+                                limit * TWO_52,
+                            )
+                        };
+                    }
+                    // AVX2 and portable builds bound every block (AVX2 has no u64 -> f64).
+                    let _ = (start, end, limit);
+                    0
+                },
                 better,
                 emit,
             )
@@ -170,7 +171,7 @@ fn scan(
     inv_weights: &[f64],
     excluded: &[u32],
     k: usize,
-    skip: impl Fn(usize, usize, f64) -> usize,
+    skip: impl Fn(usize, usize, &f64) -> usize,
     better: impl Fn(&Candidate<Score>, &Candidate<Score>) -> Ordering,
     mut emit: impl FnMut(usize),
 ) {
@@ -203,7 +204,7 @@ fn scan(
                     let i = start + j;
                     // Excluded nodes are left out here, where few nodes get: the k best of the
                     // others, without selecting k + excluded and dropping them after.
-                    if bounds[j] > limit || (!excluded.is_empty() && excluded.binary_search(&(i as u32)).is_ok()) {
+                    if bounds[j] > limit || is_excluded(excluded, i) {
                         continue;
                     }
                     let c = Candidate { score: (weighted_score(raw[j], weights[i]), raw[j]), index: i as u32 };
@@ -217,36 +218,6 @@ fn scan(
         skip,
     );
     buf.iter().for_each(|c| emit(c.index as usize));
-}
-
-/// Calls `visit(start, len)` for each block of [`BLOCK`] of `n` nodes, the whole ones with the
-/// constant length, then the partial one; once `visit` returns the limit (k nodes are in),
-/// `skip(start, end, limit)` may pass over whole blocks first. Always inlined, as `visit` is
-/// where the caller marks it `#[inline(always)]`.
-#[inline(always)]
-fn walk_blocks(
-    n: usize,
-    mut visit: impl FnMut(usize, usize) -> Option<f64>,
-    skip: impl Fn(usize, usize, f64) -> usize,
-) {
-    let whole = n - n % BLOCK;
-    let mut at = 0;
-    let mut full = None;
-    while at < whole {
-        if let Some(limit) = full {
-            let passed = skip(at, whole, limit);
-            debug_assert!(passed <= (whole - at) / BLOCK, "skip passed the end");
-            at += BLOCK * passed;
-            if at == whole {
-                break;
-            }
-        }
-        full = visit(at, BLOCK);
-        at += BLOCK;
-    }
-    if whole < n {
-        visit(whole, n - whole);
-    }
 }
 
 #[cfg(test)]
@@ -310,7 +281,10 @@ mod tests {
     fn the_avx512_skip_passes_over_only_blocks_the_scan_would_skip() {
         use crate::hash::{has_avx512, hash_str, mix};
         if !has_avx512() {
-            eprintln!("this CPU lacks avx512f or avx512dq, so the AVX-512 weighted skip was not tested");
+            crate::say_not_tested(
+                "the_avx512_skip_passes_over_only_blocks_the_scan_would_skip",
+                "this CPU lacks avx512f or avx512dq, so the AVX-512 weighted skip was not tested",
+            );
             return;
         }
         let n = 2000;
