@@ -238,6 +238,9 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(TypeError) as e:
                 client.lookup("bar", "k", exclude=first)
             self.assertEqual(str(e.exception), f"exclude takes a list of node identities, not a string: [{first!r}]?")
+            with self.assertRaises(TypeError) as e:
+                client.lookup_many("bar", ["k"], exclude=first)
+            self.assertEqual(str(e.exception), f"exclude takes a list of node identities, not a string: [{first!r}]?")
             with self.assertRaises(TypeError):
                 self.table.lookup("bar", "k", exclude=first)
             # Anything else fails as `list(exclude)` and then `Table.lookup` fail (`Client.lookup`

@@ -42,17 +42,6 @@ __all__ = [
 DEFAULT_MAX_TABLE_BYTES = DEFAULT_MAX_SERVICES_BYTES
 
 
-#: ``exclude``'s default: a lookup without one passes it on as it is, unconverted.
-_NO_EXCLUDE = ()
-
-
-def _identities(exclude):
-    """``exclude`` as a list; a lone string would otherwise be taken for its characters."""
-    if isinstance(exclude, str):
-        raise TypeError(f"exclude takes a list of node identities, not a string: [{exclude!r}]?")
-    return exclude if isinstance(exclude, list) else list(exclude)
-
-
 class FetchError(KeyrouterError):
     """The server could not be reached, or did not answer ``/table`` with a table."""
 
@@ -110,17 +99,9 @@ class Client(_ClientBase):
         """The current table's fingerprint, as the server's ``/table`` shows it."""
         return self._table.fingerprint
 
-    # `lookup(service, key, min=1, max=None, exclude=(), spread=None)` is `_ClientBase.lookup`, in
-    # Rust: the call costs no Python frame. It converts `exclude` as `_identities` does, and reads
-    # `_table` (a slot of `_ClientBase`) once.
-
-    def lookup_many(self, service, keys, min=1, max=None, exclude=_NO_EXCLUDE, spread=None):
-        """``lookup`` for many keys, all against one table: a dict from each distinct key to its
-        answer, as the server's batch answer. No keys raise ``InvalidLookupError``, as the
-        server answers 400 to an empty batch."""
-        if exclude is not _NO_EXCLUDE:
-            exclude = _identities(exclude)
-        return self._table.lookup_many(service, keys, min, max, exclude, spread)
+    # `lookup(service, key, min=1, max=None, exclude=(), spread=None)` and `lookup_many(service,
+    # keys, ...)` are `_ClientBase`'s, in Rust: a call costs no Python frame. They read `_table`
+    # (a slot of `_ClientBase`) once, and refuse an `exclude` that is a string.
 
     def refresh(self):
         """Fetches the table now. Returns None when the client has a good, current table, or
