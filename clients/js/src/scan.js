@@ -1324,9 +1324,8 @@ export class Scanner {
     if (pages > 0) memory.grow(pages);
     this.bytes = new Uint8Array(memory.buffer);
     this.keyBytes = this.bytes.subarray(this.key, this.key + KEY_BYTES);
-    this.words = new Uint32Array(memory.buffer);
+    const words = (this.words = new Uint32Array(memory.buffer));
     this.indexes = new Uint32Array(memory.buffer, this.out + IDX, SCAN_K);
-    const words = new Uint32Array(memory.buffer);
     const floats = new Float32Array(memory.buffer);
     const doubles = new Float64Array(memory.buffer);
     this.slots = services.map(({ idH, idL, weighted, weights }, s) => {
